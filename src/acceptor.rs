@@ -1,0 +1,78 @@
+//! The acceptor actor: owns the listening socket, accepts connections and
+//! deals them round-robin to the IO actors.
+//!
+//! It runs on the thread that called `serve`. It never blocks except in
+//! `epoll_wait`; `close()` wakes it through its `Waker`. When the process
+//! is out of file descriptors, `accept` fails with `EMFILE`; the pending
+//! connections stay in the kernel backlog and the acceptor retries every
+//! 100 ms instead of spinning.
+
+use crate::io::{IoHandle, IoMsg};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+pub(crate) const LISTENER: Token = Token(0);
+pub(crate) const WAKER: Token = Token(1);
+const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+
+pub(crate) struct Acceptor<'a> {
+    pub(crate) poll: Poll,
+    pub(crate) listener: TcpListener,
+    pub(crate) ios: Vec<IoHandle>,
+    pub(crate) stop: &'a AtomicBool,
+    pub(crate) log: slog::Logger,
+}
+
+impl Acceptor<'_> {
+    /// Accepts until `stop` is set (and the waker fires).
+    pub(crate) fn run(mut self) -> io::Result<()> {
+        self.poll
+            .registry()
+            .register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        let mut events = Events::with_capacity(64);
+        let mut next = 0usize;
+        let mut backoff = false;
+        while !self.stop.load(Ordering::Acquire) {
+            let timeout = backoff.then_some(EMFILE_BACKOFF);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            backoff = false;
+            loop {
+                match self.listener.accept() {
+                    Ok((stream, addr)) => {
+                        // Responses and frames leave in one write each;
+                        // Nagle would only add latency.
+                        let _ = stream.set_nodelay(true);
+                        self.ios[next].post(IoMsg::Accept(stream, addr));
+                        next = (next + 1) % self.ios.len();
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) if matches!(e.raw_os_error(), Some(libc_emfile) if is_resource_exhaustion(libc_emfile)) => {
+                        slog::warn!(self.log, "accept failed: out of resources, backing off"; "error" => %e);
+                        backoff = true;
+                        break;
+                    }
+                    // A connection reset before accept, and the like: its
+                    // own problem, not the listener's.
+                    Err(e) => {
+                        slog::debug!(self.log, "accept failed"; "error" => %e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// EMFILE, ENFILE, ENOBUFS, ENOMEM (Linux numbering).
+fn is_resource_exhaustion(errno: i32) -> bool {
+    matches!(errno, 24 | 23 | 105 | 12)
+}

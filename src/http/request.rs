@@ -1,0 +1,329 @@
+//! `Request`: what a handler receives, and the one way to answer it.
+
+use crate::connection::Connection;
+use crate::http::compress::{self, Encoding};
+use crate::http::{date, status, url, Headers};
+use crate::scheduler::Done;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The HTTP version of a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Version {
+    /// HTTP/1.0
+    Http10,
+    /// HTTP/1.1
+    Http11,
+}
+
+/// A request as the reader actor parsed it, before the worker decodes it.
+pub(crate) struct RawRequest {
+    pub(crate) method: String,
+    pub(crate) target: String,
+    pub(crate) version: Version,
+    pub(crate) headers: Headers,
+    pub(crate) body: Vec<u8>,
+    pub(crate) keep_alive: bool,
+}
+
+/// A complete response, as returned by error handlers.
+#[derive(Clone, Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header fields (natron adds `Content-Length`, `Date`, `Connection`).
+    pub headers: Headers,
+    /// Content.
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    /// A response with `status`, `headers` and `body`.
+    pub fn new(status: u16, headers: impl Into<Headers>, body: impl Into<Vec<u8>>) -> Self {
+        Response {
+            status,
+            headers: headers.into(),
+            body: body.into(),
+        }
+    }
+
+    /// A `text/plain` response carrying `status`'s reason phrase.
+    pub fn plain(status: u16) -> Self {
+        Response::new(
+            status,
+            [("Content-Type", "text/plain; charset=utf-8")],
+            status::reason(status),
+        )
+    }
+}
+
+/// Builds the response sent for a request that was not answered: the
+/// handler panicked (`reason` says so) or dropped the request.
+pub type ErrorHandler = Arc<dyn Fn(&str) -> Response + Send + Sync>;
+
+/// An HTTP request.
+///
+/// Answer it with [`Request::respond`], which consumes it, so a request is
+/// answered at most once. It may be moved to another thread and answered
+/// there; the connection's next request is handled only after this one is
+/// answered, so pipelined responses keep their order. A request dropped
+/// unanswered (or whose handler panicked) is answered `500` and logged.
+pub struct Request {
+    pub(crate) method: String,
+    pub(crate) uri: String,
+    pub(crate) version: Version,
+    pub(crate) path: String,
+    pub(crate) query: Vec<(String, String)>,
+    pub(crate) path_params: Vec<(String, String)>,
+    pub(crate) headers: Headers,
+    pub(crate) body: Vec<u8>,
+    pub(crate) remote_addr: SocketAddr,
+    pub(crate) responder: Responder,
+}
+
+impl Request {
+    pub(crate) fn new(raw: RawRequest, done: Done<Connection>) -> Request {
+        let (path, query) = url::split_target(&raw.target);
+        let conn = done.actor();
+        let remote_addr = conn.remote;
+        let encoding = raw.headers.get("accept-encoding").and_then(compress::negotiate);
+        let head = raw.method == "HEAD";
+        Request {
+            responder: Responder {
+                done: Some(done),
+                keep_alive: raw.keep_alive,
+                version: raw.version,
+                head,
+                encoding,
+                error_handler: None,
+            },
+            method: raw.method,
+            uri: raw.target,
+            version: raw.version,
+            path,
+            query,
+            path_params: Vec::new(),
+            headers: raw.headers,
+            body: raw.body,
+            remote_addr,
+        }
+    }
+
+    /// The method, e.g. `GET`.
+    pub fn method(&self) -> &str {
+        &self.method
+    }
+
+    /// The request target exactly as sent, e.g. `/a%20b?x=1`.
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    /// The HTTP version.
+    pub fn version(&self) -> Version {
+        self.version
+    }
+
+    /// The percent-decoded path, e.g. `/a b`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// Decoded query parameters in order, duplicates kept.
+    pub fn query_params(&self) -> &[(String, String)] {
+        &self.query
+    }
+
+    /// The first value of query parameter `name`.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Parameters captured by the router (`@name` segments).
+    pub fn path_params(&self) -> &[(String, String)] {
+        &self.path_params
+    }
+
+    /// The value of path parameter `name`.
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    /// The header fields.
+    pub fn headers(&self) -> &Headers {
+        &self.headers
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name)
+    }
+
+    /// The body (de-chunked).
+    pub fn body(&self) -> &[u8] {
+        &self.body
+    }
+
+    /// Takes the body out of the request, leaving it empty.
+    pub fn take_body(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.body)
+    }
+
+    /// The peer's address.
+    pub fn remote_addr(&self) -> SocketAddr {
+        self.remote_addr
+    }
+
+    /// Sends the response. `Content-Length`, `Date` and `Connection` are
+    /// set by natron; the body is compressed when the client accepts gzip
+    /// or deflate, the body is larger than ~860 bytes and no
+    /// `Content-Encoding` is set. HEAD responses carry no body.
+    pub fn respond(mut self, status: u16, headers: impl Into<Headers>, body: impl Into<Vec<u8>>) {
+        self.responder.send(status, headers.into(), body.into());
+    }
+
+    /// Installs the builder of the response sent if this request is not
+    /// answered (panic or drop).
+    pub(crate) fn set_error_handler(&mut self, handler: ErrorHandler) {
+        self.responder.error_handler = Some(handler);
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method)
+            .field("uri", &self.uri)
+            .field("version", &self.version)
+            .field("headers", &self.headers)
+            .field("body_len", &self.body.len())
+            .field("remote_addr", &self.remote_addr)
+            .finish()
+    }
+}
+
+/// The answering half of a request: holds the connection's run right, so
+/// the next event of the connection waits until this one is answered.
+pub(crate) struct Responder {
+    done: Option<Done<Connection>>,
+    keep_alive: bool,
+    version: Version,
+    head: bool,
+    encoding: Option<Encoding>,
+    error_handler: Option<ErrorHandler>,
+}
+
+impl Responder {
+    fn send(&mut self, status: u16, headers: Headers, body: Vec<u8>) {
+        let Some(done) = self.done.take() else { return };
+        let conn = done.actor();
+        let close = !self.keep_alive
+            || headers.has_token("connection", "close")
+            || conn.app.is_draining();
+        let bytes = serialize(status, headers, body, self.version, self.head, self.encoding, close);
+        conn.send_response(bytes, close);
+        // `done` drops here, after the response is queued: the next event
+        // of this connection cannot run before it.
+    }
+
+    /// Takes the run right out without answering: the request has been
+    /// handed over to another protocol (WebSocket upgrade).
+    #[allow(dead_code)]
+    pub(crate) fn take_done(&mut self) -> Option<Done<Connection>> {
+        self.done.take()
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        let Some(done) = self.done.as_ref() else { return };
+        let panicking = std::thread::panicking();
+        let reason = if panicking {
+            "handler panicked"
+        } else {
+            "handler dropped the request without responding"
+        };
+        slog::error!(done.actor().app.log, "request not answered, sending 500"; "reason" => reason);
+        let response = match &self.error_handler {
+            Some(h) => {
+                // The error handler is user code: if it panics too, fall back.
+                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(reason))) {
+                    Ok(r) => r,
+                    Err(_) => Response::plain(500),
+                }
+            }
+            None => Response::plain(500),
+        };
+        self.send(response.status, response.headers, response.body);
+    }
+}
+
+/// Serialises a response. Adds `Date`, `Content-Length` and `Connection`;
+/// compresses the body when negotiated and worth it.
+pub(crate) fn serialize(
+    status: u16,
+    mut headers: Headers,
+    mut body: Vec<u8>,
+    version: Version,
+    head: bool,
+    encoding: Option<Encoding>,
+    close: bool,
+) -> Vec<u8> {
+    let has_body = status::allows_body(status);
+    headers.remove("content-length");
+    headers.remove("transfer-encoding");
+    headers.remove("connection");
+    if let Some(enc) = encoding {
+        if has_body
+            && body.len() >= compress::MIN_COMPRESS_LEN
+            && !headers.contains("content-encoding")
+            && compress::compressible(headers.get("content-type"))
+        {
+            body = compress::encode(enc, &body);
+            headers.append("Content-Encoding", enc.name());
+            if !headers.has_token("vary", "accept-encoding") {
+                headers.append("Vary", "Accept-Encoding");
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(128 + headers.len() * 32 + body.len());
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(status::reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers.iter() {
+        // Header injection guard: a CR or LF in user data would split the
+        // response; drop such fields rather than send them.
+        if name.bytes().chain(value.bytes()).any(|b| b == b'\r' || b == b'\n') || name.is_empty() {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains("date") {
+        out.extend_from_slice(b"Date: ");
+        date::write_now(&mut out);
+        out.extend_from_slice(b"\r\n");
+    }
+    if has_body || status == 304 {
+        if status != 304 {
+            out.extend_from_slice(b"Content-Length: ");
+            out.extend_from_slice(body.len().to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if version == Version::Http10 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if has_body && !head {
+        out.extend_from_slice(&body);
+    }
+    out
+}

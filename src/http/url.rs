@@ -1,0 +1,106 @@
+//! Percent-decoding of request targets and query strings.
+
+/// Decodes `%XX` escapes; with `plus_is_space`, `+` becomes a space (the
+/// `application/x-www-form-urlencoded` rule for query strings). Invalid
+/// escapes are kept literally; invalid UTF-8 is replaced with U+FFFD.
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let bytes = s.as_bytes();
+    if !bytes.iter().any(|&b| b == b'%' || (plus_is_space && b == b'+')) {
+        return s.to_owned();
+    }
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() && hex(bytes[i + 1]).is_some() && hex(bytes[i + 2]).is_some() => {
+                out.push(hex(bytes[i + 1]).unwrap() << 4 | hex(bytes[i + 2]).unwrap());
+                i += 3;
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Splits a request target into its decoded path and decoded query pairs.
+/// Duplicate keys are kept in order; a key without `=` has an empty value.
+pub(crate) fn split_target(target: &str) -> (String, Vec<(String, String)>) {
+    // Absolute-form (`http://host/path?q`) is reduced to its path.
+    let target = match target.find("://") {
+        Some(i) if !target.starts_with('/') => {
+            let rest = &target[i + 3..];
+            match rest.find(['/', '?']) {
+                Some(j) => &rest[j..],
+                None => "/",
+            }
+        }
+        _ => target,
+    };
+    let target = target.split('#').next().unwrap_or("");
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, q),
+        None => (target, ""),
+    };
+    let mut path = percent_decode(path, false);
+    if path.is_empty() {
+        path.push('/');
+    }
+    (path, parse_query(query))
+}
+
+/// Parses `a=1&b=2&a=3` into decoded pairs, keeping duplicates.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (percent_decode(k, true), percent_decode(v, true)),
+            None => (percent_decode(pair, true), String::new()),
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_path_and_query() {
+        let (p, q) = split_target("/a%20b/c?x=1&y=a+b&x=%2F&flag");
+        assert_eq!(p, "/a b/c");
+        assert_eq!(
+            q,
+            vec![
+                ("x".into(), "1".into()),
+                ("y".into(), "a b".into()),
+                ("x".into(), "/".into()),
+                ("flag".into(), String::new())
+            ]
+        );
+    }
+
+    #[test]
+    fn keeps_bad_escapes_and_handles_absolute_form() {
+        assert_eq!(percent_decode("%zz%4", false), "%zz%4");
+        assert_eq!(percent_decode("a+b", false), "a+b");
+        assert_eq!(split_target("http://h:1/p?q=1").0, "/p");
+        assert_eq!(split_target("http://h").0, "/");
+        assert_eq!(percent_decode("%ff", false), "\u{fffd}");
+    }
+}

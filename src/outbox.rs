@@ -1,0 +1,120 @@
+//! The outbound queue of an IO actor: a FIFO channel plus a wakeup.
+//!
+//! Workers, the acceptor and `WebSocket` handles post messages (responses,
+//! frames, new sockets) to the IO actor that owns a socket through its
+//! `Outbox`. The IO actor sleeps in `epoll`; posting wakes it.
+//!
+//! Invariants (checked in `models/outbound_order.rs`):
+//!
+//! * **Order.** Messages posted by one thread, or by threads ordered by
+//!   happens-before (a request answered, then the next request of the same
+//!   connection answered on another worker), are received in that order.
+//!   The channel is one linearisable FIFO for all senders.
+//! * **No lost wakeup.** After [`Outbox::post`] returns, the receiver
+//!   will see the message: either the `notified` flag was clear and the
+//!   poster wakes it, or the flag was set by an earlier poster whose wake
+//!   the receiver has not yet consumed; the receiver clears the flag with
+//!   a swap *before* draining, so whatever was posted before that swap is
+//!   drained.
+//! * Wakeups coalesce: a burst of posts costs one `eventfd` write.
+//!
+//! The queue is unbounded in messages. Its producers bound it: a
+//! connection has at most `MAX_PIPELINE` responses outstanding, and
+//! WebSocket sends are bounded per connection in bytes.
+
+use crate::sync::channel::{unbounded, Receiver, Sender, TryRecvError};
+use crate::sync::{Arc, AtomicBool, Ordering};
+
+/// Something that wakes the receiving thread (`mio::Waker` normally).
+pub(crate) trait Wake: Send + Sync {
+    fn wake(&self);
+}
+
+#[cfg(not(loom))]
+impl Wake for mio::Waker {
+    fn wake(&self) {
+        // Failing to write the eventfd means the IO thread is gone, and then
+        // nobody is left to wake.
+        let _ = mio::Waker::wake(self);
+    }
+}
+
+/// Sending half; cheap to clone.
+pub(crate) struct Outbox<T, W: Wake> {
+    tx: Sender<T>,
+    shared: Arc<Shared<W>>,
+}
+
+struct Shared<W> {
+    notified: AtomicBool,
+    waker: W,
+}
+
+impl<T, W: Wake> Clone for Outbox<T, W> {
+    fn clone(&self) -> Self {
+        Outbox {
+            tx: self.tx.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Receiving half, owned by the IO actor.
+pub(crate) struct Inbox<T, W: Wake> {
+    rx: Receiver<T>,
+    shared: Arc<Shared<W>>,
+}
+
+pub(crate) fn outbox<T, W: Wake>(waker: W) -> (Outbox<T, W>, Inbox<T, W>) {
+    let (tx, rx) = unbounded();
+    let shared = Arc::new(Shared {
+        notified: AtomicBool::new(false),
+        waker,
+    });
+    (
+        Outbox {
+            tx,
+            shared: shared.clone(),
+        },
+        Inbox { rx, shared },
+    )
+}
+
+impl<T, W: Wake> Outbox<T, W> {
+    /// Posts a message and wakes the receiver if it may be asleep.
+    pub(crate) fn post(&self, msg: T) {
+        // The receiver lives as long as any IO thread; after it is gone the
+        // message is moot.
+        let _ = self.tx.send(msg);
+        #[cfg(natron_mutant = "lost_outbound_wakeup")]
+        {
+            // Mutant: reads the flag without the read-modify-write.
+            if !self.shared.notified.load(Ordering::Relaxed) {
+                self.shared.notified.store(true, Ordering::Relaxed);
+                self.shared.waker.wake();
+            }
+            return;
+        }
+        #[allow(unreachable_code)]
+        if !self.shared.notified.swap(true, Ordering::AcqRel) {
+            self.shared.waker.wake();
+        }
+    }
+}
+
+impl<T, W: Wake> Inbox<T, W> {
+    /// Re-arms the wakeup. Call once per wakeup, before draining.
+    pub(crate) fn rearm(&self) {
+        self.shared.notified.swap(false, Ordering::AcqRel);
+    }
+
+    /// Takes the next message, if any.
+    pub(crate) fn try_recv(&self) -> Option<T> {
+        match self.rx.try_recv() {
+            Ok(m) => Some(m),
+            Err(TryRecvError::Empty) => None,
+            #[cfg(not(loom))]
+            Err(TryRecvError::Disconnected) => None,
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! The reader role of the IO actor: turns the bytes of one connection into
+//! complete requests.
+//!
+//! The reader is pure: it never touches a socket. The IO actor appends what
+//! it reads with [`Reader::extend`] and calls [`Reader::next`] until it
+//! returns [`Parsed::NeedMore`].
+//!
+//! Contract and bounds:
+//!
+//! * A head (request line + fields) is at most `max_headers_len` bytes,
+//!   else `431`. httparse is stateless, so the head is parsed once, when its
+//!   terminating empty line has arrived; the search for that line resumes
+//!   where it stopped, so a client trickling bytes costs O(n), not O(n²).
+//! * A body is at most `max_body_len` bytes, else `413`, decided from
+//!   `Content-Length` before any of it is read, or as chunks arrive.
+//! * Framing is strict (RFC 9112 §6): `Transfer-Encoding` other than a
+//!   single final `chunked`, `Content-Length` beside `Transfer-Encoding`,
+//!   duplicate or non-numeric `Content-Length`, obs-fold, whitespace before
+//!   a colon and control characters are all `400`. Every error ends the
+//!   connection, so a request can never be read two ways (no smuggling).
+//! * A request is handed out only whole (head and body), so a slow client
+//!   never holds a worker.
+
+use crate::http::request::{RawRequest, Version};
+use crate::http::Headers;
+
+/// Most header fields in one head; more is `431`.
+const MAX_FIELDS: usize = 100;
+/// Longest chunk-size line (with extensions) before it is `400`.
+const MAX_CHUNK_LINE: usize = 4096;
+
+/// The limits the reader enforces.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_headers_len: usize,
+    pub(crate) max_body_len: usize,
+}
+
+/// A request error: the status to answer with, then close.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct HttpError {
+    pub(crate) status: u16,
+    pub(crate) reason: &'static str,
+}
+
+const fn err(status: u16, reason: &'static str) -> HttpError {
+    HttpError { status, reason }
+}
+
+/// What [`Reader::next`] found.
+pub(crate) enum Parsed {
+    /// A whole request.
+    Request(Box<RawRequest>, Flags),
+    /// The head of a request sending `Expect: 100-continue` has been read
+    /// and its body has not started: the client waits for `100 Continue`.
+    Continue,
+    /// No complete request is buffered.
+    NeedMore,
+}
+
+/// Facts about a request the IO actor acts on.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Flags {
+    /// The request asks to switch protocols (`Connection: upgrade`): read
+    /// nothing after it until it is answered.
+    pub(crate) upgrade: bool,
+}
+
+enum State {
+    /// Waiting for the end of a head; `scanned` bytes after `pos` hold none.
+    Head { scanned: usize },
+    /// Reading the body of `req`.
+    Body {
+        req: Box<RawRequest>,
+        flags: Flags,
+        framing: Framing,
+        expect_continue: bool,
+    },
+}
+
+enum Framing {
+    Length(usize),
+    Chunked(Chunk),
+}
+
+enum Chunk {
+    Size,
+    Data(usize),
+    DataEnd,
+    Trailers { scanned: usize },
+}
+
+pub(crate) struct Reader {
+    buf: Vec<u8>,
+    /// Bytes before `pos` are consumed.
+    pos: usize,
+    state: State,
+}
+
+impl Default for Reader {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reader {
+    pub(crate) fn new() -> Self {
+        Reader {
+            buf: Vec::new(),
+            pos: 0,
+            state: State::Head { scanned: 0 },
+        }
+    }
+
+    /// Appends bytes read from the socket.
+    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+        if self.pos > 0 && self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// Bytes buffered and not yet consumed.
+    pub(crate) fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Takes every unconsumed byte out (what follows an upgrade request).
+    pub(crate) fn take_buffered(&mut self) -> Vec<u8> {
+        let rest = self.buf[self.pos..].to_vec();
+        self.buf = Vec::new();
+        self.pos = 0;
+        rest
+    }
+
+    /// Whether no part of a request is buffered.
+    pub(crate) fn is_idle(&self) -> bool {
+        matches!(self.state, State::Head { .. }) && self.pos == self.buf.len()
+    }
+
+    /// Whether a head has been read and its body is being read.
+    pub(crate) fn in_body(&self) -> bool {
+        matches!(self.state, State::Body { .. })
+    }
+
+    /// Parses the next request out of the buffer.
+    pub(crate) fn next(&mut self, limits: &Limits) -> Result<Parsed, HttpError> {
+        loop {
+            match &mut self.state {
+                State::Head { scanned } => {
+                    // RFC 9112 §2.2: ignore empty lines before a request line.
+                    while self.buf[self.pos..].starts_with(b"\r\n") {
+                        self.pos += 2;
+                    }
+                    while self.buf[self.pos..].starts_with(b"\n") {
+                        self.pos += 1;
+                    }
+                    let avail = &self.buf[self.pos..];
+                    let Some(end) = find_head_end(avail, *scanned) else {
+                        if avail.len() > limits.max_headers_len {
+                            return Err(err(431, "request header section too large"));
+                        }
+                        *scanned = avail.len().saturating_sub(3);
+                        self.compact();
+                        return Ok(Parsed::NeedMore);
+                    };
+                    if end > limits.max_headers_len {
+                        return Err(err(431, "request header section too large"));
+                    }
+                    let (req, flags, framing, expect_continue) = parse_head(&avail[..end], limits)?;
+                    self.pos += end;
+                    match framing {
+                        Framing::Length(0) => {
+                            self.state = State::Head { scanned: 0 };
+                            return Ok(Parsed::Request(req, flags));
+                        }
+                        framing => {
+                            self.state = State::Body {
+                                req,
+                                flags,
+                                framing,
+                                expect_continue,
+                            };
+                        }
+                    }
+                }
+                State::Body {
+                    req,
+                    framing,
+                    expect_continue,
+                    ..
+                } => {
+                    let avail = &self.buf[self.pos..];
+                    if *expect_continue {
+                        *expect_continue = false;
+                        if avail.is_empty() && req.body.is_empty() {
+                            return Ok(Parsed::Continue);
+                        }
+                    }
+                    match framing {
+                        Framing::Length(remaining) => {
+                            let n = (*remaining).min(avail.len());
+                            req.body.extend_from_slice(&avail[..n]);
+                            self.pos += n;
+                            *remaining -= n;
+                            if *remaining > 0 {
+                                self.compact();
+                                return Ok(Parsed::NeedMore);
+                            }
+                        }
+                        Framing::Chunked(chunk) => {
+                            if !read_chunked(chunk, &self.buf, &mut self.pos, &mut req.body, limits)? {
+                                self.compact();
+                                return Ok(Parsed::NeedMore);
+                            }
+                        }
+                    }
+                    let State::Body { req, flags, .. } = std::mem::replace(&mut self.state, State::Head { scanned: 0 }) else {
+                        unreachable!("state is Body in this arm")
+                    };
+                    return Ok(Parsed::Request(req, flags));
+                }
+            }
+        }
+    }
+
+    /// Drops consumed bytes once they are most of the buffer, and frees the
+    /// buffer when empty, so idle connections hold no buffer.
+    fn compact(&mut self) {
+        if self.pos == self.buf.len() {
+            self.buf = Vec::new();
+            self.pos = 0;
+        } else if self.pos > 4096 && self.pos * 2 > self.buf.len() {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+    }
+
+    /// Releases the buffer if everything in it was consumed.
+    pub(crate) fn shrink_if_idle(&mut self) {
+        if self.pos == self.buf.len() && matches!(self.state, State::Head { .. }) {
+            self.buf = Vec::new();
+            self.pos = 0;
+        }
+    }
+}
+
+/// Finds the end of a head (just past its empty line), searching from
+/// `from`. Accepts bare LF line ends as httparse does, so both always agree
+/// on where a head ends.
+fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
+    let mut i = from;
+    while i < buf.len() {
+        if buf[i] == b'\n' {
+            if buf.get(i + 1) == Some(&b'\n') {
+                return Some(i + 2);
+            }
+            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
+                return Some(i + 3);
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+type Head = (Box<RawRequest>, Flags, Framing, bool);
+
+fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
+    let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+    let mut parsed = httparse::Request::new(&mut fields);
+    match parsed.parse(head) {
+        Ok(httparse::Status::Complete(_)) => {}
+        Ok(httparse::Status::Partial) => return Err(err(400, "malformed request head")),
+        Err(httparse::Error::Version) => return Err(err(505, "HTTP version not supported")),
+        Err(httparse::Error::TooManyHeaders) => return Err(err(431, "too many header fields")),
+        Err(_) => return Err(err(400, "malformed request head")),
+    }
+    let version = match parsed.version {
+        Some(0) => Version::Http10,
+        Some(1) => Version::Http11,
+        _ => return Err(err(505, "HTTP version not supported")),
+    };
+    let method = parsed.method.unwrap_or("").to_owned();
+    let target = parsed.path.unwrap_or("").to_owned();
+    if target.is_empty() {
+        return Err(err(400, "empty request target"));
+    }
+    let mut headers = Headers::new();
+    for f in parsed.headers.iter() {
+        // httparse has already rejected control characters other than HTAB;
+        // obs-text (0x80..) is kept, lossily, as field values are text.
+        headers.append(f.name, String::from_utf8_lossy(f.value).trim().to_owned());
+    }
+
+    // Framing: RFC 9112 §6.1-6.3, strict.
+    let te_present = headers.contains("transfer-encoding");
+    let mut lengths = headers.get_all("content-length");
+    let content_length = match (lengths.next(), lengths.next()) {
+        (None, _) => None,
+        (Some(_), Some(_)) => return Err(err(400, "duplicate Content-Length")),
+        (Some(v), None) => {
+            if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(err(400, "invalid Content-Length"));
+            }
+            Some(v.parse::<u64>().map_err(|_| err(400, "invalid Content-Length"))?)
+        }
+    };
+    drop(lengths);
+    let framing = if te_present {
+        if content_length.is_some() {
+            return Err(err(400, "both Content-Length and Transfer-Encoding"));
+        }
+        if version == Version::Http10 {
+            return Err(err(400, "Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        let mut codings = headers.get_all("transfer-encoding").flat_map(|v| v.split(','));
+        match (codings.next().map(str::trim), codings.next()) {
+            (Some(c), None) if c.eq_ignore_ascii_case("chunked") => Framing::Chunked(Chunk::Size),
+            _ => return Err(err(400, "unsupported Transfer-Encoding")),
+        }
+    } else {
+        let len = content_length.unwrap_or(0);
+        if len > limits.max_body_len as u64 {
+            return Err(err(413, "request body too large"));
+        }
+        Framing::Length(len as usize)
+    };
+
+    match headers.get_all("host").count() {
+        0 if version == Version::Http11 => return Err(err(400, "missing Host")),
+        0 | 1 => {}
+        _ => return Err(err(400, "duplicate Host")),
+    }
+
+    let expect_continue = match headers.get("expect") {
+        None => false,
+        Some(v) if v.eq_ignore_ascii_case("100-continue") => version == Version::Http11,
+        Some(_) => return Err(err(417, "unsupported expectation")),
+    };
+
+    let close = headers.has_token("connection", "close");
+    let keep_alive = match version {
+        Version::Http11 => !close,
+        Version::Http10 => !close && headers.has_token("connection", "keep-alive"),
+    };
+    let flags = Flags {
+        upgrade: headers.has_token("connection", "upgrade") && headers.contains("upgrade"),
+    };
+    let req = Box::new(RawRequest {
+        method,
+        target,
+        version,
+        headers,
+        body: Vec::new(),
+        keep_alive,
+    });
+    Ok((req, flags, framing, expect_continue))
+}
+
+/// Advances the chunked decoder. Returns `Ok(true)` once the last chunk and
+/// the trailer section are read.
+fn read_chunked(
+    chunk: &mut Chunk,
+    buf: &[u8],
+    pos: &mut usize,
+    body: &mut Vec<u8>,
+    limits: &Limits,
+) -> Result<bool, HttpError> {
+    loop {
+        let avail = &buf[*pos..];
+        match chunk {
+            Chunk::Size => match httparse::parse_chunk_size(avail) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    *pos += used;
+                    if size == 0 {
+                        *chunk = Chunk::Trailers { scanned: 0 };
+                    } else {
+                        if size > (limits.max_body_len - body.len()) as u64 {
+                            return Err(err(413, "request body too large"));
+                        }
+                        *chunk = Chunk::Data(size as usize);
+                    }
+                }
+                Ok(httparse::Status::Partial) => {
+                    if avail.len() > MAX_CHUNK_LINE {
+                        return Err(err(400, "chunk size line too long"));
+                    }
+                    return Ok(false);
+                }
+                Err(_) => return Err(err(400, "invalid chunk size")),
+            },
+            Chunk::Data(remaining) => {
+                let n = (*remaining).min(avail.len());
+                body.extend_from_slice(&avail[..n]);
+                *pos += n;
+                *remaining -= n;
+                if *remaining > 0 {
+                    return Ok(false);
+                }
+                *chunk = Chunk::DataEnd;
+            }
+            Chunk::DataEnd => {
+                if avail.len() < 2 {
+                    return Ok(false);
+                }
+                if &avail[..2] != b"\r\n" {
+                    return Err(err(400, "chunk data not followed by CRLF"));
+                }
+                *pos += 2;
+                *chunk = Chunk::Size;
+            }
+            Chunk::Trailers { scanned } => {
+                // Trailer fields are accepted and discarded (RFC 9112 §7.1.2
+                // lets a recipient do so), but must be well-formed.
+                if avail.starts_with(b"\r\n") {
+                    *pos += 2;
+                    return Ok(true);
+                }
+                let Some(end) = find_head_end(avail, *scanned) else {
+                    if avail.len() > limits.max_headers_len {
+                        return Err(err(431, "trailer section too large"));
+                    }
+                    if avail.len() >= 2 && !avail.starts_with(b"\r") {
+                        *scanned = avail.len().saturating_sub(3);
+                    }
+                    return Ok(false);
+                };
+                if end > limits.max_headers_len {
+                    return Err(err(431, "trailer section too large"));
+                }
+                let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+                match httparse::parse_headers(&avail[..end], &mut fields) {
+                    Ok(httparse::Status::Complete(_)) => {}
+                    _ => return Err(err(400, "malformed trailer section")),
+                }
+                *pos += end;
+                return Ok(true);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: Limits = Limits {
+        max_headers_len: 8192,
+        max_body_len: 1 << 20,
+    };
+
+    fn parse_all(input: &[u8]) -> Result<Vec<Box<RawRequest>>, HttpError> {
+        let mut r = Reader::new();
+        r.extend(input);
+        let mut out = Vec::new();
+        loop {
+            match r.next(&LIMITS)? {
+                Parsed::Request(req, _) => out.push(req),
+                Parsed::Continue => {}
+                Parsed::NeedMore => return Ok(out),
+            }
+        }
+    }
+
+    #[test]
+    fn byte_at_a_time_equals_all_at_once() {
+        let input = b"POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3;ext=1\r\nabc\r\n0\r\nT: v\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\nhi";
+        let whole = parse_all(input).unwrap();
+        let mut r = Reader::new();
+        let mut got = Vec::new();
+        for b in input.iter() {
+            r.extend(&[*b]);
+            while let Parsed::Request(req, _) = r.next(&LIMITS).unwrap() {
+                got.push(req);
+            }
+        }
+        assert_eq!(whole.len(), 2);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].body, b"abc");
+        assert_eq!(got[1].body, b"hi");
+        assert!(r.is_idle());
+    }
+
+    #[test]
+    fn rejects_smuggling_shapes() {
+        for bad in [
+            &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\na"[..],
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: +1\r\n\r\na",
+            b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1 1\r\n\r\na",
+            b"GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",
+            b"GET / HTTP/1.1\r\n\r\n",
+        ] {
+            let e = parse_all(bad).err().unwrap_or_else(|| panic!("accepted {:?}", String::from_utf8_lossy(bad)));
+            assert_eq!(e.status, 400, "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+
+    #[test]
+    fn limits_answer_with_status() {
+        let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        assert_eq!(parse_all(big.as_bytes()).err().unwrap().status, 431);
+        let partial = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(9000));
+        assert_eq!(parse_all(partial.as_bytes()).err().unwrap().status, 431);
+        let body = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n";
+        assert_eq!(parse_all(body).err().unwrap().status, 413);
+        assert_eq!(parse_all(b"GET / HTTP/2.0\r\n\r\n").err().unwrap().status, 505);
+    }
+
+    #[test]
+    fn keep_alive_defaults() {
+        let r = parse_all(b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        assert_eq!(
+            r.iter().map(|r| r.keep_alive).collect::<Vec<_>>(),
+            vec![false, true, false]
+        );
+    }
+}

@@ -1,0 +1,407 @@
+//! The server: configuration, `serve`, and the handle that closes it.
+//!
+//! `serve` builds the actors and runs the acceptor on the calling thread:
+//!
+//! ```text
+//! acceptor ──Accept──▶ IO actor (reader + writer) ──Event──▶ connection mailbox
+//!                        ▲                                        │ scheduler
+//!                        └────────────Response────────── worker runs handler
+//! ```
+//!
+//! Shutdown (`close()`): the acceptor stops and drops the listener; each IO
+//! actor is told to drain (no more requests read; each connection closes
+//! once its in-flight requests are answered and written); after the grace
+//! period any IO actor still waiting is stopped; then the workers are
+//! stopped and joined. A worker whose handler is still running after the
+//! grace period is left detached and logged: natron cannot interrupt user
+//! code.
+
+use crate::acceptor::{self, Acceptor};
+use crate::handler::Handler;
+use crate::io::{io_actor, IoMsg};
+use crate::scheduler::Scheduler;
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Server settings. Defaults follow Mummy where Mummy has one.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) worker_threads: usize,
+    pub(crate) io_threads: usize,
+    pub(crate) max_headers_len: usize,
+    pub(crate) max_body_len: usize,
+    pub(crate) max_message_len: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Config {
+    /// How often IO actors check timeouts: a quarter of the shortest one,
+    /// within 10 ms .. 1 s.
+    pub(crate) fn sweep_interval(&self) -> Duration {
+        (self.header_timeout.min(self.idle_timeout) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let cores = thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        Config {
+            worker_threads: (cores * 10).max(1),
+            io_threads: (cores / 2).max(1),
+            max_headers_len: 8 * 1024,
+            max_body_len: 1024 * 1024,
+            max_message_len: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What every actor of one server shares (read-only after start, but for
+/// the flags).
+pub(crate) struct App {
+    pub(crate) handler: Box<dyn Handler>,
+    pub(crate) log: slog::Logger,
+    pub(crate) config: Config,
+    pub(crate) scheduler: Scheduler,
+    draining: AtomicBool,
+    next_conn_id: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// A process-unique connection id (also its mio token).
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Builds a [`Server`].
+pub struct ServerBuilder {
+    handler: Option<Box<dyn Handler>>,
+    log: Option<slog::Logger>,
+    config: Config,
+}
+
+impl ServerBuilder {
+    /// The request handler (a closure, a `fn`, or a [`crate::Router`]).
+    pub fn handler(mut self, handler: impl Handler) -> Self {
+        self.handler = Some(Box::new(handler));
+        self
+    }
+
+    /// The logger; by default log records are discarded.
+    pub fn logger(mut self, log: slog::Logger) -> Self {
+        self.log = Some(log);
+        self
+    }
+
+    /// Worker threads that run handlers. Default `max(cores * 10, 1)`.
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.config.worker_threads = n.max(1);
+        self
+    }
+
+    /// IO threads (each a `mio` poll loop owning its share of the sockets).
+    /// Default `max(cores / 2, 1)`.
+    pub fn io_threads(mut self, n: usize) -> Self {
+        self.config.io_threads = n.max(1);
+        self
+    }
+
+    /// Largest request head (request line and header fields). Default 8 KiB;
+    /// larger heads are answered `431`.
+    pub fn max_headers_len(mut self, n: usize) -> Self {
+        self.config.max_headers_len = n;
+        self
+    }
+
+    /// Largest request body. Default 1 MiB; larger bodies are answered `413`.
+    pub fn max_body_len(mut self, n: usize) -> Self {
+        self.config.max_body_len = n;
+        self
+    }
+
+    /// Largest WebSocket message. Default 64 KiB.
+    pub fn max_message_len(mut self, n: usize) -> Self {
+        self.config.max_message_len = n;
+        self
+    }
+
+    /// Time from the first byte of a request head to its end before the
+    /// client gets `408`. Default 10 s.
+    pub fn header_timeout(mut self, t: Duration) -> Self {
+        self.config.header_timeout = t;
+        self
+    }
+
+    /// Time an idle keep-alive connection, a stalled body or a client not
+    /// reading its responses is given before the connection closes.
+    /// Default 60 s.
+    pub fn idle_timeout(mut self, t: Duration) -> Self {
+        self.config.idle_timeout = t;
+        self
+    }
+
+    /// How long `close()` waits for in-flight handlers. Default 10 s.
+    pub fn shutdown_grace(mut self, t: Duration) -> Self {
+        self.config.shutdown_grace = t;
+        self
+    }
+
+    /// Builds the server. Without a handler every request gets `404`.
+    pub fn build(self) -> Server {
+        let handler = self.handler.unwrap_or_else(|| {
+            Box::new(|req: crate::Request| req.respond(404, [("Content-Type", "text/plain")], "Not Found"))
+        });
+        Server {
+            app: Arc::new(App {
+                handler,
+                log: self
+                    .log
+                    .unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!())),
+                config: self.config,
+                scheduler: Scheduler::new(),
+                draining: AtomicBool::new(false),
+                next_conn_id: AtomicU64::new(1),
+            }),
+            shared: Arc::new(Shared::default()),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+    closing: AtomicBool,
+    acceptor_waker: Mutex<Option<Arc<mio::Waker>>>,
+}
+
+#[derive(Default, Clone)]
+enum State {
+    #[default]
+    Starting,
+    Ready(SocketAddr),
+    Failed(String),
+    Closed,
+}
+
+/// An HTTP server. Configure it with [`Server::builder`], run it with
+/// [`Server::serve`], stop it from any thread through a [`ServerHandle`].
+pub struct Server {
+    app: Arc<App>,
+    shared: Arc<Shared>,
+}
+
+/// Controls a running [`Server`] from any thread. Cheap to clone.
+#[derive(Clone)]
+pub struct ServerHandle {
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// A builder with the default settings.
+    pub fn builder() -> ServerBuilder {
+        ServerBuilder {
+            handler: None,
+            log: None,
+            config: Config::default(),
+        }
+    }
+
+    /// A server with `handler` and the default settings.
+    pub fn new(handler: impl Handler) -> Server {
+        Server::builder().handler(handler).build()
+    }
+
+    /// A handle to close the server or wait until it is ready.
+    pub fn handle(&self) -> ServerHandle {
+        ServerHandle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Binds `addr` (e.g. `("localhost", 8080)` or `"127.0.0.1:0"`) and
+    /// serves until [`ServerHandle::close`] is called. Returns once every
+    /// natron thread has been joined (see the module docs for a handler
+    /// that never returns).
+    pub fn serve(self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let result = self.serve_inner(addr);
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        *state = match &result {
+            Ok(()) => State::Closed,
+            Err(e) => State::Failed(e.to_string()),
+        };
+        self.shared.changed.notify_all();
+        result
+    }
+
+    fn serve_inner(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        let app = &self.app;
+        let listener = bind(addr)?;
+        let local = listener.local_addr()?;
+        let poll = mio::Poll::new()?;
+        let waker = Arc::new(mio::Waker::new(poll.registry(), acceptor::WAKER)?);
+        *self.shared.acceptor_waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker);
+
+        // Workers.
+        let (worker_exit_tx, worker_exit_rx) = mpsc::channel::<()>();
+        let mut workers = Vec::new();
+        for i in 0..app.config.worker_threads {
+            let app = app.clone();
+            let exit = worker_exit_tx.clone();
+            workers.push(
+                thread::Builder::new()
+                    .name(format!("natron-worker-{i}"))
+                    .spawn(move || {
+                        // Handler panics are caught around each handler; this
+                        // loop only guards against a bug in natron itself.
+                        while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.scheduler.run_worker())).is_err() {
+                            slog::error!(app.log, "worker recovered from an internal panic");
+                        }
+                        let _ = exit.send(());
+                    })?,
+            );
+        }
+
+        // IO actors.
+        let (io_exit_tx, io_exit_rx) = mpsc::channel::<()>();
+        let mut ios = Vec::new();
+        let mut io_threads = Vec::new();
+        for i in 0..app.config.io_threads {
+            let (actor, handle) = io_actor(app.clone())?;
+            let exit = io_exit_tx.clone();
+            ios.push(handle);
+            io_threads.push(thread::Builder::new().name(format!("natron-io-{i}")).spawn(move || {
+                actor.run();
+                let _ = exit.send(());
+            })?);
+        }
+
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            *state = State::Ready(local);
+            self.shared.changed.notify_all();
+        }
+        slog::info!(app.log, "serving"; "addr" => %local);
+
+        let accepted = Acceptor {
+            poll,
+            listener,
+            ios: ios.clone(),
+            stop: &self.shared.closing,
+            log: app.log.clone(),
+        }
+        .run();
+        // The listener is dropped: new connections are refused from here on.
+
+        let deadline = Instant::now() + app.config.shutdown_grace;
+        app.draining.store(true, Ordering::Release);
+        for io in &ios {
+            io.post(IoMsg::Drain);
+        }
+        let mut io_left = io_threads.len();
+        while io_left > 0 && io_exit_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok() {
+            io_left -= 1;
+        }
+        if io_left > 0 {
+            slog::warn!(app.log, "shutdown grace expired; closing remaining connections"; "io_threads_waiting" => io_left);
+            for io in &ios {
+                io.post(IoMsg::Stop);
+            }
+        }
+        for t in io_threads {
+            let _ = t.join();
+        }
+
+        for _ in 0..workers.len() {
+            app.scheduler.stop_one();
+        }
+        let mut stopped = 0;
+        let worker_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
+        while stopped < workers.len()
+            && worker_exit_rx
+                .recv_timeout(worker_deadline.saturating_duration_since(Instant::now()))
+                .is_ok()
+        {
+            stopped += 1;
+        }
+        if stopped == workers.len() {
+            for w in workers {
+                let _ = w.join();
+            }
+        } else {
+            slog::error!(app.log, "handlers still running after the shutdown grace; leaving their workers detached";
+                "stuck" => workers.len() - stopped);
+            for w in workers.into_iter().filter(|w| w.is_finished()) {
+                let _ = w.join();
+            }
+        }
+        slog::info!(app.log, "server closed");
+        accepted
+    }
+}
+
+impl ServerHandle {
+    /// Stops the server: no new connections; in-flight requests are
+    /// answered within the shutdown grace; `serve` returns once every
+    /// thread is joined. Callable from any thread, any number of times.
+    pub fn close(&self) {
+        self.shared.closing.store(true, Ordering::Release);
+        if let Some(w) = self.shared.acceptor_waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = w.wake();
+        }
+    }
+
+    /// Blocks until the server is listening and returns its address (useful
+    /// with port 0), or fails if `serve` failed or `timeout` (wall clock)
+    /// passed.
+    pub fn wait_until_ready(&self, timeout: Duration) -> io::Result<SocketAddr> {
+        let deadline = Instant::now() + timeout;
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            match &*state {
+                State::Ready(addr) => return Ok(*addr),
+                State::Failed(e) => return Err(io::Error::other(format!("server failed to start: {e}"))),
+                State::Closed => return Err(io::Error::other("server is closed")),
+                State::Starting => {}
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "server not ready in time"));
+            }
+            state = self.shared.changed.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+
+    /// The bound address once ready.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        match &*self.shared.state.lock().unwrap_or_else(|e| e.into_inner()) {
+            State::Ready(addr) => Some(*addr),
+            _ => None,
+        }
+    }
+}
+
+/// Binds the first address of `addr` that works (backlog 1024).
+fn bind(addr: impl ToSocketAddrs) -> io::Result<mio::net::TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
+    for a in addr.to_socket_addrs()? {
+        match mio::net::TcpListener::bind(a) {
+            Ok(l) => return Ok(l),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}

@@ -1,0 +1,117 @@
+//! The one place natron takes its synchronisation primitives from.
+//!
+//! The scheduler, the mailbox and the outbound queue import `Arc`, `Mutex`,
+//! atomics and channels from here and nowhere else. Normally these are the
+//! `std` types and `crossbeam-channel`; under `RUSTFLAGS="--cfg loom"` they
+//! are loom's, and the channel is a small FIFO built on loom's `Mutex` and
+//! `Condvar` (loom cannot see inside crossbeam). The logic that uses them is
+//! the same code in both builds, which is what lets `models/` check the code
+//! that ships.
+
+#[cfg(not(loom))]
+pub(crate) use std::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex, MutexGuard,
+};
+
+#[cfg(loom)]
+pub(crate) use loom::sync::{
+    atomic::{AtomicBool, Ordering},
+    Arc, Mutex, MutexGuard,
+};
+
+/// Locks `m`, ignoring poisoning.
+///
+/// No natron lock is ever held while user code runs, so a poisoned lock
+/// can only come from a bug inside natron's own short critical sections;
+/// the data behind it is still consistent (every section is a few
+/// push/pop/flag updates that cannot panic half-way).
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    #[cfg(not(loom))]
+    {
+        m.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    #[cfg(loom)]
+    {
+        m.lock().unwrap()
+    }
+}
+
+/// Multi-producer multi-consumer FIFO channels.
+pub(crate) mod channel {
+    #[cfg(not(loom))]
+    pub(crate) use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+
+    #[cfg(loom)]
+    pub(crate) use self::loom_channel::{unbounded, Receiver, Sender, TryRecvError};
+
+    #[cfg(loom)]
+    mod loom_channel {
+        use loom::sync::{Arc, Condvar, Mutex};
+        use std::collections::VecDeque;
+
+        /// Same contract as crossbeam's unbounded channel, minus
+        /// disconnection (natron never relies on it inside the models).
+        struct Chan<T> {
+            queue: Mutex<VecDeque<T>>,
+            ready: Condvar,
+        }
+
+        pub(crate) struct Sender<T>(Arc<Chan<T>>);
+        pub(crate) struct Receiver<T>(Arc<Chan<T>>);
+
+        #[derive(Debug, PartialEq, Eq)]
+        pub(crate) enum TryRecvError {
+            Empty,
+        }
+
+        pub(crate) fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
+            let chan = Arc::new(Chan {
+                queue: Mutex::new(VecDeque::new()),
+                ready: Condvar::new(),
+            });
+            (Sender(chan.clone()), Receiver(chan))
+        }
+
+        impl<T> Clone for Sender<T> {
+            fn clone(&self) -> Self {
+                Sender(self.0.clone())
+            }
+        }
+
+        impl<T> Clone for Receiver<T> {
+            fn clone(&self) -> Self {
+                Receiver(self.0.clone())
+            }
+        }
+
+        impl<T> Sender<T> {
+            pub(crate) fn send(&self, value: T) -> Result<(), T> {
+                self.0.queue.lock().unwrap().push_back(value);
+                self.0.ready.notify_one();
+                Ok(())
+            }
+        }
+
+        impl<T> Receiver<T> {
+            pub(crate) fn recv(&self) -> Result<T, ()> {
+                let mut q = self.0.queue.lock().unwrap();
+                loop {
+                    if let Some(v) = q.pop_front() {
+                        return Ok(v);
+                    }
+                    q = self.0.ready.wait(q).unwrap();
+                }
+            }
+
+            pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
+                self.0
+                    .queue
+                    .lock()
+                    .unwrap()
+                    .pop_front()
+                    .ok_or(TryRecvError::Empty)
+            }
+        }
+    }
+}
