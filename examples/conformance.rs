@@ -20,7 +20,11 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
-            "--addr" => addr = args.next().unwrap_or_else(|| usage("--addr needs HOST:PORT")),
+            "--addr" => {
+                addr = args
+                    .next()
+                    .unwrap_or_else(|| usage("--addr needs HOST:PORT"))
+            }
             "--workers" => {
                 workers = Some(
                     args.next()

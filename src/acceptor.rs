@@ -55,7 +55,8 @@ impl Acceptor<'_> {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) if matches!(e.raw_os_error(), Some(libc_emfile) if is_resource_exhaustion(libc_emfile)) => {
+                    Err(e) if matches!(e.raw_os_error(), Some(libc_emfile) if is_resource_exhaustion(libc_emfile)) =>
+                    {
                         slog::warn!(self.log, "accept failed: out of resources, backing off"; "error" => %e);
                         backoff = true;
                         break;

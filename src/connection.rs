@@ -56,11 +56,6 @@ impl Connection {
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
     }
-
-    /// Events waiting in the mailbox.
-    pub(crate) fn queued(&self) -> usize {
-        self.mailbox.len()
-    }
 }
 
 impl Actor for Connection {
@@ -70,18 +65,21 @@ impl Actor for Connection {
         &self.mailbox
     }
 
-    fn handle(self: &Arc<Self>, event: Event, done: Done<Self>) {
+    fn handle(event: Event, done: Done<Self>) {
+        let this = done.actor().clone();
         match event {
             Event::Request(raw) => {
-                if self.closed.load(Ordering::Acquire) {
+                if this.closed.load(Ordering::Acquire) {
                     return; // `done` drops: on to the next event.
                 }
                 let request = Request::new(*raw, done);
                 // The request moves into the handler; if the handler panics,
                 // its drop during unwinding answers 500 (see `Responder`).
-                if let Err(panic) = catch_unwind(AssertUnwindSafe(|| self.app.handler.handle(request))) {
-                    slog::error!(self.app.log, "request handler panicked";
-                        "panic" => panic_message(&panic), "remote" => %self.remote);
+                if let Err(panic) =
+                    catch_unwind(AssertUnwindSafe(|| this.app.handler.handle(request)))
+                {
+                    slog::error!(this.app.log, "request handler panicked";
+                        "panic" => panic_message(&panic), "remote" => %this.remote);
                 }
             }
         }

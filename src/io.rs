@@ -56,7 +56,11 @@ pub(crate) enum IoMsg {
     /// A new socket from the acceptor.
     Accept(TcpStream, SocketAddr),
     /// A serialised response for connection `conn`.
-    Response { conn: u64, bytes: Vec<u8>, close: bool },
+    Response {
+        conn: u64,
+        bytes: Vec<u8>,
+        close: bool,
+    },
     /// Server shutdown: read no more requests; close each connection once
     /// its answered requests are written; exit when none is left.
     Drain,
@@ -205,15 +209,20 @@ impl IoActor {
     fn accept(&mut self, mut stream: TcpStream, addr: SocketAddr) {
         let id = self.app.next_conn_id();
         // Both interests once, edge-triggered: no re-registration per write.
-        if let Err(e) = self
-            .poll
-            .registry()
-            .register(&mut stream, Token(id as usize), Interest::READABLE | Interest::WRITABLE)
-        {
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            Token(id as usize),
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
             slog::warn!(self.app.log, "cannot register socket"; "error" => %e);
             return;
         }
-        let actor = Arc::new(Connection::new(id, addr, self.app.clone(), self.handle.clone()));
+        let actor = Arc::new(Connection::new(
+            id,
+            addr,
+            self.app.clone(),
+            self.handle.clone(),
+        ));
         let now = Instant::now();
         let draining = self.draining;
         self.conns.insert(
@@ -275,7 +284,9 @@ impl IoActor {
                     expired.push(*id);
                 }
             } else if c.pending == 0 && c.deferred.is_none() {
-                let head_late = c.head_started.is_some_and(|t| now.saturating_duration_since(t) > cfg.header_timeout);
+                let head_late = c
+                    .head_started
+                    .is_some_and(|t| now.saturating_duration_since(t) > cfg.header_timeout);
                 let body_stalled = c.reader.in_body() && idle > cfg.idle_timeout;
                 if head_late || body_stalled {
                     c.deferred = Some(error_response(HttpError {
@@ -298,7 +309,10 @@ impl IoActor {
 
 impl IoConn {
     fn can_dispatch(&self) -> bool {
-        !self.stop_reading && !self.upgrade_wait && self.pending < MAX_PIPELINE && self.lingering.is_none()
+        !self.stop_reading
+            && !self.upgrade_wait
+            && self.pending < MAX_PIPELINE
+            && self.lingering.is_none()
     }
 
     /// Does everything the connection's state allows: hand out buffered
@@ -424,5 +438,13 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// The response natron sends for a request it refuses before any handler.
 fn error_response(e: HttpError) -> Vec<u8> {
     let headers = Headers::from([("Content-Type", "text/plain; charset=utf-8")]);
-    serialize(e.status, headers, e.reason.as_bytes().to_vec(), Version::Http11, false, None, true)
+    serialize(
+        e.status,
+        headers,
+        e.reason.as_bytes().to_vec(),
+        Version::Http11,
+        false,
+        None,
+        true,
+    )
 }

@@ -17,21 +17,48 @@
 
 #![deny(unsafe_code)]
 
-mod acceptor;
-mod connection;
-mod handler;
-pub mod http;
-mod io;
+// The actor core: the only code compiled under `--cfg loom`, where its
+// sync primitives are loom's and `models/` checks it.
 mod mailbox;
 mod outbox;
-mod reader;
-pub mod router;
 mod scheduler;
-mod server;
 mod sync;
+
+// Everything that touches sockets, threads or users.
+#[cfg(not(loom))]
+mod acceptor;
+#[cfg(not(loom))]
+mod connection;
+#[cfg(not(loom))]
+mod handler;
+#[cfg(not(loom))]
+pub mod http;
+#[cfg(not(loom))]
+mod io;
+#[cfg(not(loom))]
+mod reader;
+#[cfg(not(loom))]
+pub mod router;
+#[cfg(not(loom))]
+mod server;
+#[cfg(not(loom))]
 mod writer;
 
+#[cfg(not(loom))]
 pub use handler::Handler;
+#[cfg(not(loom))]
 pub use http::{Headers, Request, Response, Version};
+#[cfg(not(loom))]
 pub use router::Router;
+#[cfg(not(loom))]
 pub use server::{Server, ServerBuilder, ServerHandle};
+
+/// The actor core, exposed to the loom models in `models/` only. Not part
+/// of the public API.
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod __loom {
+    pub use crate::mailbox::{Mailbox, Push};
+    pub use crate::outbox::{outbox, Inbox, Outbox, Wake};
+    pub use crate::scheduler::{Actor, Done, Scheduler};
+}

@@ -70,6 +70,7 @@ impl<T> Mailbox<T> {
     }
 
     /// Appends the final event; every later push is refused.
+    #[cfg_attr(not(loom), allow(dead_code))] // used by the WebSocket close path
     pub(crate) fn push_last(&self, event: T) -> Push<T> {
         self.push_inner(event, true)
     }
@@ -136,12 +137,8 @@ impl<T> Mailbox<T> {
     }
 
     /// Number of events waiting (not counting one being handled).
+    #[cfg_attr(not(loom), allow(dead_code))] // used by WebSocket read throttling
     pub(crate) fn len(&self) -> usize {
         lock(&self.inner).queue.len()
-    }
-
-    /// Whether the last event has been pushed.
-    pub(crate) fn is_sealed(&self) -> bool {
-        lock(&self.inner).sealed
     }
 }

@@ -121,12 +121,8 @@ impl Reader {
         self.buf.extend_from_slice(bytes);
     }
 
-    /// Bytes buffered and not yet consumed.
-    pub(crate) fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
     /// Takes every unconsumed byte out (what follows an upgrade request).
+    #[allow(dead_code)] // used by the WebSocket upgrade
     pub(crate) fn take_buffered(&mut self) -> Vec<u8> {
         let rest = self.buf[self.pos..].to_vec();
         self.buf = Vec::new();
@@ -210,13 +206,21 @@ impl Reader {
                             }
                         }
                         Framing::Chunked(chunk) => {
-                            if !read_chunked(chunk, &self.buf, &mut self.pos, &mut req.body, limits)? {
+                            if !read_chunked(
+                                chunk,
+                                &self.buf,
+                                &mut self.pos,
+                                &mut req.body,
+                                limits,
+                            )? {
                                 self.compact();
                                 return Ok(Parsed::NeedMore);
                             }
                         }
                     }
-                    let State::Body { req, flags, .. } = std::mem::replace(&mut self.state, State::Head { scanned: 0 }) else {
+                    let State::Body { req, flags, .. } =
+                        std::mem::replace(&mut self.state, State::Head { scanned: 0 })
+                    else {
                         unreachable!("state is Body in this arm")
                     };
                     return Ok(Parsed::Request(req, flags));
@@ -304,7 +308,10 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
             if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(err(400, "invalid Content-Length"));
             }
-            Some(v.parse::<u64>().map_err(|_| err(400, "invalid Content-Length"))?)
+            Some(
+                v.parse::<u64>()
+                    .map_err(|_| err(400, "invalid Content-Length"))?,
+            )
         }
     };
     drop(lengths);
@@ -315,7 +322,9 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
         if version == Version::Http10 {
             return Err(err(400, "Transfer-Encoding in an HTTP/1.0 request"));
         }
-        let mut codings = headers.get_all("transfer-encoding").flat_map(|v| v.split(','));
+        let mut codings = headers
+            .get_all("transfer-encoding")
+            .flat_map(|v| v.split(','));
         match (codings.next().map(str::trim), codings.next()) {
             (Some(c), None) if c.eq_ignore_ascii_case("chunked") => Framing::Chunked(Chunk::Size),
             _ => return Err(err(400, "unsupported Transfer-Encoding")),
@@ -451,13 +460,13 @@ mod tests {
         max_body_len: 1 << 20,
     };
 
-    fn parse_all(input: &[u8]) -> Result<Vec<Box<RawRequest>>, HttpError> {
+    fn parse_all(input: &[u8]) -> Result<Vec<RawRequest>, HttpError> {
         let mut r = Reader::new();
         r.extend(input);
         let mut out = Vec::new();
         loop {
             match r.next(&LIMITS)? {
-                Parsed::Request(req, _) => out.push(req),
+                Parsed::Request(req, _) => out.push(*req),
                 Parsed::Continue => {}
                 Parsed::NeedMore => return Ok(out),
             }
@@ -504,13 +513,19 @@ mod tests {
 
     #[test]
     fn limits_answer_with_status() {
-        let big = format!("GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n", "a".repeat(9000));
+        let big = format!(
+            "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+            "a".repeat(9000)
+        );
         assert_eq!(parse_all(big.as_bytes()).err().unwrap().status, 431);
         let partial = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(9000));
         assert_eq!(parse_all(partial.as_bytes()).err().unwrap().status, 431);
         let body = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n";
         assert_eq!(parse_all(body).err().unwrap().status, 413);
-        assert_eq!(parse_all(b"GET / HTTP/2.0\r\n\r\n").err().unwrap().status, 505);
+        assert_eq!(
+            parse_all(b"GET / HTTP/2.0\r\n\r\n").err().unwrap().status,
+            505
+        );
     }
 
     #[test]

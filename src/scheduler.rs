@@ -28,49 +28,41 @@ pub(crate) trait Actor: Send + Sync + Sized + 'static {
     fn mailbox(&self) -> &Mailbox<Self::Event>;
 
     /// Handles one event. The run ends when `done` is dropped, which the
-    /// actor may do later and on another thread.
-    fn handle(self: &Arc<Self>, event: Self::Event, done: Done<Self>);
+    /// actor may do later and on another thread. (`done.actor()` is the
+    /// actor itself.)
+    fn handle(event: Self::Event, done: Done<Self>);
 }
 
-/// Type-erased entry of the run queue.
-trait Runnable: Send + Sync {
-    fn run_one(self: Arc<Self>, scheduler: &Scheduler);
+enum Job<A> {
+    Run(Arc<A>),
+    Stop,
 }
 
-impl<A: Actor> Runnable for A {
-    fn run_one(self: Arc<Self>, scheduler: &Scheduler) {
-        let done = Done {
-            actor: Some(self.clone()),
-            scheduler: scheduler.clone(),
-        };
-        match self.mailbox().take() {
-            Some(event) => self.handle(event, done),
-            // Cannot happen while the mailbox invariant holds; `done` still
-            // releases the run right so the actor is never wedged.
-            None => drop(done),
+/// Handle to the run queue of actors of type `A`; cheap to clone.
+///
+/// One actor type per scheduler keeps the queue free of trait objects,
+/// which loom's `Arc` cannot hold.
+pub(crate) struct Scheduler<A: Actor> {
+    tx: Sender<Job<A>>,
+    rx: Receiver<Job<A>>,
+}
+
+impl<A: Actor> Clone for Scheduler<A> {
+    fn clone(&self) -> Self {
+        Scheduler {
+            tx: self.tx.clone(),
+            rx: self.rx.clone(),
         }
     }
 }
 
-enum Job {
-    Run(Arc<dyn Runnable>),
-    Stop,
-}
-
-/// Handle to the run queue; cheap to clone.
-#[derive(Clone)]
-pub(crate) struct Scheduler {
-    tx: Sender<Job>,
-    rx: Receiver<Job>,
-}
-
-impl Default for Scheduler {
+impl<A: Actor> Default for Scheduler<A> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl Scheduler {
+impl<A: Actor> Scheduler<A> {
     pub(crate) fn new() -> Self {
         let (tx, rx) = unbounded();
         Scheduler { tx, rx }
@@ -78,18 +70,18 @@ impl Scheduler {
 
     /// Delivers `event` to `actor`, scheduling it if it was idle. Gives the
     /// event back if the actor's mailbox has taken its last event.
-    pub(crate) fn deliver<A: Actor>(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
-        match actor.mailbox().push(event) {
-            Push::Schedule => self.enqueue(actor.clone()),
-            Push::Queued => {}
-            Push::Refused(event) => return Err(event),
-        }
-        Ok(())
+    pub(crate) fn deliver(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
+        self.after_push(actor, actor.mailbox().push(event))
     }
 
     /// Delivers the final event of `actor`; nothing is delivered after it.
-    pub(crate) fn deliver_last<A: Actor>(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
-        match actor.mailbox().push_last(event) {
+    #[cfg_attr(not(loom), allow(dead_code))] // used by the WebSocket close path
+    pub(crate) fn deliver_last(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
+        self.after_push(actor, actor.mailbox().push_last(event))
+    }
+
+    fn after_push(&self, actor: &Arc<A>, push: Push<A::Event>) -> Result<(), A::Event> {
+        match push {
             Push::Schedule => self.enqueue(actor.clone()),
             Push::Queued => {}
             Push::Refused(event) => return Err(event),
@@ -97,7 +89,7 @@ impl Scheduler {
         Ok(())
     }
 
-    fn enqueue<A: Actor>(&self, actor: Arc<A>) {
+    fn enqueue(&self, actor: Arc<A>) {
         // The receiver lives in `self`, so the channel cannot be disconnected.
         let _ = self.tx.send(Job::Run(actor));
     }
@@ -106,9 +98,24 @@ impl Scheduler {
     pub(crate) fn run_worker(&self) {
         while let Ok(job) = self.rx.recv() {
             match job {
-                Job::Run(actor) => actor.run_one(self),
+                Job::Run(actor) => self.run_one(actor),
                 Job::Stop => return,
             }
+        }
+    }
+
+    /// Handles one event of `actor`, which holds the run right.
+    fn run_one(&self, actor: Arc<A>) {
+        let event = actor.mailbox().take();
+        let done = Done {
+            actor: Some(actor),
+            scheduler: self.clone(),
+        };
+        match event {
+            Some(event) => A::handle(event, done),
+            // Cannot happen while the mailbox invariant holds; `done` still
+            // releases the run right so the actor is never wedged.
+            None => drop(done),
         }
     }
 
@@ -123,7 +130,7 @@ impl Scheduler {
 #[must_use = "dropping Done ends the run"]
 pub(crate) struct Done<A: Actor> {
     actor: Option<Arc<A>>,
-    scheduler: Scheduler,
+    scheduler: Scheduler<A>,
 }
 
 impl<A: Actor> Done<A> {

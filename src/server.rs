@@ -17,6 +17,7 @@
 //! code.
 
 use crate::acceptor::{self, Acceptor};
+use crate::connection::Connection;
 use crate::handler::Handler;
 use crate::io::{io_actor, IoMsg};
 use crate::scheduler::Scheduler;
@@ -44,13 +45,16 @@ impl Config {
     /// How often IO actors check timeouts: a quarter of the shortest one,
     /// within 10 ms .. 1 s.
     pub(crate) fn sweep_interval(&self) -> Duration {
-        (self.header_timeout.min(self.idle_timeout) / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+        (self.header_timeout.min(self.idle_timeout) / 4)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 }
 
 impl Default for Config {
     fn default() -> Self {
-        let cores = thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let cores = thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         Config {
             worker_threads: (cores * 10).max(1),
             io_threads: (cores / 2).max(1),
@@ -70,7 +74,7 @@ pub(crate) struct App {
     pub(crate) handler: Box<dyn Handler>,
     pub(crate) log: slog::Logger,
     pub(crate) config: Config,
-    pub(crate) scheduler: Scheduler,
+    pub(crate) scheduler: Scheduler<Connection>,
     draining: AtomicBool,
     next_conn_id: AtomicU64,
 }
@@ -162,7 +166,9 @@ impl ServerBuilder {
     /// Builds the server. Without a handler every request gets `404`.
     pub fn build(self) -> Server {
         let handler = self.handler.unwrap_or_else(|| {
-            Box::new(|req: crate::Request| req.respond(404, [("Content-Type", "text/plain")], "Not Found"))
+            Box::new(|req: crate::Request| {
+                req.respond(404, [("Content-Type", "text/plain")], "Not Found")
+            })
         });
         Server {
             app: Arc::new(App {
@@ -253,7 +259,11 @@ impl Server {
         let local = listener.local_addr()?;
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), acceptor::WAKER)?);
-        *self.shared.acceptor_waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker);
+        *self
+            .shared
+            .acceptor_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(waker);
 
         // Workers.
         let (worker_exit_tx, worker_exit_rx) = mpsc::channel::<()>();
@@ -267,7 +277,11 @@ impl Server {
                     .spawn(move || {
                         // Handler panics are caught around each handler; this
                         // loop only guards against a bug in natron itself.
-                        while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| app.scheduler.run_worker())).is_err() {
+                        while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            app.scheduler.run_worker()
+                        }))
+                        .is_err()
+                        {
                             slog::error!(app.log, "worker recovered from an internal panic");
                         }
                         let _ = exit.send(());
@@ -283,10 +297,14 @@ impl Server {
             let (actor, handle) = io_actor(app.clone())?;
             let exit = io_exit_tx.clone();
             ios.push(handle);
-            io_threads.push(thread::Builder::new().name(format!("natron-io-{i}")).spawn(move || {
-                actor.run();
-                let _ = exit.send(());
-            })?);
+            io_threads.push(
+                thread::Builder::new()
+                    .name(format!("natron-io-{i}"))
+                    .spawn(move || {
+                        actor.run();
+                        let _ = exit.send(());
+                    })?,
+            );
         }
 
         {
@@ -312,7 +330,11 @@ impl Server {
             io.post(IoMsg::Drain);
         }
         let mut io_left = io_threads.len();
-        while io_left > 0 && io_exit_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).is_ok() {
+        while io_left > 0
+            && io_exit_rx
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .is_ok()
+        {
             io_left -= 1;
         }
         if io_left > 0 {
@@ -359,7 +381,13 @@ impl ServerHandle {
     /// thread is joined. Callable from any thread, any number of times.
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::Release);
-        if let Some(w) = self.shared.acceptor_waker.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(w) = self
+            .shared
+            .acceptor_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+        {
             let _ = w.wake();
         }
     }
@@ -373,15 +401,25 @@ impl ServerHandle {
         loop {
             match &*state {
                 State::Ready(addr) => return Ok(*addr),
-                State::Failed(e) => return Err(io::Error::other(format!("server failed to start: {e}"))),
+                State::Failed(e) => {
+                    return Err(io::Error::other(format!("server failed to start: {e}")))
+                }
                 State::Closed => return Err(io::Error::other("server is closed")),
                 State::Starting => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "server not ready in time"));
+                return Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "server not ready in time",
+                ));
             }
-            state = self.shared.changed.wait_timeout(state, left).unwrap_or_else(|e| e.into_inner()).0;
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 

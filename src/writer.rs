@@ -110,7 +110,11 @@ mod tests {
     #[test]
     fn keeps_order_across_partial_writes() {
         let mut w = Writer::default();
-        let mut s = Trickle { out: vec![], cap: 3, block_next: false };
+        let mut s = Trickle {
+            out: vec![],
+            cap: 3,
+            block_next: false,
+        };
         w.push(b"hello ".to_vec());
         w.push(b"big ".to_vec());
         w.push(b"world".to_vec());

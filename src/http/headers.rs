@@ -88,7 +88,10 @@ impl fmt::Debug for Headers {
 impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         Headers {
-            fields: iter.into_iter().map(|(k, v)| (k.into(), v.into())).collect(),
+            fields: iter
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
         }
     }
 }
@@ -113,7 +116,10 @@ impl From<()> for Headers {
 
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a str);
-    type IntoIter = std::iter::Map<std::slice::Iter<'a, (String, String)>, fn(&'a (String, String)) -> (&'a str, &'a str)>;
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, String)>,
+        fn(&'a (String, String)) -> (&'a str, &'a str),
+    >;
     fn into_iter(self) -> Self::IntoIter {
         self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
     }

@@ -386,8 +386,8 @@ fn parse_body(boundary: &[u8], body: &[u8], limits: &Limits) -> Result<Vec<Part>
                 limit: limits.max_parts,
             });
         }
-        let (end, after) =
-            find_delimiter(body, &delim, start).ok_or(MultipartError::UnterminatedPart { part: index })?;
+        let (end, after) = find_delimiter(body, &delim, start)
+            .ok_or(MultipartError::UnterminatedPart { part: index })?;
         // find_delimiter searches from `start`, so start <= end <= body.len().
         parts.push(parse_part(&body[start..end], index, limits)?);
         next = after;
@@ -564,11 +564,15 @@ fn parse_disposition(
             continue;
         };
         if slot.replace(v).is_some() {
-            return Err(malformed("a name, filename or filename* parameter is repeated"));
+            return Err(malformed(
+                "a name, filename or filename* parameter is repeated",
+            ));
         }
     }
     let filename_ext = filename_ext
-        .map(|v| decode_ext_value(&v).ok_or("filename* is not a valid UTF-8 or ISO-8859-1 ext-value"))
+        .map(|v| {
+            decode_ext_value(&v).ok_or("filename* is not a valid UTF-8 or ISO-8859-1 ext-value")
+        })
         .transpose()
         .map_err(malformed)?;
     let name = name.ok_or(MultipartError::MissingName { part: index })?;
@@ -588,7 +592,7 @@ fn decode_ext_value(v: &str) -> Option<String> {
             b'%' => {
                 let hi = hex(*bytes.get(i + 1)?)?;
                 let lo = hex(*bytes.get(i + 2)?)?;
-                out.push(hi << 4 | lo);
+                out.push((hi << 4) | lo);
                 i += 3;
             }
             b if is_attr_char(b) => {
@@ -608,6 +612,9 @@ fn decode_ext_value(v: &str) -> Option<String> {
     }
 }
 
+/// A header value's leading value and its `(name, value)` parameters.
+type Params<'a> = (&'a str, Vec<(&'a str, String)>);
+
 /// Parses `value *( OWS ";" OWS [ name OWS "=" OWS ( token / quoted-string ) ] )`
 /// (RFC 9110 §5.6.6, which allows empty parameters; RFC 6266's implied
 /// whitespace around `=` is accepted too). Returns the leading value,
@@ -616,7 +623,7 @@ fn decode_ext_value(v: &str) -> Option<String> {
 /// Unquoted values run to the next `;`, whitespace or quote rather than
 /// stopping at non-token characters, because clients do send boundaries
 /// such as `----=_Part_1` unquoted; the boundary is validated afterwards.
-fn parse_params(s: &str) -> Result<(&str, Vec<(&str, String)>), &'static str> {
+fn parse_params(s: &str) -> Result<Params<'_>, &'static str> {
     let bytes = s.as_bytes();
     let first_end = s.find(';').unwrap_or(s.len());
     let first = trim_ows(&s[..first_end]);
@@ -753,8 +760,11 @@ mod tests {
     }
 
     fn ct_err(content_type: &str) -> MultipartError {
-        parse(content_type, b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n--b--")
-            .expect_err(content_type)
+        parse(
+            content_type,
+            b"--b\r\nContent-Disposition: form-data; name=a\r\n\r\n\r\n--b--",
+        )
+        .expect_err(content_type)
     }
 
     /// A body with a preamble, a text field, a binary file and an epilogue.
@@ -799,12 +809,18 @@ mod tests {
         let file = &parts[1];
         assert_eq!(file.name, "upload");
         assert_eq!(file.filename.as_deref(), Some("a b.bin"));
-        assert_eq!(file.content_type.as_deref(), Some("application/octet-stream"));
+        assert_eq!(
+            file.content_type.as_deref(),
+            Some("application/octet-stream")
+        );
         assert!(file.is_file());
         // `--XyZx` and a CRLF-preceded `--` are content, not delimiters.
         assert_eq!(file.body, b"\x00\xff\r\n--XyZx\r\n-- \r\n");
         assert_eq!(file.headers.len(), 2);
-        assert_eq!(file.header("Content-Disposition"), file.header("CONTENT-DISPOSITION"));
+        assert_eq!(
+            file.header("Content-Disposition"),
+            file.header("CONTENT-DISPOSITION")
+        );
         assert!(file.header("content-disposition").is_some());
     }
 
@@ -867,10 +883,13 @@ mod tests {
     fn longer_line_starting_with_the_boundary_is_content() {
         let parts = ok(b"--XyZ\r\n\
             Content-Disposition: form-data; name=\"t\"\r\n\r\n\
-            x\r\n--XyZW\r\n--XyZ-\r\n--XyZ--W\r\n--XyZ \r\ny\r\n\
+            x\r\n--XyZW\r\n--XyZ-\r\n--XyZ--W\r\n--XyZ \tz\r\ny\r\n\
             --XyZ--");
         assert_eq!(parts.len(), 1);
-        assert_eq!(parts[0].body, b"x\r\n--XyZW\r\n--XyZ-\r\n--XyZ--W\r\n--XyZ \r\ny");
+        assert_eq!(
+            parts[0].body,
+            b"x\r\n--XyZW\r\n--XyZ-\r\n--XyZ--W\r\n--XyZ \tz\r\ny"
+        );
     }
 
     #[test]
@@ -897,7 +916,11 @@ mod tests {
     fn boundary_of_70_characters_is_accepted() {
         let b = "b".repeat(70);
         let body = format!("--{b}\r\nContent-Disposition: form-data; name=n\r\n\r\nv\r\n--{b}--");
-        let parts = parse(&format!("multipart/form-data; boundary={b}"), body.as_bytes()).unwrap();
+        let parts = parse(
+            &format!("multipart/form-data; boundary={b}"),
+            body.as_bytes(),
+        )
+        .unwrap();
         assert_eq!(parts[0].text(), Some("v"));
     }
 
@@ -915,7 +938,12 @@ mod tests {
 
     #[test]
     fn close_delimiter_may_end_the_body_or_carry_padding() {
-        for tail in [&b"--XyZ--"[..], b"--XyZ-- \t", b"--XyZ--  \r\n", b"--XyZ--\r\njunk"] {
+        for tail in [
+            &b"--XyZ--"[..],
+            b"--XyZ-- \t",
+            b"--XyZ--  \r\n",
+            b"--XyZ--\r\njunk",
+        ] {
             let mut body = b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n".to_vec();
             body.extend_from_slice(tail);
             assert_eq!(ok(&body)[0].body, b"1");
@@ -937,7 +965,10 @@ mod tests {
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\n--XyZ--\n";
         assert_eq!(err(body), MultipartError::UnterminatedPart { part: 0 });
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=a\n\n1\r\n--XyZ--";
-        assert!(matches!(err(body), MultipartError::MalformedPartHeaders { part: 0, .. }));
+        assert!(matches!(
+            err(body),
+            MultipartError::MalformedPartHeaders { part: 0, .. }
+        ));
     }
 
     #[test]
@@ -988,7 +1019,8 @@ mod tests {
 
     #[test]
     fn unknown_disposition_parameters_are_ignored() {
-        let parts = ok(b"--XyZ\r\nContent-Disposition: form-data; ; x-y=\"z\"; name=n;\r\n\r\n\r\n--XyZ--");
+        let parts =
+            ok(b"--XyZ\r\nContent-Disposition: form-data; ; x-y=\"z\"; name=n;\r\n\r\n\r\n--XyZ--");
         assert_eq!(parts[0].name, "n");
     }
 
@@ -1007,7 +1039,11 @@ mod tests {
 
     #[test]
     fn error_missing_boundary() {
-        for ct in ["multipart/form-data", "multipart/form-data; charset=utf-8", "multipart/form-data;"] {
+        for ct in [
+            "multipart/form-data",
+            "multipart/form-data; charset=utf-8",
+            "multipart/form-data;",
+        ] {
             assert_eq!(ct_err(ct), MultipartError::MissingBoundary, "{ct:?}");
         }
     }
@@ -1038,22 +1074,34 @@ mod tests {
     #[test]
     fn error_missing_first_boundary() {
         assert_eq!(err(b""), MultipartError::MissingFirstBoundary);
-        assert_eq!(err(b"no delimiter at all"), MultipartError::MissingFirstBoundary);
+        assert_eq!(
+            err(b"no delimiter at all"),
+            MultipartError::MissingFirstBoundary
+        );
         assert_eq!(err(b"x--XyZ\r\n"), MultipartError::MissingFirstBoundary);
         assert_eq!(err(b"--XyZW\r\n"), MultipartError::MissingFirstBoundary);
-        assert_eq!(err(b"--xyz\r\n"), MultipartError::MissingFirstBoundary, "case-sensitive");
+        assert_eq!(
+            err(b"--xyz\r\n"),
+            MultipartError::MissingFirstBoundary,
+            "case-sensitive"
+        );
     }
 
     #[test]
     fn error_unterminated_part() {
-        assert_eq!(err(b"--XyZ\r\n"), MultipartError::UnterminatedPart { part: 0 });
+        assert_eq!(
+            err(b"--XyZ\r\n"),
+            MultipartError::UnterminatedPart { part: 0 }
+        );
         assert_eq!(
             err(b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\nbody"),
             MultipartError::UnterminatedPart { part: 0 }
         );
         assert_eq!(
-            err(b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--XyZ\r\n\
-                  Content-Disposition: form-data; name=b\r\n\r\n2\r\n--XyZ"),
+            err(
+                b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--XyZ\r\n\
+                  Content-Disposition: form-data; name=b\r\n\r\n2\r\n--XyZ"
+            ),
             MultipartError::UnterminatedPart { part: 1 }
         );
     }
@@ -1075,7 +1123,10 @@ mod tests {
             body.extend_from_slice(headers);
             body.extend_from_slice(b"\r\n--XyZ--");
             assert!(
-                matches!(err(&body), MultipartError::MalformedPartHeaders { part: 0, .. }),
+                matches!(
+                    err(&body),
+                    MultipartError::MalformedPartHeaders { part: 0, .. }
+                ),
                 "{:?}: {}",
                 String::from_utf8_lossy(headers),
                 err(&body)
@@ -1101,13 +1152,19 @@ mod tests {
             let body = format!("--XyZ\r\nContent-Disposition: {cd}\r\n\r\n\r\n--XyZ--");
             let e = err(body.as_bytes());
             assert!(
-                matches!(e, MultipartError::MalformedContentDisposition { part: 0, .. }),
+                matches!(
+                    e,
+                    MultipartError::MalformedContentDisposition { part: 0, .. }
+                ),
                 "{cd:?}: {e}"
             );
         }
         let body = b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\
                      Content-Disposition: form-data; name=b\r\n\r\n\r\n--XyZ--";
-        assert!(matches!(err(body), MultipartError::MalformedContentDisposition { part: 0, .. }));
+        assert!(matches!(
+            err(body),
+            MultipartError::MalformedContentDisposition { part: 0, .. }
+        ));
     }
 
     #[test]
@@ -1118,16 +1175,26 @@ mod tests {
         );
         // An empty part (no headers at all) between two delimiters.
         assert_eq!(
-            err(b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--XyZ\r\n\r\n--XyZ--"),
+            err(
+                b"--XyZ\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n--XyZ\r\n\r\n--XyZ--"
+            ),
             MultipartError::MissingContentDisposition { part: 1 }
         );
     }
 
     #[test]
     fn error_missing_name() {
-        for cd in ["form-data", "form-data; filename=\"a.txt\"", "form-data; names=a"] {
+        for cd in [
+            "form-data",
+            "form-data; filename=\"a.txt\"",
+            "form-data; names=a",
+        ] {
             let body = format!("--XyZ\r\nContent-Disposition: {cd}\r\n\r\n\r\n--XyZ--");
-            assert_eq!(err(body.as_bytes()), MultipartError::MissingName { part: 0 }, "{cd:?}");
+            assert_eq!(
+                err(body.as_bytes()),
+                MultipartError::MissingName { part: 0 },
+                "{cd:?}"
+            );
         }
     }
 
@@ -1135,7 +1202,8 @@ mod tests {
         let mut body = Vec::new();
         for i in 0..n {
             body.extend_from_slice(
-                format!("--XyZ\r\nContent-Disposition: form-data; name=p{i}\r\n\r\n{i}\r\n").as_bytes(),
+                format!("--XyZ\r\nContent-Disposition: form-data; name=p{i}\r\n\r\n{i}\r\n")
+                    .as_bytes(),
             );
         }
         body.extend_from_slice(b"--XyZ--");
@@ -1153,7 +1221,12 @@ mod tests {
             max_parts: 2,
             ..Limits::default()
         };
-        assert_eq!(parse_with_limits(CT, &many_parts(2), &limits).unwrap().len(), 2);
+        assert_eq!(
+            parse_with_limits(CT, &many_parts(2), &limits)
+                .unwrap()
+                .len(),
+            2
+        );
         assert_eq!(
             parse_with_limits(CT, &many_parts(3), &limits),
             Err(MultipartError::TooManyParts { limit: 2 })
@@ -1171,7 +1244,7 @@ mod tests {
             let mut b = b"--XyZ\r\n".to_vec();
             b.extend_from_slice(cd);
             b.extend_from_slice(b"X: ");
-            b.extend(std::iter::repeat(b'x').take(extra));
+            b.extend_from_slice(&vec![b'x'; extra]);
             b.extend_from_slice(b"\r\n\r\n");
             b.extend_from_slice(body);
             b.extend_from_slice(b"\r\n--XyZ--");
@@ -1179,7 +1252,10 @@ mod tests {
         };
         // Section = cd + "X: " + extra + CRLF + CRLF; exactly at the limit is fine.
         let fits = MAX_HEADER_BYTES - cd.len() - 3 - 4;
-        assert_eq!(ok(&with_padding(fits, b"big body ".repeat(2000).as_slice()))[0].name, "a");
+        assert_eq!(
+            ok(&with_padding(fits, b"big body ".repeat(2000).as_slice()))[0].name,
+            "a"
+        );
         assert_eq!(
             err(&with_padding(fits + 1, b"")),
             MultipartError::PartHeadersTooLarge {
@@ -1189,7 +1265,7 @@ mod tests {
         );
         // A header section with no end at all, in a large part.
         let mut body = b"--XyZ\r\n".to_vec();
-        body.extend(std::iter::repeat(b'x').take(100_000));
+        body.extend_from_slice(&[b'x'; 100_000]);
         body.extend_from_slice(b"\r\n--XyZ--");
         assert_eq!(
             err(&body),
@@ -1213,15 +1289,41 @@ mod tests {
         let cases = [
             (MultipartError::NotMultipart, "not multipart/form-data"),
             (MultipartError::MissingBoundary, "no boundary"),
-            (MultipartError::InvalidBoundary { reason: "it is empty" }, "it is empty"),
+            (
+                MultipartError::InvalidBoundary {
+                    reason: "it is empty",
+                },
+                "it is empty",
+            ),
             (MultipartError::MissingFirstBoundary, "opening boundary"),
             (MultipartError::UnterminatedPart { part: 3 }, "index 3"),
-            (MultipartError::MalformedPartHeaders { part: 1, reason: "r" }, "headers"),
-            (MultipartError::MalformedContentDisposition { part: 1, reason: "r" }, "Content-Disposition"),
-            (MultipartError::MissingContentDisposition { part: 2 }, "no Content-Disposition"),
+            (
+                MultipartError::MalformedPartHeaders {
+                    part: 1,
+                    reason: "r",
+                },
+                "headers",
+            ),
+            (
+                MultipartError::MalformedContentDisposition {
+                    part: 1,
+                    reason: "r",
+                },
+                "Content-Disposition",
+            ),
+            (
+                MultipartError::MissingContentDisposition { part: 2 },
+                "no Content-Disposition",
+            ),
             (MultipartError::MissingName { part: 0 }, "no name"),
-            (MultipartError::TooManyParts { limit: 7 }, "more than 7 parts"),
-            (MultipartError::PartHeadersTooLarge { part: 0, limit: 9 }, "larger than 9 bytes"),
+            (
+                MultipartError::TooManyParts { limit: 7 },
+                "more than 7 parts",
+            ),
+            (
+                MultipartError::PartHeadersTooLarge { part: 0, limit: 9 },
+                "larger than 9 bytes",
+            ),
         ];
         for (e, needle) in cases {
             let msg = e.to_string();
@@ -1284,7 +1386,11 @@ mod tests {
             let mut body = SAMPLE.to_vec();
             let mut ct = CT.as_bytes().to_vec();
             for _ in 0..1 + rng.below(4) {
-                let target = if rng.below(8) == 0 { &mut ct } else { &mut body };
+                let target = if rng.below(8) == 0 {
+                    &mut ct
+                } else {
+                    &mut body
+                };
                 let at = rng.below(target.len() + 1);
                 let byte = ALPHABET[rng.below(ALPHABET.len())];
                 match rng.below(5) {
@@ -1325,7 +1431,9 @@ mod tests {
         let mut rng = Rng(42);
         for _ in 0..5_000 {
             let len = rng.below(200);
-            let body: Vec<u8> = (0..len).map(|_| ALPHABET[rng.below(ALPHABET.len())]).collect();
+            let body: Vec<u8> = (0..len)
+                .map(|_| ALPHABET[rng.below(ALPHABET.len())])
+                .collect();
             let _ = parse(CT, &body);
         }
     }

@@ -87,7 +87,10 @@ impl Request {
         let (path, query) = url::split_target(&raw.target);
         let conn = done.actor();
         let remote_addr = conn.remote;
-        let encoding = raw.headers.get("accept-encoding").and_then(compress::negotiate);
+        let encoding = raw
+            .headers
+            .get("accept-encoding")
+            .and_then(compress::negotiate);
         let head = raw.method == "HEAD";
         Request {
             responder: Responder {
@@ -137,7 +140,10 @@ impl Request {
 
     /// The first value of query parameter `name`.
     pub fn query_param(&self, name: &str) -> Option<&str> {
-        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Parameters captured by the router (`@name` segments).
@@ -147,7 +153,10 @@ impl Request {
 
     /// The value of path parameter `name`.
     pub fn path_param(&self, name: &str) -> Option<&str> {
-        self.path_params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.path_params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The header fields.
@@ -218,10 +227,17 @@ impl Responder {
     fn send(&mut self, status: u16, headers: Headers, body: Vec<u8>) {
         let Some(done) = self.done.take() else { return };
         let conn = done.actor();
-        let close = !self.keep_alive
-            || headers.has_token("connection", "close")
-            || conn.app.is_draining();
-        let bytes = serialize(status, headers, body, self.version, self.head, self.encoding, close);
+        let close =
+            !self.keep_alive || headers.has_token("connection", "close") || conn.app.is_draining();
+        let bytes = serialize(
+            status,
+            headers,
+            body,
+            self.version,
+            self.head,
+            self.encoding,
+            close,
+        );
         conn.send_response(bytes, close);
         // `done` drops here, after the response is queued: the next event
         // of this connection cannot run before it.
@@ -237,7 +253,9 @@ impl Responder {
 
 impl Drop for Responder {
     fn drop(&mut self) {
-        let Some(done) = self.done.as_ref() else { return };
+        let Some(done) = self.done.as_ref() else {
+            return;
+        };
         let panicking = std::thread::panicking();
         let reason = if panicking {
             "handler panicked"
@@ -296,7 +314,12 @@ pub(crate) fn serialize(
     for (name, value) in headers.iter() {
         // Header injection guard: a CR or LF in user data would split the
         // response; drop such fields rather than send them.
-        if name.bytes().chain(value.bytes()).any(|b| b == b'\r' || b == b'\n') || name.is_empty() {
+        if name
+            .bytes()
+            .chain(value.bytes())
+            .any(|b| b == b'\r' || b == b'\n')
+            || name.is_empty()
+        {
             continue;
         }
         out.extend_from_slice(name.as_bytes());
@@ -309,12 +332,11 @@ pub(crate) fn serialize(
         date::write_now(&mut out);
         out.extend_from_slice(b"\r\n");
     }
-    if has_body || status == 304 {
-        if status != 304 {
-            out.extend_from_slice(b"Content-Length: ");
-            out.extend_from_slice(body.len().to_string().as_bytes());
-            out.extend_from_slice(b"\r\n");
-        }
+    // 304 keeps the handler's fields as they are (RFC 9110 §15.4.5).
+    if has_body {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(body.len().to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
     }
     if close {
         out.extend_from_slice(b"Connection: close\r\n");
