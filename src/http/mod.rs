@@ -1,12 +1,13 @@
 //! HTTP/1.1 types and helpers: requests, headers, responses, compression,
 //! multipart.
 //!
-//! The wire parser lives with the reader actor in [`crate::reader`]; this
-//! module holds what a handler sees.
+//! The wire parser lives with the reader role of the IO actor (`reader.rs`);
+//! this module holds what a handler sees.
 
 pub(crate) mod compress;
 pub(crate) mod date;
 mod headers;
+pub mod multipart;
 pub(crate) mod request;
 pub mod status;
 pub mod url;

@@ -6,8 +6,8 @@
 //! [`parse`] takes the request's `Content-Type` value and its whole body and
 //! returns every part in order, or a [`MultipartError`] that says what is
 //! wrong. It never panics, whatever the input, and runs in O(n·m) time for
-//! a body of n bytes and a delimiter of m ≤ 74 bytes (a plain search; no
-//! backtracking, every byte of a part's header section is read once).
+//! a body of n bytes and a delimiter of m ≤ 74 bytes (a plain search with
+//! no backtracking; header parsing never looks past the header limit).
 //!
 //! * The media type must be `multipart/form-data` and carry exactly one
 //!   `boundary` parameter (names and media type case-insensitive; value a

@@ -179,6 +179,16 @@ impl Request {
         std::mem::take(&mut self.body)
     }
 
+    /// Decodes a `multipart/form-data` body (RFC 7578).
+    pub fn multipart(
+        &self,
+    ) -> Result<crate::http::multipart::Multipart, crate::http::multipart::MultipartError> {
+        crate::http::multipart::Multipart::parse(
+            self.header("content-type").unwrap_or(""),
+            &self.body,
+        )
+    }
+
     /// The peer's address.
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
