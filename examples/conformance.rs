@@ -1,22 +1,24 @@
 //! The server outside conformance and load suites judge natron by.
 //!
 //! ```text
-//! cargo run --release --example conformance -- [--addr HOST:PORT] [--workers N]
+//! cargo run --release --example conformance -- [--addr HOST:PORT] [--workers N] [--max-message-len BYTES]
 //! ```
 //!
 //! * `GET /`      -> 200 `text/plain` `Hello, World!`
 //! * `POST /echo` -> 200 with the request body echoed
 //! * `GET /sleep` -> blocks 10 ms in the handler, then `Hello, World!`
+//! * `GET /ws`    -> WebSocket echo of text and binary messages
 //!
 //! Limits stay at natron's defaults. Keep this stable: outside suites
 //! depend on it.
 
-use natron::{Request, Router, Server};
+use natron::{Message, Request, Router, Server, WebSocket, WebSocketEvent};
 use std::time::Duration;
 
 fn main() {
     let mut addr = "127.0.0.1:8080".to_string();
     let mut workers: Option<usize> = None;
+    let mut max_message_len: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -30,6 +32,13 @@ fn main() {
                     args.next()
                         .and_then(|v| v.parse().ok())
                         .unwrap_or_else(|| usage("--workers needs a number")),
+                )
+            }
+            "--max-message-len" => {
+                max_message_len = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| usage("--max-message-len needs a number of bytes")),
                 )
             }
             "-h" | "--help" => usage(""),
@@ -50,7 +59,15 @@ fn main() {
         req.respond(200, [("Content-Type", "text/plain")], "Hello, World!");
     });
 
-    let mut builder = Server::builder().handler(router);
+    router.get("/ws", |req: Request| {
+        // A bad upgrade has been answered (400/426) already.
+        let _ = req.upgrade_to_websocket();
+    });
+
+    let mut builder = Server::builder().handler(router).websocket_handler(echo);
+    if let Some(n) = max_message_len {
+        builder = builder.max_message_len(n);
+    }
     if let Some(n) = workers {
         builder = builder.worker_threads(n);
     }
@@ -66,6 +83,15 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("{msg}");
     }
-    eprintln!("usage: conformance [--addr HOST:PORT] [--workers N]");
+    eprintln!("usage: conformance [--addr HOST:PORT] [--workers N] [--max-message-len BYTES]");
     std::process::exit(2);
+}
+
+/// Echoes text and binary messages back (pings are answered by natron).
+fn echo(ws: WebSocket, event: WebSocketEvent) {
+    if let WebSocketEvent::Message(m @ (Message::Text(_) | Message::Binary(_))) = event {
+        // A refused send means the client is gone or not reading; natron
+        // closes the connection in that case.
+        let _ = ws.send(m);
+    }
 }

@@ -9,26 +9,44 @@ use crate::io::{IoHandle, IoMsg};
 use crate::mailbox::Mailbox;
 use crate::scheduler::{Actor, Done};
 use crate::server::App;
+use crate::websocket::{WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
+
+/// Below this many queued events, a WebSocket whose reading was paused for
+/// backpressure is resumed (the IO actor pauses at [`crate::io::WS_HIGH_WATER`]).
+pub(crate) const WS_LOW_WATER: usize = 16;
 
 /// An event in a connection's mailbox.
 pub(crate) enum Event {
     /// A complete request read by the reader.
     Request(Box<RawRequest>),
+    /// A WebSocket event.
+    Ws(WebSocketEvent),
 }
 
 pub(crate) struct Connection {
     pub(crate) id: u64,
     pub(crate) remote: SocketAddr,
     pub(crate) app: Arc<App>,
-    io: IoHandle,
+    pub(crate) io: IoHandle,
     mailbox: Mailbox<Event>,
     /// The IO actor has closed the socket: queued requests are dropped
     /// unanswered, since no one is left to read the answer.
     closed: AtomicBool,
+    /// Set once, by a successful upgrade.
+    ws: OnceLock<WebSocket>,
+    /// Holds the run right of an upgrading request until its handler
+    /// returns (see `release_after_handler`).
+    upgrade: Mutex<UpgradeSlot>,
+}
+
+#[derive(Default)]
+struct UpgradeSlot {
+    handler_running: bool,
+    done: Option<Done<Connection>>,
 }
 
 impl Connection {
@@ -40,6 +58,8 @@ impl Connection {
             io,
             mailbox: Mailbox::new(),
             closed: AtomicBool::new(false),
+            ws: OnceLock::new(),
+            upgrade: Mutex::new(UpgradeSlot::default()),
         }
     }
 
@@ -55,6 +75,35 @@ impl Connection {
     /// Called by the IO actor when the socket is gone.
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
+    }
+
+    /// Events waiting in the mailbox.
+    pub(crate) fn queued_events(&self) -> usize {
+        self.mailbox.len()
+    }
+
+    pub(crate) fn set_websocket(&self, ws: WebSocket) {
+        let _ = self.ws.set(ws);
+    }
+
+    /// Ends the upgrading request's run. If its handler is still running on
+    /// a worker (the usual case), the run ends when the handler returns, so
+    /// `Open` cannot start while the upgrading handler is still sending;
+    /// otherwise (upgraded from another thread) it ends now.
+    pub(crate) fn release_after_handler(&self, done: Done<Connection>) {
+        let mut slot = self.upgrade.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.handler_running {
+            slot.done = Some(done);
+        } else {
+            drop(slot);
+            drop(done);
+        }
+    }
+
+    fn set_handler_running(&self, running: bool) -> Option<Done<Connection>> {
+        let mut slot = self.upgrade.lock().unwrap_or_else(|e| e.into_inner());
+        slot.handler_running = running;
+        slot.done.take()
     }
 }
 
@@ -73,14 +122,37 @@ impl Actor for Connection {
                     return; // `done` drops: on to the next event.
                 }
                 let request = Request::new(*raw, done);
+                this.set_handler_running(true);
                 // The request moves into the handler; if the handler panics,
                 // its drop during unwinding answers 500 (see `Responder`).
-                if let Err(panic) =
-                    catch_unwind(AssertUnwindSafe(|| this.app.handler.handle(request)))
-                {
+                let result = catch_unwind(AssertUnwindSafe(|| this.app.handler.handle(request)));
+                // An upgrade's run right, parked until now.
+                drop(this.set_handler_running(false));
+                if let Err(panic) = result {
                     slog::error!(this.app.log, "request handler panicked";
                         "panic" => panic_message(&panic), "remote" => %this.remote);
                 }
+            }
+            Event::Ws(event) => {
+                let (Some(ws), Some(handler)) = (this.ws.get(), this.app.ws_handler.as_ref())
+                else {
+                    return;
+                };
+                let is_close = matches!(event, WebSocketEvent::Close(_));
+                let result = catch_unwind(AssertUnwindSafe(|| handler.handle(ws.clone(), event)));
+                if let Err(panic) = result {
+                    slog::error!(this.app.log, "WebSocket handler panicked; closing with 1011";
+                        "panic" => panic_message(&panic), "remote" => %this.remote);
+                    if !is_close {
+                        let _ = ws.close(1011, "internal error");
+                    }
+                }
+                if ws.shared.read_paused.load(Ordering::Acquire)
+                    && this.mailbox.len() < WS_LOW_WATER
+                {
+                    ws.shared.resume_reading();
+                }
+                drop(done);
             }
         }
     }

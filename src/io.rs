@@ -26,6 +26,21 @@
 //!   byte (408); an idle keep-alive connection, a body making no progress
 //!   or a client not reading our responses are closed after
 //!   `idle_timeout`.
+//!
+//! After a `101` the connection speaks WebSocket ([`crate::websocket`]):
+//!
+//! * frames are decoded by [`codec::Decoder`]; each message, ping and pong
+//!   becomes an event in the connection's mailbox; pings are answered here
+//!   at once; protocol errors are answered with the matching close code;
+//! * when [`WS_HIGH_WATER`] events wait in the mailbox, reading stops
+//!   until the workers have drained it below
+//!   [`crate::connection::WS_LOW_WATER`] (the worker posts `WsResume`);
+//! * every byte queued for the socket is counted in the handle's
+//!   `queued` budget until written, so senders see backpressure;
+//! * nothing is written after a close frame; a server-initiated close
+//!   waits `ws_close_timeout` for the client's close frame;
+//! * however the socket ends, exactly one `Close` event is delivered,
+//!   as the mailbox's last event.
 
 use crate::connection::{Connection, Event};
 use crate::http::request::{serialize, Version};
@@ -33,17 +48,23 @@ use crate::http::Headers;
 use crate::outbox::{outbox, Inbox, Outbox};
 use crate::reader::{HttpError, Limits, Parsed, Reader};
 use crate::server::App;
+use crate::websocket::codec::{self, Incoming};
+use crate::websocket::{CloseInfo, Message, WebSocketEvent, WsShared};
 use crate::writer::Writer;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tungstenite::protocol::frame::coding::{Control, OpCode};
 
 /// Requests of one connection handed out and not yet answered.
 pub(crate) const MAX_PIPELINE: usize = 32;
+/// WebSocket events waiting in one mailbox before reading pauses.
+pub(crate) const WS_HIGH_WATER: usize = 64;
 /// How long a closing connection's input is drained.
 const LINGER: Duration = Duration::from_secs(2);
 const WAKER: Token = Token(usize::MAX);
@@ -61,8 +82,27 @@ pub(crate) enum IoMsg {
         bytes: Vec<u8>,
         close: bool,
     },
+    /// The upgrade of `conn` succeeded: write `response` (the 101), then
+    /// speak WebSocket.
+    Upgrade {
+        conn: u64,
+        response: Vec<u8>,
+        ws: Arc<WsShared>,
+    },
+    /// An encoded frame for WebSocket `conn` (already counted in its
+    /// `queued` budget).
+    WsFrame { conn: u64, bytes: Vec<u8> },
+    /// Start the closing handshake of WebSocket `conn`.
+    WsClose {
+        conn: u64,
+        code: u16,
+        reason: String,
+    },
+    /// The mailbox of WebSocket `conn` has drained: read again.
+    WsResume { conn: u64 },
     /// Server shutdown: read no more requests; close each connection once
-    /// its answered requests are written; exit when none is left.
+    /// its answered requests are written (WebSockets get a 1001 close);
+    /// exit when none is left.
     Drain,
     /// Close every socket now and exit.
     Stop,
@@ -126,6 +166,23 @@ struct IoConn {
     lingering: Option<Instant>,
     last_activity: Instant,
     head_started: Option<Instant>,
+    /// Set once the connection speaks WebSocket.
+    ws: Option<Box<WsConn>>,
+}
+
+/// The IO actor's side of a WebSocket.
+struct WsConn {
+    shared: Arc<WsShared>,
+    decoder: codec::Decoder,
+    close_sent: bool,
+    close_received: bool,
+    /// The client broke the protocol; read nothing more.
+    failed: bool,
+    /// What the `Close` event will say (unset: the socket dropped, 1006).
+    close_info: Option<CloseInfo>,
+    /// A server-initiated close gives up waiting for the client then.
+    close_deadline: Option<Instant>,
+    last_ping: Instant,
 }
 
 enum Fate {
@@ -171,7 +228,7 @@ impl IoActor {
             }
         }
         for (_, c) in self.conns.drain() {
-            c.actor.mark_closed();
+            close_conn(c, &self.app);
         }
     }
 
@@ -193,11 +250,69 @@ impl IoActor {
                         self.dirty.push(conn);
                     }
                 }
+                IoMsg::Upgrade { conn, response, ws } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.pending = c.pending.saturating_sub(1);
+                        c.upgrade_wait = false;
+                        c.writer.push(response);
+                        // From here on every byte in the writer is counted.
+                        ws.queued
+                            .fetch_add(c.writer.queued_bytes(), Ordering::AcqRel);
+                        let leftover = c.reader.take_buffered();
+                        let now = Instant::now();
+                        c.ws = Some(Box::new(WsConn {
+                            shared: ws,
+                            decoder: codec::Decoder::new(self.app.config.max_message_len, leftover),
+                            close_sent: false,
+                            close_received: false,
+                            failed: false,
+                            close_info: None,
+                            close_deadline: None,
+                            last_ping: now,
+                        }));
+                        c.last_activity = now;
+                        c.read_ready = true;
+                        if self.draining {
+                            c.ws_close(1001, "server shutting down", &self.app);
+                        }
+                        self.dirty.push(conn);
+                    }
+                }
+                IoMsg::WsFrame { conn, bytes } => match self.conns.get_mut(&conn) {
+                    Some(IoConn {
+                        ws: Some(ws),
+                        writer,
+                        ..
+                    }) if !ws.close_sent => {
+                        writer.push(bytes);
+                        self.dirty.push(conn);
+                    }
+                    // Posted after the close frame (or the socket is gone):
+                    // nothing goes out after a close.
+                    Some(IoConn { ws: Some(ws), .. }) => {
+                        ws.shared.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+                    }
+                    _ => {}
+                },
+                IoMsg::WsClose { conn, code, reason } => {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        if code == 1008 {
+                            slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => &reason, "remote" => %c.actor.remote);
+                        }
+                        c.ws_close(code, &reason, &self.app);
+                        self.dirty.push(conn);
+                    }
+                }
+                IoMsg::WsResume { conn } => self.dirty.push(conn),
                 IoMsg::Drain => {
                     self.draining = true;
                     for (id, c) in self.conns.iter_mut() {
-                        c.stop_reading = true;
-                        c.close_when_done = true;
+                        if c.ws.is_some() {
+                            c.ws_close(1001, "server shutting down", &self.app);
+                        } else {
+                            c.stop_reading = true;
+                            c.close_when_done = true;
+                        }
                         self.dirty.push(*id);
                     }
                 }
@@ -243,6 +358,7 @@ impl IoActor {
                 lingering: None,
                 last_activity: now,
                 head_started: None,
+                ws: None,
             },
         );
         self.dirty.push(id);
@@ -262,9 +378,7 @@ impl IoActor {
 
     fn close(&mut self, id: u64) {
         if let Some(c) = self.conns.remove(&id) {
-            c.actor.mark_closed();
-            // Dropping the stream closes the fd, which also removes it from
-            // the epoll set.
+            close_conn(c, &self.app);
         }
     }
 
@@ -274,6 +388,29 @@ impl IoActor {
         let mut expired = Vec::new();
         for (id, c) in self.conns.iter_mut() {
             let idle = now.saturating_duration_since(c.last_activity);
+            if let Some(ws) = c.ws.as_mut() {
+                if c.lingering.is_some_and(|until| now >= until)
+                    || ws.close_deadline.is_some_and(|until| now >= until)
+                    || (!c.writer.is_empty() && idle > cfg.idle_timeout)
+                {
+                    expired.push(*id);
+                    continue;
+                }
+                if ws.close_sent {
+                    continue;
+                }
+                if cfg.ws_idle_timeout.is_some_and(|t| idle > t) {
+                    c.ws_close(1001, "idle timeout", &self.app);
+                    self.dirty.push(*id);
+                } else if let Some(every) = cfg.ws_ping_interval {
+                    if now.saturating_duration_since(ws.last_ping) >= every {
+                        ws.last_ping = now;
+                        c.ws_push(codec::encode(OpCode::Control(Control::Ping), b""));
+                        self.dirty.push(*id);
+                    }
+                }
+                continue;
+            }
             if let Some(until) = c.lingering {
                 if now >= until {
                     expired.push(*id);
@@ -320,6 +457,9 @@ impl IoConn {
     fn pump(&mut self, app: &Arc<App>, scratch: &mut [u8]) -> Fate {
         if self.lingering.is_some() {
             return self.discard_input(scratch);
+        }
+        if self.ws.is_some() {
+            return self.pump_ws(app, scratch);
         }
         let limits = Limits {
             max_headers_len: app.config.max_headers_len,
@@ -419,6 +559,159 @@ impl IoConn {
         Fate::Keep
     }
 
+    /// The WebSocket pump: decode and deliver frames, read, write, close.
+    fn pump_ws(&mut self, app: &Arc<App>, scratch: &mut [u8]) -> Fate {
+        loop {
+            loop {
+                let ws = self.ws.as_mut().expect("WebSocket mode");
+                if ws.close_received || ws.failed || ws.shared.read_paused.load(Ordering::Acquire) {
+                    break;
+                }
+                match ws.decoder.next() {
+                    Ok(Some(incoming)) => self.on_incoming(incoming, app),
+                    Ok(None) => break,
+                    Err(e) => {
+                        slog::debug!(app.log, "WebSocket protocol error"; "code" => e.code, "reason" => e.reason);
+                        ws.failed = true;
+                        let _ = app.scheduler.deliver(
+                            &self.actor,
+                            Event::Ws(WebSocketEvent::Error(e.reason.to_owned())),
+                        );
+                        self.ws_close(e.code, e.reason, app);
+                        // Failing the connection: no need to wait for the
+                        // client's close frame (RFC 6455 §7.1.7).
+                        self.close_when_done = true;
+                        break;
+                    }
+                }
+                if self.actor.queued_events() >= WS_HIGH_WATER {
+                    let shared = &self.ws.as_ref().expect("WebSocket mode").shared;
+                    shared.read_paused.store(true, Ordering::SeqCst);
+                    // Re-check: the workers may have drained the mailbox
+                    // before they could see the flag.
+                    if self.actor.queued_events() >= crate::connection::WS_LOW_WATER
+                        || !shared.read_paused.swap(false, Ordering::AcqRel)
+                    {
+                        break;
+                    }
+                }
+            }
+            let ws = self.ws.as_ref().expect("WebSocket mode");
+            if ws.close_received
+                || ws.failed
+                || ws.shared.read_paused.load(Ordering::Acquire)
+                || self.peer_eof
+                || !self.read_ready
+            {
+                break;
+            }
+            match self.stream.read(scratch) {
+                Ok(0) => {
+                    self.peer_eof = true;
+                    self.read_ready = false;
+                }
+                Ok(n) => {
+                    self.ws
+                        .as_mut()
+                        .expect("WebSocket mode")
+                        .decoder
+                        .extend(&scratch[..n]);
+                    self.last_activity = Instant::now();
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_ready = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Fate::Close,
+            }
+        }
+
+        let before = self.writer.queued_bytes();
+        let flushed = self.writer.flush(&mut self.stream);
+        let written = before - self.writer.queued_bytes();
+        let ws = self.ws.as_ref().expect("WebSocket mode");
+        if written > 0 {
+            ws.shared.queued.fetch_sub(written, Ordering::AcqRel);
+            self.last_activity = Instant::now();
+        }
+        if flushed.is_err() {
+            return Fate::Close;
+        }
+        if self.writer.is_empty() {
+            let handshake_done = ws.close_sent && ws.close_received;
+            if handshake_done || self.close_when_done {
+                if self.peer_eof {
+                    return Fate::Close;
+                }
+                // The server closes the TCP connection first (RFC 6455 §7.1.1).
+                let _ = self.stream.shutdown(Shutdown::Write);
+                self.lingering = Some(Instant::now() + LINGER);
+                return self.discard_input(scratch);
+            }
+            if self.peer_eof {
+                return Fate::Close;
+            }
+        }
+        Fate::Keep
+    }
+
+    fn on_incoming(&mut self, incoming: Incoming, app: &Arc<App>) {
+        let message = match incoming {
+            Incoming::Text(t) => Message::Text(t),
+            Incoming::Binary(b) => Message::Binary(b),
+            Incoming::Ping(p) => {
+                if !self.ws.as_ref().expect("WebSocket mode").close_sent {
+                    self.ws_push(codec::encode(OpCode::Control(Control::Pong), &p));
+                }
+                Message::Ping(p)
+            }
+            Incoming::Pong(p) => Message::Pong(p),
+            Incoming::Close(frame) => {
+                let ws = self.ws.as_mut().expect("WebSocket mode");
+                ws.close_received = true;
+                if !ws.close_sent {
+                    // Echo the client's code (RFC 6455 §5.5.1).
+                    let (code, reason) = match &frame {
+                        Some((code, reason)) => (*code, reason.clone()),
+                        None => (1005, String::new()),
+                    };
+                    ws.close_info = Some(CloseInfo { code, reason });
+                    ws.shared.begin_close();
+                    ws.close_sent = true;
+                    let echo = codec::encode_close(frame.as_ref().map(|(code, _)| *code), "");
+                    self.ws_push(echo);
+                }
+                return;
+            }
+        };
+        let _ = app
+            .scheduler
+            .deliver(&self.actor, Event::Ws(WebSocketEvent::Message(message)));
+    }
+
+    /// Queues a frame the IO actor itself produced, counted in the budget.
+    fn ws_push(&mut self, frame: Vec<u8>) {
+        if let Some(ws) = &self.ws {
+            ws.shared.queued.fetch_add(frame.len(), Ordering::AcqRel);
+        }
+        self.writer.push(frame);
+    }
+
+    /// Sends a close frame unless one was sent, and starts the wait for the
+    /// client's.
+    fn ws_close(&mut self, code: u16, reason: &str, app: &Arc<App>) {
+        let Some(ws) = self.ws.as_mut() else { return };
+        ws.shared.begin_close();
+        if ws.close_sent {
+            return;
+        }
+        ws.close_sent = true;
+        ws.close_info = Some(CloseInfo {
+            code,
+            reason: reason.to_owned(),
+        });
+        ws.close_deadline = Some(Instant::now() + app.config.ws_close_timeout);
+        self.ws_push(codec::encode_close(Some(code), reason));
+    }
+
     /// Lingering close: read and drop until EOF, an error or `WouldBlock`.
     fn discard_input(&mut self, scratch: &mut [u8]) -> Fate {
         loop {
@@ -434,6 +727,22 @@ impl IoConn {
 }
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Ends a connection: the socket closes when `c` drops (which also takes
+/// it out of the epoll set); a WebSocket gets its one `Close` event.
+fn close_conn(c: IoConn, app: &Arc<App>) {
+    c.actor.mark_closed();
+    if let Some(ws) = c.ws {
+        ws.shared.mark_closed();
+        let info = ws.close_info.unwrap_or(CloseInfo {
+            code: 1006,
+            reason: String::new(),
+        });
+        let _ = app
+            .scheduler
+            .deliver_last(&c.actor, Event::Ws(WebSocketEvent::Close(info)));
+    }
+}
 
 /// The response natron sends for a request it refuses before any handler.
 fn error_response(e: HttpError) -> Vec<u8> {

@@ -42,6 +42,8 @@ pub mod router;
 #[cfg(not(loom))]
 mod server;
 #[cfg(not(loom))]
+pub mod websocket;
+#[cfg(not(loom))]
 mod writer;
 
 #[cfg(not(loom))]
@@ -52,6 +54,10 @@ pub use http::{Headers, Request, Response, Version};
 pub use router::Router;
 #[cfg(not(loom))]
 pub use server::{Server, ServerBuilder, ServerHandle};
+#[cfg(not(loom))]
+pub use websocket::{
+    CloseInfo, Message, SendError, UpgradeError, WebSocket, WebSocketEvent, WebSocketHandler,
+};
 
 /// The actor core, exposed to the loom models in `models/` only. Not part
 /// of the public API.

@@ -27,7 +27,7 @@ use std::collections::VecDeque;
 /// What the pusher must do after a push.
 #[derive(Debug)]
 #[must_use]
-pub(crate) enum Push<T> {
+pub enum Push<T> {
     /// The mailbox was idle: the caller now holds the right to run it and
     /// must hand it to the scheduler.
     Schedule,
@@ -37,7 +37,7 @@ pub(crate) enum Push<T> {
     Refused(T),
 }
 
-pub(crate) struct Mailbox<T> {
+pub struct Mailbox<T> {
     inner: Mutex<Inner<T>>,
 }
 
@@ -54,7 +54,7 @@ impl<T> Default for Mailbox<T> {
 }
 
 impl<T> Mailbox<T> {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Mailbox {
             inner: Mutex::new(Inner {
                 queue: VecDeque::new(),
@@ -138,7 +138,7 @@ impl<T> Mailbox<T> {
 
     /// Number of events waiting (not counting one being handled).
     #[cfg_attr(not(loom), allow(dead_code))] // used by WebSocket read throttling
-    pub(crate) fn len(&self) -> usize {
+    pub fn len(&self) -> usize {
         lock(&self.inner).queue.len()
     }
 }

@@ -26,7 +26,7 @@ use crate::sync::channel::{unbounded, Receiver, Sender, TryRecvError};
 use crate::sync::{Arc, AtomicBool, Ordering};
 
 /// Something that wakes the receiving thread (`mio::Waker` normally).
-pub(crate) trait Wake: Send + Sync {
+pub trait Wake: Send + Sync {
     fn wake(&self);
 }
 
@@ -40,7 +40,7 @@ impl Wake for mio::Waker {
 }
 
 /// Sending half; cheap to clone.
-pub(crate) struct Outbox<T, W: Wake> {
+pub struct Outbox<T, W: Wake> {
     tx: Sender<T>,
     shared: Arc<Shared<W>>,
 }
@@ -60,12 +60,12 @@ impl<T, W: Wake> Clone for Outbox<T, W> {
 }
 
 /// Receiving half, owned by the IO actor.
-pub(crate) struct Inbox<T, W: Wake> {
+pub struct Inbox<T, W: Wake> {
     rx: Receiver<T>,
     shared: Arc<Shared<W>>,
 }
 
-pub(crate) fn outbox<T, W: Wake>(waker: W) -> (Outbox<T, W>, Inbox<T, W>) {
+pub fn outbox<T, W: Wake>(waker: W) -> (Outbox<T, W>, Inbox<T, W>) {
     let (tx, rx) = unbounded();
     let shared = Arc::new(Shared {
         notified: AtomicBool::new(false),
@@ -82,7 +82,7 @@ pub(crate) fn outbox<T, W: Wake>(waker: W) -> (Outbox<T, W>, Inbox<T, W>) {
 
 impl<T, W: Wake> Outbox<T, W> {
     /// Posts a message and wakes the receiver if it may be asleep.
-    pub(crate) fn post(&self, msg: T) {
+    pub fn post(&self, msg: T) {
         // The receiver lives as long as any IO thread; after it is gone the
         // message is moot.
         let _ = self.tx.send(msg);
@@ -104,12 +104,12 @@ impl<T, W: Wake> Outbox<T, W> {
 
 impl<T, W: Wake> Inbox<T, W> {
     /// Re-arms the wakeup. Call once per wakeup, before draining.
-    pub(crate) fn rearm(&self) {
+    pub fn rearm(&self) {
         self.shared.notified.swap(false, Ordering::AcqRel);
     }
 
     /// Takes the next message, if any.
-    pub(crate) fn try_recv(&self) -> Option<T> {
+    pub fn try_recv(&self) -> Option<T> {
         match self.rx.try_recv() {
             Ok(m) => Some(m),
             Err(TryRecvError::Empty) => None,

@@ -368,6 +368,35 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
     Ok((req, flags, framing, expect_continue))
 }
 
+const BAD_CHUNK_SIZE: HttpError = err(400, "invalid chunk size");
+
+/// Checks what httparse's `parse_chunk_size` lets through: it reads a
+/// size line with no digit (`\r\n`, `;ext\r\n`, ` \r\n`) as size 0, the
+/// last chunk, and takes any byte, even a bare LF or NUL, inside a chunk
+/// extension. RFC 9112 §7.1 has `chunk-size = 1*HEXDIG` and extensions
+/// made of tokens and quoted strings; a proxy in front of natron that reads
+/// such a line differently (say, ends it at the bare LF) sees another body
+/// and another next request: a desync. So the line must start with a hex
+/// digit, end with CRLF, and hold no control character but HTAB.
+fn check_chunk_line(avail: &[u8]) -> Result<(), HttpError> {
+    if avail.first().is_some_and(|b| !b.is_ascii_hexdigit()) {
+        return Err(BAD_CHUNK_SIZE);
+    }
+    let line = match avail.iter().position(|&b| b == b'\n') {
+        Some(lf) => match lf.checked_sub(1) {
+            Some(cr) if avail[cr] == b'\r' => &avail[..cr],
+            _ => return Err(BAD_CHUNK_SIZE),
+        },
+        // Partial: check what has arrived, but a final CR may be half of
+        // the CRLF.
+        None => avail.strip_suffix(b"\r").unwrap_or(avail),
+    };
+    if line.iter().any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+        return Err(BAD_CHUNK_SIZE);
+    }
+    Ok(())
+}
+
 /// Advances the chunked decoder. Returns `Ok(true)` once the last chunk and
 /// the trailer section are read.
 fn read_chunked(
@@ -380,7 +409,9 @@ fn read_chunked(
     loop {
         let avail = &buf[*pos..];
         match chunk {
-            Chunk::Size => match httparse::parse_chunk_size(avail) {
+            Chunk::Size => match check_chunk_line(avail)
+                .and_then(|()| httparse::parse_chunk_size(avail).map_err(|_| BAD_CHUNK_SIZE))
+            {
                 Ok(httparse::Status::Complete((used, size))) => {
                     *pos += used;
                     if size == 0 {
@@ -398,7 +429,7 @@ fn read_chunked(
                     }
                     return Ok(false);
                 }
-                Err(_) => return Err(err(400, "invalid chunk size")),
+                Err(e) => return Err(e),
             },
             Chunk::Data(remaining) => {
                 let n = (*remaining).min(avail.len());
@@ -505,6 +536,10 @@ mod tests {
             b"GET / HTTP/1.1\r\nHost: x\r\nX: a\r\n b\r\n\r\n",
             b"GET / HTTP/1.1\r\nHost: x\r\nX: a\x01b\r\n\r\n",
             b"GET / HTTP/1.1\r\n\r\n",
+            // Chunk-size lines httparse alone would accept.
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n;e\r\n\r\n",
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n2;a\nxx\r\n0\r\n\r\n",
         ] {
             let e = parse_all(bad).err().unwrap_or_else(|| panic!("accepted {:?}", String::from_utf8_lossy(bad)));
             assert_eq!(e.status, 400, "{:?}", String::from_utf8_lossy(bad));

@@ -18,11 +18,11 @@
 
 use crate::mailbox::{Mailbox, Push};
 use crate::sync::channel::{unbounded, Receiver, Sender};
-use crate::sync::Arc;
+use crate::sync::{Arc, AtomicUsize, Ordering};
 
 /// An actor: something with a mailbox whose events are handled one at a
 /// time, in order.
-pub(crate) trait Actor: Send + Sync + Sized + 'static {
+pub trait Actor: Send + Sync + Sized + 'static {
     type Event: Send;
 
     fn mailbox(&self) -> &Mailbox<Self::Event>;
@@ -42,9 +42,13 @@ enum Job<A> {
 ///
 /// One actor type per scheduler keeps the queue free of trait objects,
 /// which loom's `Arc` cannot hold.
-pub(crate) struct Scheduler<A: Actor> {
+pub struct Scheduler<A: Actor> {
     tx: Sender<Job<A>>,
     rx: Receiver<Job<A>>,
+    /// Mailboxes holding the run right (queued or running). Shutdown waits
+    /// for zero before stopping the workers, so every queued event (every
+    /// WebSocket Close) is handled.
+    active: Arc<AtomicUsize>,
 }
 
 impl<A: Actor> Clone for Scheduler<A> {
@@ -52,6 +56,7 @@ impl<A: Actor> Clone for Scheduler<A> {
         Scheduler {
             tx: self.tx.clone(),
             rx: self.rx.clone(),
+            active: self.active.clone(),
         }
     }
 }
@@ -63,26 +68,33 @@ impl<A: Actor> Default for Scheduler<A> {
 }
 
 impl<A: Actor> Scheduler<A> {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         let (tx, rx) = unbounded();
-        Scheduler { tx, rx }
+        Scheduler {
+            tx,
+            rx,
+            active: Arc::new(AtomicUsize::new(0)),
+        }
     }
 
     /// Delivers `event` to `actor`, scheduling it if it was idle. Gives the
     /// event back if the actor's mailbox has taken its last event.
-    pub(crate) fn deliver(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
+    pub fn deliver(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
         self.after_push(actor, actor.mailbox().push(event))
     }
 
     /// Delivers the final event of `actor`; nothing is delivered after it.
     #[cfg_attr(not(loom), allow(dead_code))] // used by the WebSocket close path
-    pub(crate) fn deliver_last(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
+    pub fn deliver_last(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
         self.after_push(actor, actor.mailbox().push_last(event))
     }
 
     fn after_push(&self, actor: &Arc<A>, push: Push<A::Event>) -> Result<(), A::Event> {
         match push {
-            Push::Schedule => self.enqueue(actor.clone()),
+            Push::Schedule => {
+                self.active.fetch_add(1, Ordering::AcqRel);
+                self.enqueue(actor.clone())
+            }
             Push::Queued => {}
             Push::Refused(event) => return Err(event),
         }
@@ -95,7 +107,7 @@ impl<A: Actor> Scheduler<A> {
     }
 
     /// Runs jobs on the calling thread until it receives a stop.
-    pub(crate) fn run_worker(&self) {
+    pub fn run_worker(&self) {
         while let Ok(job) = self.rx.recv() {
             match job {
                 Job::Run(actor) => self.run_one(actor),
@@ -119,8 +131,14 @@ impl<A: Actor> Scheduler<A> {
         }
     }
 
+    /// Mailboxes with events queued or running. Zero means every delivered
+    /// event has been handled.
+    pub fn active(&self) -> usize {
+        self.active.load(Ordering::Acquire)
+    }
+
     /// Asks one worker to stop once the jobs queued before this call are run.
-    pub(crate) fn stop_one(&self) {
+    pub fn stop_one(&self) {
         let _ = self.tx.send(Job::Stop);
     }
 }
@@ -128,13 +146,13 @@ impl<A: Actor> Scheduler<A> {
 /// The right to run an actor's mailbox, held while one event is handled.
 /// Dropping it ends the run and reschedules the actor if events wait.
 #[must_use = "dropping Done ends the run"]
-pub(crate) struct Done<A: Actor> {
+pub struct Done<A: Actor> {
     actor: Option<Arc<A>>,
     scheduler: Scheduler<A>,
 }
 
 impl<A: Actor> Done<A> {
-    pub(crate) fn actor(&self) -> &Arc<A> {
+    pub fn actor(&self) -> &Arc<A> {
         self.actor.as_ref().expect("actor present until drop")
     }
 }
@@ -144,6 +162,8 @@ impl<A: Actor> Drop for Done<A> {
         if let Some(actor) = self.actor.take() {
             if actor.mailbox().complete() {
                 self.scheduler.enqueue(actor);
+            } else {
+                self.scheduler.active.fetch_sub(1, Ordering::AcqRel);
             }
         }
     }

@@ -21,6 +21,7 @@ use crate::connection::Connection;
 use crate::handler::Handler;
 use crate::io::{io_actor, IoMsg};
 use crate::scheduler::Scheduler;
+use crate::websocket::WebSocketHandler;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -39,14 +40,29 @@ pub(crate) struct Config {
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
     pub(crate) shutdown_grace: Duration,
+    /// Bytes queued per WebSocket before sends are refused; `None` means
+    /// `max(1 MiB, 2 * max_message_len)`.
+    pub(crate) max_outbound_len: usize,
+    pub(crate) ws_ping_interval: Option<Duration>,
+    pub(crate) ws_idle_timeout: Option<Duration>,
+    pub(crate) ws_close_timeout: Duration,
 }
 
 impl Config {
     /// How often IO actors check timeouts: a quarter of the shortest one,
     /// within 10 ms .. 1 s.
     pub(crate) fn sweep_interval(&self) -> Duration {
-        (self.header_timeout.min(self.idle_timeout) / 4)
-            .clamp(Duration::from_millis(10), Duration::from_secs(1))
+        let mut shortest = self
+            .header_timeout
+            .min(self.idle_timeout)
+            .min(self.ws_close_timeout);
+        for t in [self.ws_ping_interval, self.ws_idle_timeout]
+            .into_iter()
+            .flatten()
+        {
+            shortest = shortest.min(t);
+        }
+        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
     }
 }
 
@@ -64,6 +80,10 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(10),
+            max_outbound_len: 0,
+            ws_ping_interval: None,
+            ws_idle_timeout: None,
+            ws_close_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -72,6 +92,7 @@ impl Default for Config {
 /// the flags).
 pub(crate) struct App {
     pub(crate) handler: Box<dyn Handler>,
+    pub(crate) ws_handler: Option<Box<dyn WebSocketHandler>>,
     pub(crate) log: slog::Logger,
     pub(crate) config: Config,
     pub(crate) scheduler: Scheduler<Connection>,
@@ -93,6 +114,7 @@ impl App {
 /// Builds a [`Server`].
 pub struct ServerBuilder {
     handler: Option<Box<dyn Handler>>,
+    ws_handler: Option<Box<dyn WebSocketHandler>>,
     log: Option<slog::Logger>,
     config: Config,
 }
@@ -101,6 +123,13 @@ impl ServerBuilder {
     /// The request handler (a closure, a `fn`, or a [`crate::Router`]).
     pub fn handler(mut self, handler: impl Handler) -> Self {
         self.handler = Some(Box::new(handler));
+        self
+    }
+
+    /// The WebSocket handler: receives the events of every connection
+    /// upgraded with [`crate::Request::upgrade_to_websocket`].
+    pub fn websocket_handler(mut self, handler: impl WebSocketHandler) -> Self {
+        self.ws_handler = Some(Box::new(handler));
         self
     }
 
@@ -157,6 +186,36 @@ impl ServerBuilder {
         self
     }
 
+    /// Bytes that may wait in one WebSocket's outbound queue; a send past
+    /// it is refused and the connection closed with 1008 (a single message
+    /// larger than the bound is still accepted into an empty queue).
+    /// Default `max(1 MiB, 2 * max_message_len)`.
+    pub fn max_outbound_len(mut self, n: usize) -> Self {
+        self.config.max_outbound_len = n;
+        self
+    }
+
+    /// Sends a Ping on every WebSocket that has been quiet this long.
+    /// Default: none.
+    pub fn websocket_ping_interval(mut self, t: Duration) -> Self {
+        self.config.ws_ping_interval = Some(t);
+        self
+    }
+
+    /// Closes (1001) a WebSocket from which nothing arrived for this long.
+    /// Default: none.
+    pub fn websocket_idle_timeout(mut self, t: Duration) -> Self {
+        self.config.ws_idle_timeout = Some(t);
+        self
+    }
+
+    /// How long a server-initiated close waits for the client's close
+    /// frame before dropping the connection. Default 5 s.
+    pub fn websocket_close_timeout(mut self, t: Duration) -> Self {
+        self.config.ws_close_timeout = t;
+        self
+    }
+
     /// How long `close()` waits for in-flight handlers. Default 10 s.
     pub fn shutdown_grace(mut self, t: Duration) -> Self {
         self.config.shutdown_grace = t;
@@ -164,7 +223,10 @@ impl ServerBuilder {
     }
 
     /// Builds the server. Without a handler every request gets `404`.
-    pub fn build(self) -> Server {
+    pub fn build(mut self) -> Server {
+        if self.config.max_outbound_len == 0 {
+            self.config.max_outbound_len = (2 * self.config.max_message_len).max(1 << 20);
+        }
         let handler = self.handler.unwrap_or_else(|| {
             Box::new(|req: crate::Request| {
                 req.respond(404, [("Content-Type", "text/plain")], "Not Found")
@@ -173,6 +235,7 @@ impl ServerBuilder {
         Server {
             app: Arc::new(App {
                 handler,
+                ws_handler: self.ws_handler,
                 log: self
                     .log
                     .unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!())),
@@ -221,6 +284,7 @@ impl Server {
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             handler: None,
+            ws_handler: None,
             log: None,
             config: Config::default(),
         }
@@ -347,6 +411,14 @@ impl Server {
             let _ = t.join();
         }
 
+        // Every event already delivered (WebSocket Close events above all)
+        // is handled before the workers stop.
+        while app.scheduler.active() > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(1));
+        }
+        if app.scheduler.active() > 0 {
+            slog::warn!(app.log, "shutdown grace expired with events unhandled"; "connections" => app.scheduler.active());
+        }
         for _ in 0..workers.len() {
             app.scheduler.stop_one();
         }

@@ -202,6 +202,29 @@ impl Request {
         self.responder.send(status, headers.into(), body.into());
     }
 
+    /// Turns this request into a WebSocket (RFC 6455): answers `101
+    /// Switching Protocols`, and from then on the connection's events go
+    /// to the server's WebSocket handler, starting with `Open`.
+    ///
+    /// A request that is not a valid upgrade is answered here (`400` with
+    /// the reason, or `426` with `Sec-WebSocket-Version: 13`) and the
+    /// error returned. Messages sent on the returned handle before the
+    /// handler returns reach the client before anything sent from the
+    /// `Open` event.
+    pub fn upgrade_to_websocket(self) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
+        crate::websocket::upgrade(self, &[])
+    }
+
+    /// Like [`Request::upgrade_to_websocket`], selecting the first
+    /// subprotocol the client offers (in its order) that is in `supported`.
+    /// Without a match, no subprotocol is selected.
+    pub fn upgrade_to_websocket_with(
+        self,
+        supported: &[&str],
+    ) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
+        crate::websocket::upgrade(self, supported)
+    }
+
     /// Installs the builder of the response sent if this request is not
     /// answered (panic or drop).
     pub(crate) fn set_error_handler(&mut self, handler: ErrorHandler) {
@@ -255,9 +278,14 @@ impl Responder {
 
     /// Takes the run right out without answering: the request has been
     /// handed over to another protocol (WebSocket upgrade).
-    #[allow(dead_code)]
     pub(crate) fn take_done(&mut self) -> Option<Done<Connection>> {
         self.done.take()
+    }
+
+    /// Gives back a run right taken with `take_done` (the upgrade failed
+    /// and the request will be answered after all).
+    pub(crate) fn put_done(&mut self, done: Done<Connection>) {
+        self.done = Some(done);
     }
 }
 
