@@ -25,6 +25,10 @@ pub(crate) enum Event {
     Request(Box<RawRequest>),
     /// A WebSocket event.
     Ws(WebSocketEvent),
+    /// The client broke the protocol: close with `code` once every event
+    /// before this one is handled, so replies to earlier messages still go
+    /// out before the close frame.
+    WsFail { code: u16, reason: &'static str },
 }
 
 pub(crate) struct Connection {
@@ -132,6 +136,16 @@ impl Actor for Connection {
                     slog::error!(this.app.log, "request handler panicked";
                         "panic" => panic_message(&panic), "remote" => %this.remote);
                 }
+            }
+            Event::WsFail { code, reason } => {
+                if let Some(ws) = this.ws.get() {
+                    ws.shared.begin_close();
+                }
+                this.io.post(IoMsg::WsClose {
+                    conn: this.id,
+                    code,
+                    reason: reason.to_owned(),
+                });
             }
             Event::Ws(event) => {
                 let (Some(ws), Some(handler)) = (this.ws.get(), this.app.ws_handler.as_ref())

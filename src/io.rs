@@ -300,6 +300,11 @@ impl IoActor {
                             slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => &reason, "remote" => %c.actor.remote);
                         }
                         c.ws_close(code, &reason, &self.app);
+                        if c.ws.as_ref().is_some_and(|ws| ws.failed) {
+                            // Failing the connection: no need to wait for the
+                            // client's close frame (RFC 6455 §7.1.7).
+                            c.close_when_done = true;
+                        }
                         self.dirty.push(conn);
                     }
                 }
@@ -577,10 +582,15 @@ impl IoConn {
                             &self.actor,
                             Event::Ws(WebSocketEvent::Error(e.reason.to_owned())),
                         );
-                        self.ws_close(e.code, e.reason, app);
-                        // Failing the connection: no need to wait for the
-                        // client's close frame (RFC 6455 §7.1.7).
-                        self.close_when_done = true;
+                        // The close frame is sent when the connection actor
+                        // reaches this event (see `Event::WsFail`).
+                        let _ = app.scheduler.deliver(
+                            &self.actor,
+                            Event::WsFail {
+                                code: e.code,
+                                reason: e.reason,
+                            },
+                        );
                         break;
                     }
                 }
