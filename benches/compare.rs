@@ -124,8 +124,8 @@ fn print_ratios(tsv: &Path) {
         v
     };
     println!(
-        "\n{:<8} {:>12}  {}",
-        "test", "natron", "ratio natron/peer (idle: peer KiB / natron KiB), > 1 = natron better"
+        "\n{:<8} {:>12}  ratio natron/peer (idle: peer KiB / natron KiB), > 1 = natron better",
+        "test", "natron"
     );
     for test in ["hello", "sleep", "echo32", "echo4k", "idle"] {
         let Some(ours) = mean("natron", test) else {

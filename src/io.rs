@@ -63,6 +63,10 @@ use tungstenite::protocol::frame::coding::{Control, OpCode};
 
 /// Requests of one connection handed out and not yet answered.
 pub(crate) const MAX_PIPELINE: usize = 32;
+/// Response bytes waiting for a client before its next request is read: a
+/// client that pipelines but does not read gets TCP backpressure, and the
+/// idle timeout once it stops making progress.
+pub(crate) const MAX_WRITE_BACKLOG: usize = 1 << 20;
 /// WebSocket events waiting in one mailbox before reading pauses.
 pub(crate) const WS_HIGH_WATER: usize = 64;
 /// How long a closing connection's input is drained.
@@ -162,6 +166,8 @@ struct IoConn {
     continue_owed: bool,
     /// An upgrade request is unanswered.
     upgrade_wait: bool,
+    /// A response with `Connection: close` has been queued.
+    answered_close: bool,
     /// The write side is shut; input is discarded until this instant.
     lingering: Option<Instant>,
     last_activity: Instant,
@@ -239,6 +245,11 @@ impl IoActor {
                 IoMsg::Accept(stream, addr) => self.accept(stream, addr),
                 IoMsg::Response { conn, bytes, close } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
+                        if c.answered_close {
+                            // Nothing is sent after a `Connection: close`
+                            // response (RFC 9112 §9.6).
+                            continue;
+                        }
                         c.pending = c.pending.saturating_sub(1);
                         c.upgrade_wait = false;
                         c.writer.push(bytes);
@@ -246,6 +257,10 @@ impl IoActor {
                         if close {
                             c.stop_reading = true;
                             c.close_when_done = true;
+                            // Requests dispatched behind this one are dropped
+                            // unanswered (the connection actor skips them).
+                            c.answered_close = true;
+                            c.pending = 0;
                         }
                         self.dirty.push(conn);
                     }
@@ -360,6 +375,7 @@ impl IoActor {
                 deferred: None,
                 continue_owed: false,
                 upgrade_wait: false,
+                answered_close: false,
                 lingering: None,
                 last_activity: now,
                 head_started: None,
@@ -454,6 +470,7 @@ impl IoConn {
         !self.stop_reading
             && !self.upgrade_wait
             && self.pending < MAX_PIPELINE
+            && self.writer.queued_bytes() < MAX_WRITE_BACKLOG
             && self.lingering.is_none()
     }
 

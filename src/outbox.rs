@@ -43,6 +43,8 @@ impl Wake for mio::Waker {
 pub struct Outbox<T, W: Wake> {
     tx: Sender<T>,
     shared: Arc<Shared<W>>,
+    #[cfg(natron_mutant = "reorder_outbound")]
+    batch: Sender<T>,
 }
 
 struct Shared<W> {
@@ -55,6 +57,8 @@ impl<T, W: Wake> Clone for Outbox<T, W> {
         Outbox {
             tx: self.tx.clone(),
             shared: self.shared.clone(),
+            #[cfg(natron_mutant = "reorder_outbound")]
+            batch: self.batch.clone(),
         }
     }
 }
@@ -63,10 +67,14 @@ impl<T, W: Wake> Clone for Outbox<T, W> {
 pub struct Inbox<T, W: Wake> {
     rx: Receiver<T>,
     shared: Arc<Shared<W>>,
+    #[cfg(natron_mutant = "reorder_outbound")]
+    batch: Receiver<T>,
 }
 
 pub fn outbox<T, W: Wake>(waker: W) -> (Outbox<T, W>, Inbox<T, W>) {
     let (tx, rx) = unbounded();
+    #[cfg(natron_mutant = "reorder_outbound")]
+    let (batch_tx, batch_rx) = unbounded();
     let shared = Arc::new(Shared {
         notified: AtomicBool::new(false),
         waker,
@@ -75,27 +83,49 @@ pub fn outbox<T, W: Wake>(waker: W) -> (Outbox<T, W>, Inbox<T, W>) {
         Outbox {
             tx,
             shared: shared.clone(),
+            #[cfg(natron_mutant = "reorder_outbound")]
+            batch: batch_tx,
         },
-        Inbox { rx, shared },
+        Inbox {
+            rx,
+            shared,
+            #[cfg(natron_mutant = "reorder_outbound")]
+            batch: batch_rx,
+        },
     )
 }
 
 impl<T, W: Wake> Outbox<T, W> {
     /// Posts a message and wakes the receiver if it may be asleep.
     pub fn post(&self, msg: T) {
-        // The receiver lives as long as any IO thread; after it is gone the
-        // message is moot.
-        let _ = self.tx.send(msg);
         #[cfg(natron_mutant = "lost_outbound_wakeup")]
         {
-            // Mutant: reads the flag without the read-modify-write.
-            if !self.shared.notified.load(Ordering::Relaxed) {
-                self.shared.notified.store(true, Ordering::Relaxed);
+            // Mutant: claims the wakeup before the message is queued. The
+            // receiver can wake, re-arm and drain before the message lands,
+            // then sleep with it queued and no wakeup pending.
+            if !self.shared.notified.swap(true, Ordering::AcqRel) {
+                self.shared.waker.wake();
+            }
+            let _ = self.tx.send(msg);
+            return;
+        }
+        #[cfg(natron_mutant = "reorder_outbound")]
+        {
+            // Mutant: while the receiver is already notified, posts skip the
+            // wakeup and go to a second "batch" queue, which the receiver
+            // drains after the main one: a later post can overtake them.
+            if self.shared.notified.swap(true, Ordering::AcqRel) {
+                let _ = self.batch.send(msg);
+            } else {
+                let _ = self.tx.send(msg);
                 self.shared.waker.wake();
             }
             return;
         }
+        // The receiver lives as long as any IO thread; after it is gone the
+        // message is moot.
         #[allow(unreachable_code)]
+        let _ = self.tx.send(msg);
         if !self.shared.notified.swap(true, Ordering::AcqRel) {
             self.shared.waker.wake();
         }
@@ -110,6 +140,15 @@ impl<T, W: Wake> Inbox<T, W> {
 
     /// Takes the next message, if any.
     pub fn try_recv(&self) -> Option<T> {
+        #[cfg(natron_mutant = "reorder_outbound")]
+        {
+            // Mutant: the main queue first, then the batch queue.
+            if let Ok(m) = self.rx.try_recv() {
+                return Some(m);
+            }
+            return self.batch.try_recv().ok();
+        }
+        #[allow(unreachable_code)]
         match self.rx.try_recv() {
             Ok(m) => Some(m),
             Err(TryRecvError::Empty) => None,

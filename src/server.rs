@@ -308,6 +308,13 @@ impl Server {
     /// that never returns).
     pub fn serve(self, addr: impl ToSocketAddrs) -> io::Result<()> {
         let result = self.serve_inner(addr);
+        // The acceptor's eventfd goes with the acceptor, even while handles
+        // live on.
+        self.shared
+            .acceptor_waker
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         *state = match &result {
             Ok(()) => State::Closed,

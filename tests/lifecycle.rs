@@ -175,7 +175,7 @@ fn start_close_cycles_finish_in_flight_and_leak_nothing() {
 }
 
 #[test]
-#[ignore = "BUG: while draining, every pipelined response carries `Connection: close` and more responses follow the first one (io.rs/request.rs)"]
+
 fn close_with_pipelined_requests_sends_nothing_after_a_close_response() {
     let _serial = serial();
     let base_fds = open_fds();
@@ -274,7 +274,7 @@ fn close_twice_is_harmless_and_ready_reports_closed() {
 }
 
 #[test]
-#[ignore = "BUG: a ServerHandle kept after serve returns holds the acceptor's mio Waker, an eventfd, open (server.rs Shared::acceptor_waker)"]
+
 fn serve_releases_every_fd_while_a_handle_is_kept() {
     let _serial = serial();
     let base_fds = open_fds();

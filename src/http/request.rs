@@ -271,6 +271,11 @@ impl Responder {
             self.encoding,
             close,
         );
+        if close {
+            // Requests pipelined behind this one will not be answered
+            // (RFC 9112 §9.6): their handlers must not run either.
+            conn.mark_closed();
+        }
         conn.send_response(bytes, close);
         // `done` drops here, after the response is queued: the next event
         // of this connection cannot run before it.
