@@ -518,17 +518,8 @@ impl IoConn {
             if !self.can_dispatch() || self.peer_eof || !self.read_ready {
                 break;
             }
-            match self.stream.read(scratch) {
-                Ok(0) => {
-                    self.peer_eof = true;
-                    self.read_ready = false;
-                }
-                Ok(n) => {
-                    self.reader.extend(&scratch[..n]);
-                    self.last_activity = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_ready = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            match self.read_once(scratch) {
+                Ok(n) => self.reader.extend(&scratch[..n]),
                 Err(_) => return Fate::Close,
             }
         }
@@ -632,21 +623,13 @@ impl IoConn {
             {
                 break;
             }
-            match self.stream.read(scratch) {
-                Ok(0) => {
-                    self.peer_eof = true;
-                    self.read_ready = false;
-                }
-                Ok(n) => {
-                    self.ws
-                        .as_mut()
-                        .expect("WebSocket mode")
-                        .decoder
-                        .extend(&scratch[..n]);
-                    self.last_activity = Instant::now();
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.read_ready = false,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            match self.read_once(scratch) {
+                Ok(n) => self
+                    .ws
+                    .as_mut()
+                    .expect("WebSocket mode")
+                    .decoder
+                    .extend(&scratch[..n]),
                 Err(_) => return Fate::Close,
             }
         }
@@ -737,6 +720,28 @@ impl IoConn {
         });
         ws.close_deadline = Some(Instant::now() + app.config.ws_close_timeout);
         self.ws_push(codec::encode_close(Some(code), reason));
+    }
+
+    /// Reads once into `scratch` and returns how many bytes arrived: 0 on
+    /// EOF (`peer_eof` set), `WouldBlock` (`read_ready` cleared) or EINTR.
+    fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+        match self.stream.read(scratch) {
+            Ok(0) => {
+                self.peer_eof = true;
+                self.read_ready = false;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.last_activity = Instant::now();
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.read_ready = false;
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
     }
 
     /// Lingering close: read and drop until EOF, an error or `WouldBlock`.
