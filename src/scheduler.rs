@@ -17,7 +17,7 @@
 //! * No lock is held while an actor handles an event.
 
 use crate::mailbox::{Mailbox, Push};
-use crate::sync::channel::{unbounded, Receiver, Sender};
+use crate::sync::queue::BlockingQueue;
 use crate::sync::{Arc, AtomicUsize, Ordering};
 
 /// An actor: something with a mailbox whose events are handled one at a
@@ -43,8 +43,7 @@ enum Job<A> {
 /// One actor type per scheduler keeps the queue free of trait objects,
 /// which loom's `Arc` cannot hold.
 pub struct Scheduler<A: Actor> {
-    tx: Sender<Job<A>>,
-    rx: Receiver<Job<A>>,
+    queue: Arc<BlockingQueue<Job<A>>>,
     /// Mailboxes holding the run right (queued or running). Shutdown waits
     /// for zero before stopping the workers, so every queued event (every
     /// WebSocket Close) is handled.
@@ -54,8 +53,7 @@ pub struct Scheduler<A: Actor> {
 impl<A: Actor> Clone for Scheduler<A> {
     fn clone(&self) -> Self {
         Scheduler {
-            tx: self.tx.clone(),
-            rx: self.rx.clone(),
+            queue: self.queue.clone(),
             active: self.active.clone(),
         }
     }
@@ -69,10 +67,8 @@ impl<A: Actor> Default for Scheduler<A> {
 
 impl<A: Actor> Scheduler<A> {
     pub fn new() -> Self {
-        let (tx, rx) = unbounded();
         Scheduler {
-            tx,
-            rx,
+            queue: Arc::new(BlockingQueue::new()),
             active: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -102,14 +98,13 @@ impl<A: Actor> Scheduler<A> {
     }
 
     fn enqueue(&self, actor: Arc<A>) {
-        // The receiver lives in `self`, so the channel cannot be disconnected.
-        let _ = self.tx.send(Job::Run(actor));
+        self.queue.push(Job::Run(actor));
     }
 
     /// Runs jobs on the calling thread until it receives a stop.
     pub fn run_worker(&self) {
-        while let Ok(job) = self.rx.recv() {
-            match job {
+        loop {
+            match self.queue.pop() {
                 Job::Run(actor) => self.run_one(actor),
                 Job::Stop => return,
             }
@@ -139,7 +134,7 @@ impl<A: Actor> Scheduler<A> {
 
     /// Asks one worker to stop once the jobs queued before this call are run.
     pub fn stop_one(&self) {
-        let _ = self.tx.send(Job::Stop);
+        self.queue.push(Job::Stop);
     }
 }
 
@@ -160,6 +155,19 @@ impl<A: Actor> Done<A> {
 impl<A: Actor> Drop for Done<A> {
     fn drop(&mut self) {
         if let Some(actor) = self.actor.take() {
+            #[cfg(natron_mutant = "early_idle")]
+            {
+                // Mutant: the run counts itself idle first and counts the
+                // actor again only if it is re-queued, so `active()` can read
+                // zero while events are queued.
+                self.scheduler.active.fetch_sub(1, Ordering::AcqRel);
+                if actor.mailbox().complete() {
+                    self.scheduler.active.fetch_add(1, Ordering::AcqRel);
+                    self.scheduler.enqueue(actor);
+                }
+                return;
+            }
+            #[allow(unreachable_code)]
             if actor.mailbox().complete() {
                 self.scheduler.enqueue(actor);
             } else {
