@@ -324,6 +324,11 @@ impl Server {
         result
     }
 
+    /// Serves on `localhost:port`, Mummy's default address.
+    pub fn serve_port(self, port: u16) -> io::Result<()> {
+        self.serve(("localhost", port))
+    }
+
     fn serve_inner(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
         let app = &self.app;
         let listener = bind(addr)?;

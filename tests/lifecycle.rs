@@ -361,3 +361,24 @@ fn wait_until_ready_fails_when_port_taken() {
     assert_no_leaks(base_fds);
     drop(taken);
 }
+
+#[test]
+fn serve_port_binds_localhost() {
+    let _serial = serial();
+    let server = Server::builder().handler(echo).build();
+    let handle = server.handle();
+    let t = thread::Builder::new()
+        .name("test-serve".into())
+        .spawn(move || server.serve_port(0))
+        .unwrap();
+    let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    assert!(addr.ip().is_loopback(), "{addr}");
+    let mut c = Client::connect(addr);
+    c.send(get("/port"));
+    c.read_response().assert("HTTP/1.1 200 OK", "GET /port ");
+    drop(c);
+    handle.close();
+    join_within(t, Duration::from_secs(5))
+        .expect("serve returned")
+        .expect("serve ok");
+}
