@@ -7,13 +7,13 @@
 use crate::http::request::{RawRequest, Request};
 use crate::io::{IoHandle, IoMsg};
 use crate::mailbox::Mailbox;
-use crate::scheduler::{Actor, Done};
+use crate::scheduler::{Actor, Done, Hold};
 use crate::server::App;
 use crate::websocket::{WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// Below this many queued events, a WebSocket whose reading was paused for
 /// backpressure is resumed (the IO actor pauses at [`crate::io::WS_HIGH_WATER`]).
@@ -44,13 +44,7 @@ pub(crate) struct Connection {
     ws: OnceLock<WebSocket>,
     /// Holds the run right of an upgrading request until its handler
     /// returns (see `release_after_handler`).
-    upgrade: Mutex<UpgradeSlot>,
-}
-
-#[derive(Default)]
-struct UpgradeSlot {
-    handler_running: bool,
-    done: Option<Done<Connection>>,
+    upgrade: Hold<Connection>,
 }
 
 impl Connection {
@@ -63,7 +57,7 @@ impl Connection {
             mailbox: Mailbox::new(),
             closed: AtomicBool::new(false),
             ws: OnceLock::new(),
-            upgrade: Mutex::new(UpgradeSlot::default()),
+            upgrade: Hold::new(),
         }
     }
 
@@ -90,24 +84,11 @@ impl Connection {
         let _ = self.ws.set(ws);
     }
 
-    /// Ends the upgrading request's run. If its handler is still running on
-    /// a worker (the usual case), the run ends when the handler returns, so
-    /// `Open` cannot start while the upgrading handler is still sending;
-    /// otherwise (upgraded from another thread) it ends now.
+    /// Ends the upgrading request's run once its handler returns (see
+    /// [`Hold`]): `Open` cannot start while the upgrading handler is still
+    /// sending.
     pub(crate) fn release_after_handler(&self, done: Done<Connection>) {
-        let mut slot = self.upgrade.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.handler_running {
-            slot.done = Some(done);
-        } else {
-            drop(slot);
-            drop(done);
-        }
-    }
-
-    fn set_handler_running(&self, running: bool) -> Option<Done<Connection>> {
-        let mut slot = self.upgrade.lock().unwrap_or_else(|e| e.into_inner());
-        slot.handler_running = running;
-        slot.done.take()
+        self.upgrade.release(done);
     }
 }
 
@@ -126,12 +107,12 @@ impl Actor for Connection {
                     return; // `done` drops: on to the next event.
                 }
                 let request = Request::new(*raw, done);
-                this.set_handler_running(true);
+                this.upgrade.set_running(true);
                 // The request moves into the handler; if the handler panics,
                 // its drop during unwinding answers 500 (see `Responder`).
                 let result = catch_unwind(AssertUnwindSafe(|| this.app.handler.handle(request)));
                 // An upgrade's run right, parked until now.
-                drop(this.set_handler_running(false));
+                drop(this.upgrade.set_running(false));
                 if let Err(panic) = result {
                     slog::error!(this.app.log, "request handler panicked";
                         "panic" => panic_message(&panic), "remote" => %this.remote);

@@ -18,7 +18,7 @@
 
 use crate::mailbox::{Mailbox, Push};
 use crate::sync::queue::BlockingQueue;
-use crate::sync::{Arc, AtomicUsize, Ordering};
+use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
 
 /// An actor: something with a mailbox whose events are handled one at a
 /// time, in order.
@@ -173,6 +173,75 @@ impl<A: Actor> Drop for Done<A> {
             } else {
                 self.scheduler.active.fetch_sub(1, Ordering::AcqRel);
             }
+        }
+    }
+}
+
+/// Parks a run right handed over while a handler is running, until that
+/// handler returns.
+///
+/// A WebSocket upgrade takes the run right out of the request (so no
+/// response is owed) and queues `Open`. If the run ended there, `Open`
+/// could start on another worker while the upgrading handler is still
+/// sending, and its sends could overtake the upgrading handler's. So the
+/// worker marks the handler running, the upgrade parks the run right here,
+/// and the worker ends the run when the handler returns
+/// (`models/upgrade_ordering.rs`). Upgrading from another thread after the
+/// handler returned ends the run at once.
+pub struct Hold<A: Actor> {
+    slot: Mutex<HoldSlot<A>>,
+}
+
+struct HoldSlot<A: Actor> {
+    running: bool,
+    parked: Option<Done<A>>,
+}
+
+impl<A: Actor> Default for Hold<A> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<A: Actor> Hold<A> {
+    pub fn new() -> Self {
+        Hold {
+            slot: Mutex::new(HoldSlot {
+                running: false,
+                parked: None,
+            }),
+        }
+    }
+
+    /// Marks the handler running or returned. On return, gives back the
+    /// run right parked meanwhile, for the caller to drop (ending the run)
+    /// outside the lock.
+    pub fn set_running(&self, running: bool) -> Option<Done<A>> {
+        let mut slot = lock(&self.slot);
+        slot.running = running;
+        if running {
+            None
+        } else {
+            slot.parked.take()
+        }
+    }
+
+    /// Ends the run when the running handler returns, or now if none runs.
+    pub fn release(&self, done: Done<A>) {
+        let mut slot = lock(&self.slot);
+        #[cfg(natron_mutant = "early_release")]
+        {
+            // Mutant: ends the run at once, while the handler still runs.
+            drop(slot);
+            drop(done);
+            return;
+        }
+        #[allow(unreachable_code)]
+        if slot.running {
+            slot.parked = Some(done);
+        } else {
+            drop(slot);
+            drop(done);
         }
     }
 }
