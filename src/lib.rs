@@ -60,11 +60,12 @@ pub use websocket::{
 };
 
 /// The actor core, exposed to the loom models in `models/` only. Not part
-/// of the public API.
+/// of the public API. (The items are `pub` in their private modules so they
+/// can be re-exported here; in a normal build that is still crate-only.)
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
     pub use crate::mailbox::{Mailbox, Push};
     pub use crate::outbox::{outbox, Inbox, Outbox, Wake};
-    pub use crate::scheduler::{Actor, Done, Scheduler};
+    pub use crate::scheduler::{Actor, Done, Hold, Scheduler};
 }

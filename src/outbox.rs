@@ -111,13 +111,15 @@ impl<T, W: Wake> Outbox<T, W> {
         }
         #[cfg(natron_mutant = "reorder_outbound")]
         {
-            // Mutant: while the receiver is already notified, posts skip the
-            // wakeup and go to a second "batch" queue, which the receiver
-            // drains after the main one: a later post can overtake them.
-            if self.shared.notified.swap(true, Ordering::AcqRel) {
+            // Mutant: while the receiver is already notified, posts go to a
+            // second "batch" queue, which the receiver drains after the main
+            // one: a later post can overtake them. (Wakeups are still right.)
+            if self.shared.notified.load(Ordering::Acquire) {
                 let _ = self.batch.send(msg);
             } else {
                 let _ = self.tx.send(msg);
+            }
+            if !self.shared.notified.swap(true, Ordering::AcqRel) {
                 self.shared.waker.wake();
             }
             return;

@@ -96,14 +96,15 @@ pub(crate) mod channel {
 
     #[cfg(loom)]
     mod loom_channel {
-        use loom::sync::{Arc, Condvar, Mutex};
+        use loom::sync::{Arc, Mutex};
         use std::collections::VecDeque;
 
-        /// Same contract as crossbeam's unbounded channel, minus
-        /// disconnection (natron never relies on it inside the models).
+        /// The part of crossbeam's unbounded channel natron uses under loom
+        /// (the outbound queue: `send`, `try_recv`; the run queue is
+        /// `sync::queue`), minus disconnection, which natron never
+        /// relies on inside the models.
         struct Chan<T> {
             queue: Mutex<VecDeque<T>>,
-            ready: Condvar,
         }
 
         pub(crate) struct Sender<T>(Arc<Chan<T>>);
@@ -117,7 +118,6 @@ pub(crate) mod channel {
         pub(crate) fn unbounded<T>() -> (Sender<T>, Receiver<T>) {
             let chan = Arc::new(Chan {
                 queue: Mutex::new(VecDeque::new()),
-                ready: Condvar::new(),
             });
             (Sender(chan.clone()), Receiver(chan))
         }
@@ -137,22 +137,11 @@ pub(crate) mod channel {
         impl<T> Sender<T> {
             pub(crate) fn send(&self, value: T) -> Result<(), T> {
                 self.0.queue.lock().unwrap().push_back(value);
-                self.0.ready.notify_one();
                 Ok(())
             }
         }
 
         impl<T> Receiver<T> {
-            pub(crate) fn recv(&self) -> Result<T, ()> {
-                let mut q = self.0.queue.lock().unwrap();
-                loop {
-                    if let Some(v) = q.pop_front() {
-                        return Ok(v);
-                    }
-                    q = self.0.ready.wait(q).unwrap();
-                }
-            }
-
             pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
                 self.0
                     .queue

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Runs every loom model on the real actor core (must pass), then every
+# seeded mutant (each must make some model fail). Prints a table and exits
+# non-zero on any problem. See models/README.md.
+#
+#   models/run.sh               # everything
+#   models/run.sh clean         # only the clean run
+#   models/run.sh lost_wakeup   # only that mutant
+#
+# Env: LOOM_MAX_PREEMPTIONS (default 3), LOOM_TARGET_ROOT (default target),
+# MATRIX=1 (run every model against every mutant instead of stopping at the
+# first model that catches it).
+# Each configuration builds in its own target dir ($root/loom for the clean
+# run, $root/loom-<mutant> for each mutant): RUSTFLAGS differ, and sharing a
+# dir would rebuild everything at each switch.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
+export RUST_BACKTRACE=0
+export CARGO_TERM_COLOR=never
+root="${LOOM_TARGET_ROOT:-target}"
+logs="$root/loom-logs"
+mkdir -p "$logs"
+
+# Every model, in the order the clean run uses.
+models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shutdown upgrade_ordering)
+
+# Every mutant, with the models to try, designated catcher first; the run
+# of a mutant stops at the first model that fails.
+mutants=(double_dispatch close_not_last lost_wakeup lost_outbound_wakeup reorder_outbound early_idle early_release)
+declare -A catchers=(
+  [double_dispatch]="one_handler_in_flight"
+  [close_not_last]="events_in_order"
+  [lost_wakeup]="no_lost_wakeup"
+  [lost_outbound_wakeup]="outbound_order"
+  [reorder_outbound]="outbound_order"
+  [early_idle]="shutdown"
+  [early_release]="upgrade_ordering"
+)
+
+only="${1:-}"
+problems=0
+rows=()
+start_all=$SECONDS
+
+row() { rows+=("$(printf '%-22s %-21s %-30s %6ss' "$1" "$2" "$3" "$4")"); printf '%s\n' "${rows[-1]}"; }
+
+dir() { if [ "$1" = clean ]; then echo "$root/loom"; else echo "$root/loom-$1"; fi; }
+
+# build <label> <rustflags>: builds every model with those flags.
+build() {
+  local label=$1 flags=$2 t0=$SECONDS log="$logs/$1.build.log"
+  local args=()
+  for m in "${models[@]}"; do args+=(--test "$m"); done
+  if CARGO_TARGET_DIR="$(dir "$label")" RUSTFLAGS="$flags" \
+      cargo test --release --no-run "${args[@]}" >"$log" 2>&1; then
+    row "(build)" "$label" "ok" $((SECONDS - t0))
+    return 0
+  fi
+  row "(build)" "$label" "BUILD FAILED: $log" $((SECONDS - t0))
+  problems=$((problems + 1))
+  return 1
+}
+
+# run <label> <rustflags> <model>: sets $outcome to pass / assert / deadlock
+# / error.
+run() {
+  local label=$1 flags=$2 model=$3 log="$logs/$1.$3.log"
+  CARGO_TARGET_DIR="$(dir "$label")" RUSTFLAGS="$flags" \
+    cargo test --release --test "$model" >"$log" 2>&1
+  local rc=$?
+  if [ $rc -eq 0 ]; then
+    outcome=pass
+  elif grep -q 'deadlock; threads' "$log"; then
+    outcome=deadlock
+  elif grep -q "panicked at models/" "$log"; then
+    outcome=assert
+  else
+    outcome=error
+  fi
+}
+
+printf '%-22s %-21s %-30s %7s\n' MODEL MUTANT RESULT TIME
+printf '%-22s %-21s %-30s %7s\n' ----- ------ ------ ----
+
+if [ -z "$only" ] || [ "$only" = clean ]; then
+  if build clean "--cfg loom"; then
+    for model in "${models[@]}"; do
+      t0=$SECONDS
+      run clean "--cfg loom" "$model"
+      if [ "$outcome" = pass ]; then
+        row "$model" "-" "pass" $((SECONDS - t0))
+      else
+        row "$model" "-" "FAIL ($outcome): $logs/clean.$model.log" $((SECONDS - t0))
+        problems=$((problems + 1))
+      fi
+    done
+  fi
+fi
+
+for mutant in "${mutants[@]}"; do
+  if [ -n "$only" ] && [ "$only" != "$mutant" ]; then continue; fi
+  flags="--cfg loom --cfg natron_mutant=\"$mutant\""
+  build "$mutant" "$flags" || continue
+  caught=
+  # The designated catcher first, then every other model.
+  tries="${catchers[$mutant]}"
+  for model in "${models[@]}"; do
+    case " $tries " in *" $model "*) ;; *) tries="$tries $model" ;; esac
+  done
+  for model in $tries; do
+    t0=$SECONDS
+    run "$mutant" "$flags" "$model"
+    case "$outcome" in
+      assert | deadlock)
+        row "$model" "$mutant" "caught ($outcome)" $((SECONDS - t0))
+        caught=1
+        [ -n "${MATRIX:-}" ] || break
+        ;;
+      pass)
+        row "$model" "$mutant" "missed" $((SECONDS - t0))
+        ;;
+      *)
+        row "$model" "$mutant" "ERROR: $logs/$mutant.$model.log" $((SECONDS - t0))
+        problems=$((problems + 1))
+        ;;
+    esac
+  done
+  if [ -z "$caught" ]; then
+    row "(all)" "$mutant" "NOT CAUGHT by any model" 0
+    problems=$((problems + 1))
+  fi
+done
+
+echo
+echo "LOOM_MAX_PREEMPTIONS=$LOOM_MAX_PREEMPTIONS; total $((SECONDS - start_all))s; logs in $logs/"
+if [ $problems -ne 0 ]; then
+  echo "FAILED: $problems problem(s)"
+  exit 1
+fi
+echo "OK: every model passes and every mutant is caught"
