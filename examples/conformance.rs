@@ -1,7 +1,7 @@
 //! The server outside conformance and load suites judge natron by.
 //!
 //! ```text
-//! cargo run --release --example conformance -- [--addr HOST:PORT] [--workers N] [--max-message-len BYTES]
+//! cargo run --release --example conformance -- [--addr HOST:PORT] [--workers N] [--io-threads N] [--max-message-len BYTES]
 //! ```
 //!
 //! * `GET /`      -> 200 `text/plain` `Hello, World!`
@@ -19,6 +19,7 @@ fn main() {
     let mut addr = "127.0.0.1:8080".to_string();
     let mut workers: Option<usize> = None;
     let mut max_message_len: Option<usize> = None;
+    let mut io_threads: Option<usize> = None;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -39,6 +40,13 @@ fn main() {
                     args.next()
                         .and_then(|v| v.parse().ok())
                         .unwrap_or_else(|| usage("--max-message-len needs a number of bytes")),
+                )
+            }
+            "--io-threads" => {
+                io_threads = Some(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| usage("--io-threads needs a number")),
                 )
             }
             "-h" | "--help" => usage(""),
@@ -65,6 +73,9 @@ fn main() {
     });
 
     let mut builder = Server::builder().handler(router).websocket_handler(echo);
+    if let Some(n) = io_threads {
+        builder = builder.io_threads(n);
+    }
     if let Some(n) = max_message_len {
         builder = builder.max_message_len(n);
     }
@@ -83,7 +94,7 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("{msg}");
     }
-    eprintln!("usage: conformance [--addr HOST:PORT] [--workers N] [--max-message-len BYTES]");
+    eprintln!("usage: conformance [--addr HOST:PORT] [--workers N] [--io-threads N] [--max-message-len BYTES]");
     std::process::exit(2);
 }
 
