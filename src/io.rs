@@ -188,6 +188,10 @@ struct WsConn {
     close_info: Option<CloseInfo>,
     /// A server-initiated close gives up waiting for the client then.
     close_deadline: Option<Instant>,
+    /// When the client last sent a byte (the idle timeout's clock).
+    last_read: Instant,
+    /// When the client last sent a byte or we last pinged it (the ping
+    /// interval's clock).
     last_ping: Instant,
 }
 
@@ -283,6 +287,7 @@ impl IoActor {
                             failed: false,
                             close_info: None,
                             close_deadline: None,
+                            last_read: now,
                             last_ping: now,
                         }));
                         c.last_activity = now;
@@ -420,11 +425,15 @@ impl IoActor {
                 if ws.close_sent {
                     continue;
                 }
-                if cfg.ws_idle_timeout.is_some_and(|t| idle > t) {
+                if cfg
+                    .ws_idle_timeout
+                    .is_some_and(|t| now.saturating_duration_since(ws.last_read) > t)
+                {
                     c.ws_close(1001, "idle timeout", &self.app);
                     self.dirty.push(*id);
                 } else if let Some(every) = cfg.ws_ping_interval {
-                    if now.saturating_duration_since(ws.last_ping) >= every {
+                    let quiet_since = ws.last_ping.max(ws.last_read);
+                    if now.saturating_duration_since(quiet_since) >= every {
                         ws.last_ping = now;
                         c.ws_push(codec::encode(OpCode::Control(Control::Ping), b""));
                         self.dirty.push(*id);
@@ -624,12 +633,12 @@ impl IoConn {
                 break;
             }
             match self.read_once(scratch) {
-                Ok(n) => self
-                    .ws
-                    .as_mut()
-                    .expect("WebSocket mode")
-                    .decoder
-                    .extend(&scratch[..n]),
+                Ok(0) => {}
+                Ok(n) => {
+                    let ws = self.ws.as_mut().expect("WebSocket mode");
+                    ws.decoder.extend(&scratch[..n]);
+                    ws.last_read = Instant::now();
+                }
                 Err(_) => return Fate::Close,
             }
         }

@@ -195,7 +195,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Sends a Ping on every WebSocket that has been quiet this long.
+    /// Sends a Ping on every WebSocket from which nothing arrived for this
+    /// long (and again each interval while it stays quiet).
     /// Default: none.
     pub fn websocket_ping_interval(mut self, t: Duration) -> Self {
         self.config.ws_ping_interval = Some(t);

@@ -561,6 +561,37 @@ fn idle_timeout_closes_a_quiet_websocket_with_1001() {
     events.assert_lifecycle(id);
 }
 
+#[test]
+fn idle_timeout_counts_only_what_the_client_sends() {
+    // The server keeps talking; the client never says anything: still idle.
+    let server = start(
+        builder()
+            .handler(upgrade_all)
+            .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+                if event == WebSocketEvent::Open {
+                    thread::spawn(move || {
+                        while ws.send_text("tick").is_ok() {
+                            thread::sleep(Duration::from_millis(50));
+                        }
+                    });
+                }
+            })
+            .websocket_idle_timeout(Duration::from_millis(300)),
+    );
+    let mut ws = connect(server.addr, "/ws");
+    let t = Instant::now();
+    let (close, before) = read_until_close(&mut ws);
+    assert_eq!(close.map(|c| c.0), Some(1001));
+    assert!(!before.is_empty(), "the server was sending meanwhile");
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_millis(250) && waited < Duration::from_secs(3),
+        "closed after {waited:?}"
+    );
+    finish(ws);
+    server.stop();
+}
+
 // ------------------------------------------------------ limits and codes
 
 #[test]
