@@ -1,6 +1,6 @@
 //! WebSockets: the handle, the events, the upgrade.
 //!
-//! A request becomes a WebSocket with [`Request::upgrade_to_websocket`].
+//! A request becomes a WebSocket with [`Request::upgrade_to_websocket`](crate::Request::upgrade_to_websocket).
 //! From then on the connection's events reach the server's
 //! [`WebSocketHandler`] one at a time, in arrival order, on the worker pool:
 //! [`WebSocketEvent::Open`] first, then messages (and an
