@@ -571,4 +571,74 @@ mod tests {
             vec![false, true, false]
         );
     }
+
+    /// xorshift: a tiny deterministic PRNG, so failures replay.
+    fn rng(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    #[test]
+    fn hostile_bytes_never_panic() {
+        let seeds: [&[u8]; 4] = [
+            b"POST /a?x=1 HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n3;e=1\r\nabc\r\n0\r\nT: v\r\n\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\nhello",
+            b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n\r\nGET /b HTTP/1.1\r\nHost: y\r\n\r\n",
+            b"PUT /x HTTP/1.1\r\nHost: z\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n",
+        ];
+        let limits = Limits {
+            max_headers_len: 256,
+            max_body_len: 64,
+        };
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let (mut requests, mut errors) = (0, 0);
+        for round in 0..20_000 {
+            let mut input = seeds[round % seeds.len()].to_vec();
+            for _ in 0..(rng(&mut state) % 6) {
+                let at = (rng(&mut state) as usize) % input.len();
+                match rng(&mut state) % 4 {
+                    0 => input[at] = rng(&mut state) as u8,
+                    1 => {
+                        input.remove(at);
+                    }
+                    2 => input.insert(at, b"\r\n:; 0\t\x00\x7f"[(rng(&mut state) % 8) as usize]),
+                    _ => input.truncate(at),
+                }
+                if input.is_empty() {
+                    input.push(b'G');
+                }
+            }
+            // Feed in random pieces; the reader must only ever answer.
+            let mut r = Reader::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let n = 1 + (rng(&mut state) as usize) % rest.len();
+                r.extend(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match r.next(&limits) {
+                        Ok(Parsed::Request(req, _)) => {
+                            assert!(req.body.len() <= limits.max_body_len);
+                            requests += 1;
+                        }
+                        Ok(Parsed::Continue) => {}
+                        Ok(Parsed::NeedMore) => break,
+                        Err(e) => {
+                            assert!([400, 408, 413, 417, 431, 505].contains(&e.status), "{e:?}");
+                            errors += 1;
+                            rest = &[];
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        // Both outcomes are exercised, not just one.
+        assert!(
+            requests > 1000 && errors > 1000,
+            "{requests} requests, {errors} errors"
+        );
+    }
 }

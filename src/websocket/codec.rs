@@ -459,4 +459,51 @@ mod tests {
         let close = encode_close(Some(1000), &"é".repeat(100));
         assert_eq!(close.len(), 2 + 2 + 122);
     }
+
+    #[test]
+    fn hostile_frames_never_panic() {
+        let mut seed = client_frame(false, 1, "héllo".as_bytes());
+        seed.extend(client_frame(true, 9, b"ping"));
+        seed.extend(client_frame(true, 0, &[0xe2, 0x82, 0xac]));
+        seed.extend(client_frame(true, 2, &[7; 300]));
+        seed.extend(client_frame(true, 8, &[3, 232, b'x']));
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut messages, mut errors) = (0, 0);
+        for _ in 0..20_000 {
+            let mut input = seed.clone();
+            for _ in 0..(next() % 4) {
+                let at = (next() as usize) % input.len();
+                input[at] = next() as u8;
+            }
+            let mut d = Decoder::new(256, Vec::new());
+            let mut rest = &input[..];
+            'feed: while !rest.is_empty() {
+                let n = 1 + (next() as usize) % rest.len();
+                d.extend(&rest[..n]);
+                rest = &rest[n..];
+                loop {
+                    match d.next() {
+                        Ok(Some(Incoming::Binary(b))) => assert!(b.len() <= 256),
+                        Ok(Some(_)) => messages += 1,
+                        Ok(None) => break,
+                        Err(e) => {
+                            assert!([1002, 1007, 1009].contains(&e.code), "{e:?}");
+                            errors += 1;
+                            break 'feed;
+                        }
+                    }
+                }
+            }
+        }
+        assert!(
+            messages > 1000 && errors > 1000,
+            "{messages} messages, {errors} errors"
+        );
+    }
 }
