@@ -392,10 +392,19 @@ impl IoActor {
 
     fn pump_dirty(&mut self) {
         while let Some(id) = self.dirty.pop() {
-            let fate = match self.conns.get_mut(&id) {
-                Some(c) => c.pump(&self.app, &mut self.scratch),
-                None => continue,
+            let Some(c) = self.conns.get_mut(&id) else {
+                continue;
             };
+            // No user code runs here, so a panic is a natron bug: it costs
+            // the connection it happened on, not the IO actor's others.
+            let scratch = &mut self.scratch;
+            let fate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                c.pump(&self.app, scratch)
+            }))
+            .unwrap_or_else(|_| {
+                slog::error!(self.app.log, "internal error on a connection; closing it");
+                Fate::Close
+            });
             if let Fate::Close = fate {
                 self.close(id);
             }
