@@ -17,7 +17,8 @@
 //! repeats runs spoiled by steal.
 //!
 //! The peers are built once (~8 minutes) into `$PEERS_TARGET`
-//! (default `~/.cache/peers-target`).
+//! (default `~/.cache/peers-target`). `measure.sh` needs `wrk`
+//! (`apt-get install wrk`). A run takes about 15 minutes.
 
 use std::collections::BTreeMap;
 use std::env;
