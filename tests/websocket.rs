@@ -210,6 +210,31 @@ fn bad_upgrades_get_400_with_a_reason_and_wrong_version_426_never_500() {
 }
 
 #[test]
+fn upgrade_without_a_websocket_handler_is_500_and_the_connection_stays_http() {
+    let (tx, rx) = mpsc::channel();
+    let server = start(builder().handler(move |req: Request| {
+        if req.path() == "/ws" {
+            let _ = tx.send(req.upgrade_to_websocket().err());
+        } else {
+            req.respond(200, (), "still http");
+        }
+    }));
+    let mut raw = Raw::connect(server.addr);
+    raw.send(upgrade_request("/ws", ""));
+    let r = raw.read_http();
+    assert_eq!(r.status, 500, "{r:?}");
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(5)).unwrap(),
+        Some(natron::UpgradeError::NoHandler)
+    );
+    raw.send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    let r = raw.read_http();
+    assert_eq!(r.status, 200, "{r:?}");
+    drop(raw);
+    server.stop();
+}
+
+#[test]
 fn subprotocol_is_selected_from_the_supported_list() {
     let events = Arc::new(Events::default());
     let protocols: Arc<Mutex<Vec<Option<String>>>> = Arc::default();

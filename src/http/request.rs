@@ -287,10 +287,12 @@ impl Responder {
         self.done.take()
     }
 
-    /// Gives back a run right taken with `take_done` (the upgrade failed
-    /// and the request will be answered after all).
-    pub(crate) fn put_done(&mut self, done: Done<Connection>) {
-        self.done = Some(done);
+    /// The connection this request arrived on.
+    pub(crate) fn connection(&self) -> &Arc<Connection> {
+        self.done
+            .as_ref()
+            .expect("an unanswered request holds its run right")
+            .actor()
     }
 }
 

@@ -108,18 +108,18 @@ pub(crate) fn upgrade(mut req: Request, supported: &[&str]) -> Result<WebSocket,
         Ok(key) => key.to_owned(),
         Err(e) => return Err(refuse(req, e)),
     };
-    let Some(done) = req.responder.take_done() else {
-        return Err(UpgradeError::NoHandler);
-    };
-    let conn = done.actor().clone();
+    let conn = req.responder.connection().clone();
     if conn.app.ws_handler.is_none() {
         slog::error!(
             conn.app.log,
             "upgrade_to_websocket called but no WebSocket handler is configured"
         );
-        req.responder.put_done(done);
         return Err(refuse(req, UpgradeError::NoHandler));
     }
+    let done = req
+        .responder
+        .take_done()
+        .expect("an unanswered request holds its run right");
     let protocol = offered(&req.headers)
         .find(|p| supported.contains(p))
         .map(str::to_owned);
