@@ -195,7 +195,9 @@ impl Router {
     }
 
     /// Replaces the default `405` for paths whose routes all have other
-    /// methods. The handler must set the `Allow` header itself.
+    /// methods. The allowed methods are in [`Request::allowed_methods`], and
+    /// a `405` the handler sends without an `Allow` header gets one (RFC
+    /// 9110 §15.5.6).
     pub fn method_not_allowed(&mut self, handler: impl Handler) -> &mut Self {
         self.method_not_allowed = Some(Box::new(handler));
         self
@@ -293,7 +295,10 @@ impl Handler for Router {
                 }
             },
             Resolution::MethodNotAllowed(allow) => match &self.method_not_allowed {
-                Some(handler) => handler.handle(request),
+                Some(handler) => {
+                    request.set_allowed_methods(allow);
+                    handler.handle(request)
+                }
                 None => {
                     let mut r = Response::plain(405);
                     r.headers.set("Allow", allow);

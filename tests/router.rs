@@ -239,6 +239,22 @@ fn custom_not_found_and_method_not_allowed() {
 }
 
 #[test]
+fn custom_method_not_allowed_sees_the_allowed_methods_and_gets_allow() {
+    let mut r = Router::new();
+    r.get("/x", named("x"))
+        .delete("/x", named("x"))
+        .method_not_allowed(|req: Request| {
+            let body = format!("use {}", req.allowed_methods().unwrap_or("?"));
+            // No Allow header here: natron adds it to a 405.
+            req.respond(405, (), body)
+        });
+    let s = serve(r);
+    let resp = s.request(post("/x", ""));
+    resp.assert("HTTP/1.1 405 Method Not Allowed", "use GET, HEAD, DELETE");
+    assert_eq!(resp.header("allow"), Some("GET, HEAD, DELETE"));
+}
+
+#[test]
 fn first_match_wins() {
     let mut r = Router::new();
     r.get("/a/@x", named("param"))

@@ -100,6 +100,7 @@ impl Request {
                 head,
                 encoding,
                 error_handler: None,
+                allow: None,
             },
             method: raw.method,
             uri: raw.target,
@@ -225,6 +226,17 @@ impl Request {
         crate::websocket::upgrade(self, supported)
     }
 
+    /// The methods the path allows, as in an `Allow` header, when a
+    /// [`crate::Router`] hands this request to its method-not-allowed
+    /// handler; `None` otherwise.
+    pub fn allowed_methods(&self) -> Option<&str> {
+        self.responder.allow.as_deref()
+    }
+
+    pub(crate) fn set_allowed_methods(&mut self, allow: String) {
+        self.responder.allow = Some(allow);
+    }
+
     /// Installs the builder of the response sent if this request is not
     /// answered (panic or drop).
     pub(crate) fn set_error_handler(&mut self, handler: ErrorHandler) {
@@ -254,12 +266,19 @@ pub(crate) struct Responder {
     head: bool,
     encoding: Option<Encoding>,
     error_handler: Option<ErrorHandler>,
+    /// Added as `Allow` to a `405` that lacks one.
+    allow: Option<String>,
 }
 
 impl Responder {
-    fn send(&mut self, status: u16, headers: Headers, body: Vec<u8>) {
+    fn send(&mut self, status: u16, mut headers: Headers, body: Vec<u8>) {
         let Some(done) = self.done.take() else { return };
         let conn = done.actor();
+        if status == 405 && !headers.contains("allow") {
+            if let Some(allow) = self.allow.take() {
+                headers.append("Allow", allow);
+            }
+        }
         let close =
             !self.keep_alive || headers.has_token("connection", "close") || conn.app.is_draining();
         let bytes = serialize(
