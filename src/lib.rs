@@ -1,5 +1,5 @@
-//! natron: a multi-threaded HTTP/1.1 server built as actors on
-//! message-passing threads.
+//! natron: a multi-threaded HTTP/1.1 and WebSocket server built as actors
+//! on message-passing threads.
 //!
 //! One acceptor and a few IO actors multiplex every socket with `mio`;
 //! plain blocking handlers run on a pool of worker threads; each connection
@@ -12,6 +12,26 @@
 //! let server = Server::new(|req: Request| {
 //!     req.respond(200, [("Content-Type", "text/plain")], "Hello, World!");
 //! });
+//! server.serve(("localhost", 8080)).unwrap();
+//! ```
+//!
+//! WebSockets: upgrade in a request handler, then handle the connection's
+//! events (Open, Message, Error, Close: one at a time, in order) in a
+//! [`WebSocketHandler`]; a [`WebSocket`] handle sends from any thread.
+//!
+//! ```no_run
+//! use natron::{Message, Request, Server, WebSocket, WebSocketEvent};
+//!
+//! let server = Server::builder()
+//!     .handler(|req: Request| {
+//!         let _ = req.upgrade_to_websocket(); // 400/426 already sent on error
+//!     })
+//!     .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+//!         if let WebSocketEvent::Message(Message::Text(text)) = event {
+//!             let _ = ws.send_text(&text);
+//!         }
+//!     })
+//!     .build();
 //! server.serve(("localhost", 8080)).unwrap();
 //! ```
 
