@@ -5,6 +5,7 @@
 //! client side runs in a child process: one process cannot hold both ends
 //! under the descriptor limit).
 
+mod common;
 mod common_ws;
 
 use common_ws::*;

@@ -10,59 +10,33 @@
 
 #![allow(dead_code)]
 
-use natron::{CloseInfo, Server, ServerBuilder, ServerHandle, WebSocketEvent};
+use natron::{CloseInfo, ServerBuilder, WebSocketEvent};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::ops::Deref;
 use std::sync::{Condvar, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
 
-/// How long any single socket read or write may block.
-pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+pub use crate::common::{builder, join_within, IO_TIMEOUT};
+
 /// How long a test waits for an event it expects.
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long `serve` may take to return after `close()`.
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// A builder with test-friendly settings: few threads, a short grace.
-pub fn builder() -> ServerBuilder {
-    let b = Server::builder()
-        .worker_threads(4)
-        .io_threads(2)
-        .shutdown_grace(Duration::from_secs(2));
-    if std::env::var_os("NATRON_TEST_LOG").is_some() {
-        use slog::Drain;
-        let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
-        let drain = slog_term::FullFormat::new(decorator).build().fuse();
-        b.logger(slog::Logger::root(drain, slog::o!()))
-    } else {
-        b
+/// A server running on its own thread ([`crate::common::TestServer`]), whose
+/// `stop` also requires `serve` to have returned `Ok`.
+pub struct WsServer(crate::common::TestServer);
+
+impl Deref for WsServer {
+    type Target = crate::common::TestServer;
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
-}
-
-/// A server running on its own thread.
-pub struct WsServer {
-    pub addr: SocketAddr,
-    pub handle: ServerHandle,
-    thread: Option<JoinHandle<io::Result<()>>>,
 }
 
 /// Builds and starts a server on `127.0.0.1:0`, waiting until it is ready.
 pub fn start(builder: ServerBuilder) -> WsServer {
-    let server = builder.build();
-    let handle = server.handle();
-    let thread = thread::Builder::new()
-        .name("test-serve".into())
-        .spawn(move || server.serve("127.0.0.1:0"))
-        .expect("spawn serve thread");
-    let addr = handle
-        .wait_until_ready(Duration::from_secs(5))
-        .expect("server ready");
-    WsServer {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
+    WsServer(crate::common::start(builder))
 }
 
 impl WsServer {
@@ -73,14 +47,9 @@ impl WsServer {
 
     /// Closes the server and waits (bounded) for `serve` to return Ok;
     /// returns how long that took.
-    pub fn stop(mut self) -> Duration {
-        let t = self.thread.take().expect("not stopped yet");
-        let started = Instant::now();
-        self.handle.close();
-        join_within(t, STOP_TIMEOUT)
-            .expect("serve returned within the timeout after close()")
-            .expect("serve returned Ok");
-        let took = started.elapsed();
+    pub fn stop(self) -> Duration {
+        let (served, took) = self.0.stop();
+        served.expect("serve returned Ok");
         if took > Duration::from_millis(500) {
             eprintln!(
                 "{}: serve took {took:?} to return after close()",
@@ -89,32 +58,6 @@ impl WsServer {
         }
         took
     }
-}
-
-impl Drop for WsServer {
-    fn drop(&mut self) {
-        if let Some(t) = self.thread.take() {
-            self.handle.close();
-            let r = join_within(t, STOP_TIMEOUT);
-            if !thread::panicking() {
-                r.expect("serve returned within the timeout after close()")
-                    .expect("serve returned Ok");
-            }
-        }
-    }
-}
-
-/// Joins `t` if it finishes within `timeout`; `None` (leaving it
-/// detached) otherwise.
-pub fn join_within<T>(t: JoinHandle<T>, timeout: Duration) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while !t.is_finished() {
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(2));
-    }
-    Some(t.join().expect("thread did not panic"))
 }
 
 /// Every WebSocket event the handler saw, with the connection id, in the
