@@ -9,7 +9,7 @@
 
 use loom::sync::{Arc, Condvar, Mutex};
 use loom::thread::{self, JoinHandle};
-use natron::__loom::{Actor, Scheduler, Wake};
+use natron::__loom::{Actor, Done, Mailbox, Scheduler, Wake};
 
 /// The preemption bound used when `LOOM_MAX_PREEMPTIONS` is not set.
 pub const DEFAULT_MAX_PREEMPTIONS: &str = "3";
@@ -124,5 +124,32 @@ impl Wake for Ring {
     fn wake(&self) {
         *self.0.rung.lock().unwrap() = true;
         self.0.cv.notify_one();
+    }
+}
+
+/// An actor whose handler only records each event it is given, in order.
+pub struct Recorder<E> {
+    pub mailbox: Mailbox<E>,
+    pub seen: Log<E>,
+}
+
+impl<E: Clone> Recorder<E> {
+    pub fn new() -> Self {
+        Recorder {
+            mailbox: Mailbox::new(),
+            seen: Log::new(),
+        }
+    }
+}
+
+impl<E: Clone + Send + 'static> Actor for Recorder<E> {
+    type Event = E;
+
+    fn mailbox(&self) -> &Mailbox<E> {
+        &self.mailbox
+    }
+
+    fn handle(event: E, done: Done<Self>) {
+        done.actor().seen.push(event);
     }
 }

@@ -22,10 +22,10 @@
 
 mod harness;
 
-use harness::{check, Log, Workers};
+use harness::{check, Recorder, Workers};
 use loom::sync::Arc;
 use loom::thread;
-use natron::__loom::{Actor, Done, Mailbox, Scheduler};
+use natron::__loom::Scheduler;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Ev {
@@ -33,31 +33,11 @@ enum Ev {
     Close,
 }
 
-struct Conn {
-    mailbox: Mailbox<Ev>,
-    seen: Log<Ev>,
-}
-
-impl Actor for Conn {
-    type Event = Ev;
-
-    fn mailbox(&self) -> &Mailbox<Ev> {
-        &self.mailbox
-    }
-
-    fn handle(event: Ev, done: Done<Self>) {
-        done.actor().seen.push(event);
-    }
-}
-
 #[test]
 fn shutdown() {
     check(|| {
         let scheduler = Scheduler::new();
-        let conn = Arc::new(Conn {
-            mailbox: Mailbox::new(),
-            seen: Log::new(),
-        });
+        let conn = Arc::new(Recorder::new());
         let workers = Workers::spawn(&scheduler, 2);
 
         scheduler.deliver(&conn, Ev::Msg(1)).unwrap();
