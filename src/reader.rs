@@ -13,6 +13,11 @@
 //!   where it stopped, so a client trickling bytes costs O(n), not O(n²).
 //! * A body is at most `max_body_len` bytes, else `413`, decided from
 //!   `Content-Length` before any of it is read, or as chunks arrive.
+//! * A prefix that can never become a request (a TLS ClientHello, a
+//!   first byte that starts no method, a non-token byte in the method) is
+//!   `400` as soon as it arrives, not after `header_timeout`.
+//! * `HTTP/1.x` with a minor version above 1 is read as `HTTP/1.1` (RFC
+//!   9110 §2.5); another major version is `505`; a malformed one `400`.
 //! * Framing is strict (RFC 9112 §6): `Transfer-Encoding` other than a
 //!   single final `chunked`, `Content-Length` beside `Transfer-Encoding`,
 //!   duplicate or non-numeric `Content-Length`, obs-fold, whitespace before
@@ -146,17 +151,22 @@ impl Reader {
             match &mut self.state {
                 State::Head { scanned } => {
                     // RFC 9112 §2.2: ignore empty lines before a request line.
-                    while self.buf[self.pos..].starts_with(b"\r\n") {
-                        self.pos += 2;
-                    }
-                    while self.buf[self.pos..].starts_with(b"\n") {
-                        self.pos += 1;
+                    loop {
+                        let rest = &self.buf[self.pos..];
+                        if rest.starts_with(b"\r\n") {
+                            self.pos += 2;
+                        } else if rest.starts_with(b"\n") {
+                            self.pos += 1;
+                        } else {
+                            break;
+                        }
                     }
                     let avail = &self.buf[self.pos..];
                     let Some(end) = find_head_end(avail, *scanned) else {
                         if avail.len() > limits.max_headers_len {
                             return Err(err(431, "request header section too large"));
                         }
+                        check_request_prefix(avail)?;
                         *scanned = avail.len().saturating_sub(3);
                         self.compact();
                         return Ok(Parsed::NeedMore);
@@ -269,6 +279,71 @@ fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
     None
 }
 
+/// `tchar` (RFC 9110 §5.6.2): the bytes a method token is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// How many bytes of a method are checked before it is given the benefit
+/// of the doubt (the longest registered method has 17).
+const METHOD_CHECK_LEN: usize = 32;
+
+/// Refuses an incomplete head that can never become a request line: one
+/// whose method (the bytes before the first SP) is empty or holds a
+/// non-token byte, or a CR not followed by LF where an empty line was
+/// skipped. Bounded: at most [`METHOD_CHECK_LEN`] bytes per call.
+fn check_request_prefix(avail: &[u8]) -> Result<(), HttpError> {
+    const GARBAGE: HttpError = err(400, "not an HTTP request");
+    if avail.first() == Some(&b'\r') {
+        // The leading empty lines were skipped; a lone CR may still
+        // become CRLF.
+        return match avail.get(1) {
+            None => Ok(()),
+            Some(_) => Err(GARBAGE),
+        };
+    }
+    for (i, &b) in avail.iter().take(METHOD_CHECK_LEN).enumerate() {
+        if b == b' ' {
+            return if i == 0 { Err(GARBAGE) } else { Ok(()) };
+        }
+        if !is_tchar(b) {
+            return Err(GARBAGE);
+        }
+    }
+    Ok(())
+}
+
+/// The version token of a head's request line: its last word.
+fn version_token(head: &[u8]) -> &[u8] {
+    let line = head.split(|&b| b == b'\n').next().unwrap_or(head);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    line.rsplit(|&b| b == b' ').next().unwrap_or(line)
+}
+
+/// For a head whose version httparse refused: the same head as `HTTP/1.1`
+/// when it was `HTTP/1.x` with x > 1 (RFC 9110 §2.5: a recipient SHOULD
+/// process it as the highest minor version it supports); otherwise the
+/// error to answer, `505` for another major version (RFC 9110 §15.6.6),
+/// `400` for no valid version at all.
+fn later_minor_as_http11(head: &[u8]) -> Result<Vec<u8>, HttpError> {
+    let v = version_token(head);
+    match v {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor]
+            if major.is_ascii_digit() && minor.is_ascii_digit() =>
+        {
+            if *major != b'1' {
+                return Err(err(505, "HTTP version not supported"));
+            }
+            // `v` is a subslice of `head`: rewrite its last byte in a copy.
+            let at = v.as_ptr() as usize - head.as_ptr() as usize + 7;
+            let mut fixed = head.to_vec();
+            fixed[at] = b'1';
+            Ok(fixed)
+        }
+        _ => Err(err(400, "malformed HTTP version")),
+    }
+}
+
 type Head = (Box<RawRequest>, Flags, Framing, bool);
 
 fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
@@ -277,7 +352,15 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
     match parsed.parse(head) {
         Ok(httparse::Status::Complete(_)) => {}
         Ok(httparse::Status::Partial) => return Err(err(400, "malformed request head")),
-        Err(httparse::Error::Version) => return Err(err(505, "HTTP version not supported")),
+        Err(httparse::Error::Version) => {
+            let fixed = later_minor_as_http11(head)?;
+            // `fixed` says HTTP/1.1 where `head` said HTTP/1.x (x > 1),
+            // so this recursion happens at most once.
+            return match version_token(&fixed) {
+                b"HTTP/1.1" => parse_head(&fixed, limits),
+                _ => Err(err(400, "malformed HTTP version")),
+            };
+        }
         Err(httparse::Error::TooManyHeaders) => return Err(err(431, "too many header fields")),
         Err(_) => return Err(err(400, "malformed request head")),
     }
@@ -561,6 +644,67 @@ mod tests {
             parse_all(b"GET / HTTP/2.0\r\n\r\n").err().unwrap().status,
             505
         );
+    }
+
+    #[test]
+    fn later_minor_versions_are_read_as_http11() {
+        let r = parse_all(b"GET /a HTTP/1.2\r\nHost: x\r\n\r\nGET /b HTTP/1.9\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(r.len(), 2);
+        assert!(r.iter().all(|r| r.version == Version::Http11));
+        assert_eq!(r[1].target, "/b");
+        for (input, status) in [
+            (&b"GET / HTTP/2.0\r\nHost: x\r\n\r\n"[..], 505),
+            (b"GET / HTTP/0.9\r\n\r\n", 505),
+            (b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400),
+            (b"GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400),
+            (b"GET / HTTPS/1.1\r\nHost: x\r\n\r\n", 400),
+        ] {
+            let e = parse_all(input).err();
+            assert_eq!(
+                e.map(|e| e.status),
+                Some(status),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    #[test]
+    fn a_prefix_that_cannot_become_a_request_is_refused_at_once() {
+        for garbage in [
+            &[
+                0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03,
+            ][..],
+            b"\x16",
+            b" GET / HTTP/1.1",
+            b"GE\x00T",
+            b"G(T / HTTP/1.1\r\n",
+            b"\r\x16",
+            b"\n\r\x00",
+            b"\r\r\n",
+        ] {
+            let e = parse_all(garbage).err();
+            assert_eq!(e.map(|e| e.status), Some(400), "{garbage:?}");
+        }
+        // Legitimate prefixes wait for more.
+        for partial in [
+            &b"G"[..],
+            b"\r",
+            b"\r\n\n\r",
+            b"GET",
+            b"M-SEARCH * HTTP/1.1\r\n",
+            b"GET / HTTP/1.1\r\nHost: x\r\n",
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZABCDEFGHIJKLMNOPQRSTUVWXYZ",
+        ] {
+            assert_eq!(
+                parse_all(partial).ok().map(|r| r.len()),
+                Some(0),
+                "{partial:?}"
+            );
+        }
+        let r = parse_all(b"\n\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert_eq!(r.len(), 1);
     }
 
     #[test]

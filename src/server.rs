@@ -8,7 +8,8 @@
 //!                        └────────────Response────────── worker runs handler
 //! ```
 //!
-//! Shutdown (`close()`): the acceptor stops and drops the listener; each IO
+//! Shutdown (`close()`): the acceptor stops and drops the listener (and
+//! `close()` returns only then, see [`ServerHandle::close`]); each IO
 //! actor is told to drain (no more requests read; each connection closes
 //! once its in-flight requests are answered and written); after the grace
 //! period any IO actor still waiting is stopped; then the workers are
@@ -258,11 +259,30 @@ struct Shared {
     acceptor_waker: Mutex<Option<Arc<mio::Waker>>>,
 }
 
+/// The server's lifecycle, as `close()` and `wait_until_ready` see it.
+///
+/// Transitions (each under `Shared::state`, then `changed` is notified):
+///
+/// ```text
+/// Starting ─serve─▶ Binding ─bound─▶ Ready ─acceptor drops listener─▶ Draining ─joined─▶ Closed
+///    │                 └─bind fails─▶ Failed        (closing seen while Binding: ─▶ Draining)
+///    └─serve after close()─▶ Closed
+/// ```
+///
+/// Owners: `serve` moves `Starting → Binding → Ready | Failed` and
+/// `Draining → Closed`; the acceptor's exit (on `serve`'s thread) moves
+/// `Ready → Draining`. `close()` only sets `closing` and waits.
+///
+/// Invariant (the `close()` contract): the listening socket is open only
+/// in `Binding` and `Ready`, so `close()`, which waits while the state is
+/// one of them, returns only once the listener is closed.
 #[derive(Default, Clone)]
 enum State {
     #[default]
     Starting,
+    Binding,
     Ready(SocketAddr),
+    Draining,
     Failed(String),
     Closed,
 }
@@ -308,7 +328,31 @@ impl Server {
     /// natron thread has been joined (see the module docs for a handler
     /// that never returns).
     pub fn serve(self, addr: impl ToSocketAddrs) -> io::Result<()> {
+        {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            if self.shared.closing.load(Ordering::Acquire) {
+                // close() came first: never bind.
+                *state = State::Closed;
+                self.shared.changed.notify_all();
+                return Ok(());
+            }
+            *state = State::Binding;
+        }
+        // Should natron itself panic below, close() and wait_until_ready
+        // must not wait for a listener that is gone.
+        struct FailOnUnwind<'a>(&'a Shared);
+        impl Drop for FailOnUnwind<'_> {
+            fn drop(&mut self) {
+                if thread::panicking() {
+                    let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+                    *state = State::Failed("serve panicked".into());
+                    self.0.changed.notify_all();
+                }
+            }
+        }
+        let guard = FailOnUnwind(&self.shared);
         let result = self.serve_inner(addr);
+        drop(guard);
         // The acceptor's eventfd goes with the acceptor, even while handles
         // live on.
         self.shared
@@ -384,22 +428,35 @@ impl Server {
             );
         }
 
+        let accepted = {
+            let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+            if self.shared.closing.load(Ordering::Acquire) {
+                // close() ran while binding and waits for the listener to
+                // close; it never opened for clients.
+                drop(listener);
+                Ok(())
+            } else {
+                *state = State::Ready(local);
+                self.shared.changed.notify_all();
+                drop(state);
+                slog::info!(app.log, "serving"; "addr" => %local);
+                Acceptor {
+                    poll,
+                    listener,
+                    ios: ios.clone(),
+                    stop: &self.shared.closing,
+                    log: app.log.clone(),
+                }
+                .run()
+            }
+        };
+        // The listener is closed (the acceptor owned it): new connections
+        // are refused from here on. This releases close().
         {
             let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
-            *state = State::Ready(local);
+            *state = State::Draining;
             self.shared.changed.notify_all();
         }
-        slog::info!(app.log, "serving"; "addr" => %local);
-
-        let accepted = Acceptor {
-            poll,
-            listener,
-            ios: ios.clone(),
-            stop: &self.shared.closing,
-            log: app.log.clone(),
-        }
-        .run();
-        // The listener is dropped: new connections are refused from here on.
 
         let deadline = Instant::now() + app.config.shutdown_grace;
         app.draining.store(true, Ordering::Release);
@@ -461,19 +518,44 @@ impl Server {
 }
 
 impl ServerHandle {
-    /// Stops the server: no new connections; in-flight requests are
-    /// answered within the shutdown grace; `serve` returns once every
-    /// thread is joined. Callable from any thread, any number of times.
+    /// Stops the server. Callable from any thread (a handler's included),
+    /// any number of times, before or during [`Server::serve`].
+    ///
+    /// # What it promises
+    ///
+    /// * **The listening socket is closed when `close()` returns.** A new
+    ///   connection attempt after that is refused (`ECONNREFUSED`). A
+    ///   connection whose TCP handshake the kernel completed but natron had
+    ///   not yet accepted is reset (`ECONNRESET`), as with any listener
+    ///   that closes; it never reaches a handler. The wait is short: the
+    ///   acceptor never runs user code, only `epoll_wait`.
+    /// * Connections already accepted are not waited for. Their in-flight
+    ///   requests are answered (with `Connection: close`) within
+    ///   `shutdown_grace`; idle keep-alive connections are closed; every
+    ///   WebSocket gets a `1001` Close. `serve` returns once every natron
+    ///   thread is joined.
+    /// * Called before `serve`, it makes `serve` return `Ok(())` without
+    ///   binding.
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::Release);
-        if let Some(w) = self
-            .shared
-            .acceptor_waker
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-        {
-            let _ = w.wake();
+        let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
+        while matches!(*state, State::Binding | State::Ready(_)) {
+            if let Some(w) = self
+                .shared
+                .acceptor_waker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            {
+                let _ = w.wake();
+            }
+            // Timed only to re-wake: `Binding` installs the waker later.
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, Duration::from_millis(50))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
         }
     }
 
@@ -489,8 +571,10 @@ impl ServerHandle {
                 State::Failed(e) => {
                     return Err(io::Error::other(format!("server failed to start: {e}")))
                 }
-                State::Closed => return Err(io::Error::other("server is closed")),
-                State::Starting => {}
+                State::Draining | State::Closed => {
+                    return Err(io::Error::other("server is closed"))
+                }
+                State::Starting | State::Binding => {}
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {

@@ -49,6 +49,11 @@ impl Writer {
                 }
                 match sock.write_vectored(&slices[..k]) {
                     Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                    // A socket never reports more than it was given; were
+                    // one to, the counts below would break.
+                    Ok(n) if n > self.queued_bytes() => {
+                        return Err(io::Error::other("natron bug: wrote more than was queued"))
+                    }
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,

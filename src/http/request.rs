@@ -355,6 +355,11 @@ pub(crate) fn serialize(
     let has_body = status::allows_body(status);
     headers.remove("content-length");
     headers.remove("transfer-encoding");
+    // natron owns `Connection`, but for the one option a response may
+    // have to name: a 426 MUST send `Upgrade` (RFC 9110 §15.5.22), and
+    // `Upgrade` is a connection option, so `Connection: upgrade` goes with
+    // it (RFC 9110 §7.8).
+    let upgrade = headers.contains("upgrade") && headers.has_token("connection", "upgrade");
     headers.remove("connection");
     if let Some(enc) = encoding {
         if has_body
@@ -402,10 +407,14 @@ pub(crate) fn serialize(
         out.extend_from_slice(body.len().to_string().as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    if close {
-        out.extend_from_slice(b"Connection: close\r\n");
-    } else if version == Version::Http10 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    match (upgrade, close) {
+        (true, true) => out.extend_from_slice(b"Connection: upgrade, close\r\n"),
+        (true, false) => out.extend_from_slice(b"Connection: upgrade\r\n"),
+        (false, true) => out.extend_from_slice(b"Connection: close\r\n"),
+        (false, false) if version == Version::Http10 => {
+            out.extend_from_slice(b"Connection: keep-alive\r\n")
+        }
+        (false, false) => {}
     }
     out.extend_from_slice(b"\r\n");
     if has_body && !head {

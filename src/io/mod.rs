@@ -75,8 +75,11 @@ const LINGER: Duration = Duration::from_secs(2);
 const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
+mod pipeline;
 mod ws;
 
+pub(crate) use pipeline::Bug;
+use pipeline::{Answered, Pipeline};
 use ws::WsConn;
 
 pub(crate) type IoHandle = Outbox<IoMsg, Waker>;
@@ -154,8 +157,9 @@ struct IoConn {
     actor: Arc<Connection>,
     reader: Reader,
     writer: Writer,
-    /// Requests handed to the connection actor and not yet answered.
-    pending: usize,
+    /// Requests handed to the connection actor and not yet answered, and
+    /// where an upgrade waits among them.
+    pipeline: Pipeline,
     /// The socket may have unread bytes (edge-triggered: remembered until
     /// a read returns `WouldBlock`).
     read_ready: bool,
@@ -169,8 +173,6 @@ struct IoConn {
     deferred: Option<Vec<u8>>,
     /// A `100 Continue` owed once nothing is pending.
     continue_owed: bool,
-    /// An upgrade request is unanswered.
-    upgrade_wait: bool,
     /// A response with `Connection: close` has been queued.
     answered_close: bool,
     /// The write side is shut; input is discarded until this instant.
@@ -230,6 +232,9 @@ impl IoActor {
 
     fn drain_inbox(&mut self) {
         self.inbox.rearm();
+        // Connections on which a natron invariant broke: closed after the
+        // loop (see `Bug`).
+        let mut broken: Vec<(u64, Bug)> = Vec::new();
         while let Some(msg) = self.inbox.try_recv() {
             match msg {
                 IoMsg::Accept(stream, addr) => self.accept(stream, addr),
@@ -240,8 +245,15 @@ impl IoActor {
                             // response (RFC 9112 §9.6).
                             continue;
                         }
-                        c.pending = c.pending.saturating_sub(1);
-                        c.upgrade_wait = false;
+                        if c.ws.is_some() {
+                            // After a 101 only WebSocket goes out.
+                            broken.push((conn, Bug("HTTP response after the switch to WebSocket")));
+                            continue;
+                        }
+                        if let Err(bug) = c.pipeline.answered() {
+                            broken.push((conn, bug));
+                            continue;
+                        }
                         c.writer.push(bytes);
                         c.last_activity = Instant::now();
                         if close {
@@ -250,15 +262,28 @@ impl IoActor {
                             // Requests dispatched behind this one are dropped
                             // unanswered (the connection actor skips them).
                             c.answered_close = true;
-                            c.pending = 0;
+                            c.pipeline.clear();
                         }
                         self.dirty.push(conn);
                     }
                 }
                 IoMsg::Upgrade { conn, response, ws } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
-                        c.pending = c.pending.saturating_sub(1);
-                        c.upgrade_wait = false;
+                        match c.pipeline.answered() {
+                            Ok(Answered::Upgrade)
+                                if c.ws.is_none() && c.pipeline.pending() == 0 => {}
+                            Ok(_) => {
+                                broken.push((
+                                    conn,
+                                    Bug("101 for a request that did not wait for it"),
+                                ));
+                                continue;
+                            }
+                            Err(bug) => {
+                                broken.push((conn, bug));
+                                continue;
+                            }
+                        }
                         c.writer.push(response);
                         // From here on every byte in the writer is counted.
                         ws.queued
@@ -296,7 +321,9 @@ impl IoActor {
                     // Posted after the close frame (or the socket is gone):
                     // nothing goes out after a close.
                     Some(IoConn { ws: Some(ws), .. }) => {
-                        ws.shared.queued.fetch_sub(bytes.len(), Ordering::AcqRel);
+                        if let Err(bug) = ws.shared.release_queued(bytes.len()) {
+                            broken.push((conn, bug));
+                        }
                     }
                     _ => {}
                 },
@@ -330,6 +357,10 @@ impl IoActor {
                 IoMsg::Stop => self.stopping = true,
             }
         }
+        for (id, bug) in broken {
+            slog::error!(self.app.log, "closing the connection"; "error" => %bug, "conn" => id);
+            self.close(id);
+        }
     }
 
     fn accept(&mut self, mut stream: TcpStream, addr: SocketAddr) {
@@ -358,14 +389,13 @@ impl IoActor {
                 actor,
                 reader: Reader::new(),
                 writer: Writer::default(),
-                pending: 0,
+                pipeline: Pipeline::default(),
                 read_ready: true,
                 peer_eof: false,
                 stop_reading: draining,
                 close_when_done: draining,
                 deferred: None,
                 continue_owed: false,
-                upgrade_wait: false,
                 answered_close: false,
                 lingering: None,
                 last_activity: now,
@@ -445,7 +475,7 @@ impl IoActor {
                     slog::debug!(self.app.log, "closing connection: client is not reading");
                     expired.push(*id);
                 }
-            } else if c.pending == 0 && c.deferred.is_none() {
+            } else if c.pipeline.pending() == 0 && c.deferred.is_none() {
                 let head_late = c
                     .head_started
                     .is_some_and(|t| now.saturating_duration_since(t) > cfg.header_timeout);
@@ -472,8 +502,8 @@ impl IoActor {
 impl IoConn {
     fn can_dispatch(&self) -> bool {
         !self.stop_reading
-            && !self.upgrade_wait
-            && self.pending < MAX_PIPELINE
+            && !self.pipeline.upgrade_waiting()
+            && self.pipeline.pending() < MAX_PIPELINE
             && self.writer.queued_bytes() < MAX_WRITE_BACKLOG
             && self.lingering.is_none()
     }
@@ -495,8 +525,10 @@ impl IoConn {
             while self.can_dispatch() {
                 match self.reader.next(&limits) {
                     Ok(Parsed::Request(raw, flags)) => {
-                        self.pending += 1;
-                        self.upgrade_wait = flags.upgrade;
+                        if let Err(bug) = self.pipeline.dispatched(flags.upgrade) {
+                            slog::error!(app.log, "closing the connection"; "error" => %bug);
+                            return Fate::Close;
+                        }
                         if !raw.keep_alive {
                             self.stop_reading = true;
                         }
@@ -505,7 +537,7 @@ impl IoConn {
                         let _ = app.scheduler.deliver(&self.actor, Event::Request(raw));
                     }
                     Ok(Parsed::Continue) => {
-                        if self.pending == 0 {
+                        if self.pipeline.pending() == 0 {
                             self.writer.push(CONTINUE.to_vec());
                         } else {
                             self.continue_owed = true;
@@ -528,7 +560,7 @@ impl IoConn {
             }
         }
 
-        if self.pending == 0 {
+        if self.pipeline.pending() == 0 {
             if self.continue_owed {
                 self.continue_owed = false;
                 if self.reader.in_body() {
@@ -551,13 +583,13 @@ impl IoConn {
         }
 
         // The header clock runs only while the client owes us a head.
-        if self.pending > 0 || self.reader.is_idle() || self.reader.in_body() {
+        if self.pipeline.pending() > 0 || self.reader.is_idle() || self.reader.in_body() {
             self.head_started = None;
         } else if self.head_started.is_none() {
             self.head_started = Some(Instant::now());
         }
 
-        if self.writer.is_empty() && self.pending == 0 {
+        if self.writer.is_empty() && self.pipeline.pending() == 0 {
             if self.close_when_done {
                 if self.peer_eof {
                     return Fate::Close;

@@ -100,10 +100,13 @@ impl IoConn {
 
         let before = self.writer.queued_bytes();
         let flushed = self.writer.flush(&mut self.stream);
-        let written = before - self.writer.queued_bytes();
+        let written = before.saturating_sub(self.writer.queued_bytes());
         let ws = self.ws.as_ref().expect("WebSocket mode");
         if written > 0 {
-            ws.shared.queued.fetch_sub(written, Ordering::AcqRel);
+            if let Err(bug) = ws.shared.release_queued(written) {
+                slog::error!(app.log, "closing the connection"; "error" => %bug);
+                return Fate::Close;
+            }
             self.last_activity = Instant::now();
         }
         if flushed.is_err() {

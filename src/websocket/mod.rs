@@ -23,7 +23,7 @@ mod upgrade;
 pub(crate) use upgrade::upgrade;
 pub use upgrade::UpgradeError;
 
-use crate::io::{IoHandle, IoMsg};
+use crate::io::{Bug, IoHandle, IoMsg};
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -153,6 +153,20 @@ impl WsShared {
             .is_ok()
     }
 
+    /// Takes `n` written (or discarded) bytes out of the outbound budget.
+    ///
+    /// # Errors
+    ///
+    /// More bytes than were counted in: a natron bug, reported rather than
+    /// wrapped (a wrapped count would refuse every later send as "slow
+    /// consumer"). The count is left as it was.
+    pub(crate) fn release_queued(&self, n: usize) -> Result<(), Bug> {
+        self.queued
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| q.checked_sub(n))
+            .map(drop)
+            .map_err(|_| Bug("WebSocket outbound bytes written that were never counted"))
+    }
+
     /// Asks the IO actor to resume reading (after a pause for backpressure).
     pub(crate) fn resume_reading(&self) {
         if self.read_paused.swap(false, Ordering::AcqRel) {
@@ -195,7 +209,7 @@ impl WebSocket {
         }
         let len = frame.len();
         let before = s.queued.fetch_add(len, Ordering::AcqRel);
-        if before + len > s.max_queued && before > 0 {
+        if before.saturating_add(len) > s.max_queued && before > 0 {
             s.queued.fetch_sub(len, Ordering::AcqRel);
             if s.begin_close() {
                 s.io.post(IoMsg::WsClose {

@@ -162,6 +162,10 @@ pub(crate) fn upgrade(mut req: Request, supported: &[&str]) -> Result<WebSocket,
 fn refuse(req: Request, e: UpgradeError) -> UpgradeError {
     let mut headers = Headers::from([("Content-Type", "text/plain; charset=utf-8")]);
     if e == UpgradeError::UnsupportedVersion {
+        // RFC 9110 §15.5.22: a 426 MUST carry `Upgrade`; RFC 6455 §4.4:
+        // and the versions the server speaks.
+        headers.append("Upgrade", "websocket");
+        headers.append("Connection", "upgrade");
         headers.append("Sec-WebSocket-Version", "13");
     }
     req.respond(e.status(), headers, e.to_string());
