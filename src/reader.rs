@@ -334,6 +334,11 @@ fn later_minor_as_http11(head: &[u8]) -> Result<Vec<u8>, HttpError> {
             if *major != b'1' {
                 return Err(err(505, "HTTP version not supported"));
             }
+            if *minor <= b'1' {
+                // httparse refused the line for another reason (say, a
+                // space inside the target): it is no version problem.
+                return Err(err(400, "malformed request line"));
+            }
             // `v` is a subslice of `head`: rewrite its last byte in a copy.
             let at = v.as_ptr() as usize - head.as_ptr() as usize + 7;
             let mut fixed = head.to_vec();
@@ -354,11 +359,13 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
         Ok(httparse::Status::Partial) => return Err(err(400, "malformed request head")),
         Err(httparse::Error::Version) => {
             let fixed = later_minor_as_http11(head)?;
-            // `fixed` says HTTP/1.1 where `head` said HTTP/1.x (x > 1),
-            // so this recursion happens at most once.
-            return match version_token(&fixed) {
-                b"HTTP/1.1" => parse_head(&fixed, limits),
-                _ => Err(err(400, "malformed HTTP version")),
+            // `fixed` says HTTP/1.1 where `head` said HTTP/1.x (x > 1);
+            // parsed again, it cannot come back here.
+            let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
+            let mut reparsed = httparse::Request::new(&mut fields);
+            return match reparsed.parse(&fixed) {
+                Ok(httparse::Status::Complete(_)) => parse_head(&fixed, limits),
+                _ => Err(err(400, "malformed request head")),
             };
         }
         Err(httparse::Error::TooManyHeaders) => return Err(err(431, "too many header fields")),
@@ -658,6 +665,9 @@ mod tests {
             (b"GET / HTTP/0.9\r\n\r\n", 505),
             (b"GET / HTTP/1.x\r\nHost: x\r\n\r\n", 400),
             (b"GET / HTTP/1.10\r\nHost: x\r\n\r\n", 400),
+            // Refused for another reason than the version: no retry loop.
+            (b"GET / x HTTP/1.1\r\nHost: x\r\n\r\n", 400),
+            (b"GET / x HTTP/1.2\r\nHost: x\r\n\r\n", 400),
             (b"GET / HTTPS/1.1\r\nHost: x\r\n\r\n", 400),
         ] {
             let e = parse_all(input).err();

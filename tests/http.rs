@@ -631,12 +631,13 @@ fn http11_without_host_is_400() {
 }
 
 #[test]
-fn http2_request_line_is_505() {
+fn other_major_versions_are_505() {
+    // HTTP/1.2 is served as 1.1 (RFC 9110 §2.5): tests/wire.rs.
     assert_each_rejected(
         "HTTP/1.1 505 HTTP Version Not Supported",
         &[
             b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",
-            b"GET / HTTP/1.2\r\nHost: t\r\n\r\n",
+            b"GET / HTTP/0.9\r\nHost: t\r\n\r\n",
         ],
     );
 }
@@ -1339,6 +1340,9 @@ fn slow_head_gets_408_then_close() {
     let s = start(
         builder()
             .header_timeout(Duration::from_millis(300))
+            // Far beyond the client's read timeout: only the header
+            // timeout can answer in time.
+            .idle_timeout(Duration::from_secs(60))
             .handler(echo),
     );
     let mut c = s.client();
@@ -1362,8 +1366,10 @@ fn slow_head_gets_408_then_close() {
     stop.store(true, Ordering::SeqCst);
     assert_eq!(r.status_line, "HTTP/1.1 408 Request Timeout");
     assert_eq!(r.header("connection"), Some("close"));
+    // Not before the header timeout (an upper bound would be a timing
+    // assertion; the client's read timeout already bounds the wait).
     assert!(
-        elapsed >= Duration::from_millis(280) && elapsed < Duration::from_millis(1500),
+        elapsed >= Duration::from_millis(280),
         "408 after {elapsed:?}"
     );
     c.expect_eof();
@@ -1384,10 +1390,7 @@ fn idle_keep_alive_connection_is_closed() {
     // Closed silently: EOF, no 408.
     c.expect_eof();
     let idle = idle_from.elapsed();
-    assert!(
-        idle >= Duration::from_millis(250) && idle < Duration::from_millis(1500),
-        "closed after {idle:?}"
-    );
+    assert!(idle >= Duration::from_millis(250), "closed after {idle:?}");
 }
 
 #[test]
@@ -1407,20 +1410,29 @@ fn stalled_body_gets_408() {
 #[test]
 fn trickling_client_does_not_block_others() {
     let s = start(builder().io_threads(1).worker_threads(2).handler(echo));
-    // A client trickling a head for ~1.4 s, one holding a half-sent body,
-    // one idle keep-alive: none may hold up the others.
+    // A client trickling a head (and holding its last bytes until the
+    // others are served), one holding a half-sent body, one idle
+    // keep-alive: none may hold up the others on the one IO thread.
     let mut trickle = s.client();
+    let (trickled_tx, trickled_rx) = std::sync::mpsc::channel::<()>();
+    let (finish_tx, finish_rx) = std::sync::mpsc::channel::<()>();
     let trickler = thread::spawn(move || {
         let head = format!(
             "GET /t HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
             "y".repeat(60)
         );
-        for b in head.bytes() {
-            trickle.send([b]);
-            thread::sleep(Duration::from_millis(15));
+        let (first, rest) = head.as_bytes().split_at(head.len() - 10);
+        for b in first {
+            trickle.send([*b]);
+        }
+        trickled_tx.send(()).unwrap();
+        finish_rx.recv().unwrap();
+        for b in rest {
+            trickle.send([*b]);
         }
         trickle.read_response()
     });
+    trickled_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let mut stalled = s.client();
     stalled.send("POST /s HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nabc");
     let mut idle = s.client();
@@ -1433,11 +1445,9 @@ fn trickling_client_does_not_block_others() {
             .assert("HTTP/1.1 200 OK", &format!("GET /n{i} "));
     }
     let elapsed = started.elapsed();
-    assert!(
-        !trickler.is_finished(),
-        "the trickler finished before the other requests ({elapsed:?})"
-    );
+    eprintln!("20 requests beside a trickled head: {elapsed:?}");
     // The trickled request is served once complete.
+    finish_tx.send(()).unwrap();
     trickler
         .join()
         .unwrap()
@@ -1525,7 +1535,9 @@ fn vanishing_client_does_not_affect_others() {
     let started_tx = Mutex::new(started_tx);
     let s = start(
         builder()
-            .shutdown_grace(Duration::from_secs(5))
+            // Far beyond the 10 s `stop` allows: serve must not wait for
+            // the vanished clients.
+            .shutdown_grace(Duration::from_secs(60))
             .handler(move |req: Request| {
                 if req.path() == "/slow" {
                     let _ = started_tx.lock().unwrap().send(());
@@ -1554,13 +1566,10 @@ fn vanishing_client_does_not_affect_others() {
     thread::sleep(Duration::from_millis(250));
     s.request(get("/ok2"))
         .assert("HTTP/1.1 200 OK", "GET /ok2 ");
-    // Nothing is left waiting: serve returns well before the grace.
-    let (result, took) = s.stop();
+    // Nothing is left waiting: serve returns (within `stop`'s 10 s)
+    // though the grace is 60 s.
+    let (result, _took) = s.stop();
     result.unwrap();
-    assert!(
-        took < Duration::from_secs(2),
-        "serve took {took:?} to return"
-    );
 }
 
 // ---------------------------------------------------------------------- curl

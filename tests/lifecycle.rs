@@ -100,7 +100,9 @@ fn start_close_cycles_finish_in_flight_and_leak_nothing() {
             builder()
                 .worker_threads(4)
                 .io_threads(2)
-                .shutdown_grace(Duration::from_secs(3))
+                // Far beyond the 10 s `stop` allows: serve must return
+                // once the in-flight request is answered, not at the grace.
+                .shutdown_grace(Duration::from_secs(60))
                 .handler(move |req: Request| {
                     if req.path() == "/slow" {
                         let _ = started_tx.lock().unwrap().send(());
@@ -134,7 +136,6 @@ fn start_close_cycles_finish_in_flight_and_leak_nothing() {
         slow.send(get("/slow"));
         started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
 
-        let closed_at = Instant::now();
         s.handle.close();
         // close() returns once the listener is closed: the very next
         // connection attempt is refused, while the slow handler still runs.
@@ -157,13 +158,8 @@ fn start_close_cycles_finish_in_flight_and_leak_nothing() {
         // Like any client seeing EOF, close too (else the server lingers).
         drop((idle, slow));
 
-        let (result, took) = s.stop();
+        let (result, _took) = s.stop();
         result.unwrap();
-        assert!(
-            closed_at.elapsed() < Duration::from_secs(2),
-            "cycle {cycle}: serve returned {took:?} after stop, {:?} after close",
-            closed_at.elapsed()
-        );
         assert!(connect_refused(addr));
         assert_no_leaks(base_fds);
     }
@@ -214,13 +210,16 @@ fn handler_stuck_past_grace_does_not_hold_serve() {
     let base_fds = open_fds();
     let (started_tx, started_rx) = mpsc::channel::<()>();
     let (responded_tx, responded_rx) = mpsc::channel::<()>();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
     let (started_tx, responded_tx) = (Mutex::new(started_tx), Mutex::new(responded_tx));
+    let release_rx = Mutex::new(release_rx);
     let s = start(
         builder()
             .shutdown_grace(Duration::from_millis(200))
             .handler(move |req: Request| {
                 let _ = started_tx.lock().unwrap().send(());
-                thread::sleep(Duration::from_millis(1500));
+                // Stuck until the test lets go, long after serve returned.
+                let _ = release_rx.lock().unwrap().recv();
                 // Answering after the server is gone must be harmless.
                 req.respond(200, (), "too late");
                 let _ = responded_tx.lock().unwrap().send(());
@@ -231,12 +230,14 @@ fn handler_stuck_past_grace_does_not_hold_serve() {
     started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     let (result, took) = s.stop();
     result.unwrap();
+    // serve returned while the handler is still stuck, after the grace.
     assert!(
-        took >= Duration::from_millis(150) && took < Duration::from_millis(1200),
+        took >= Duration::from_millis(150),
         "serve returned {took:?} after close, grace 200 ms"
     );
     // The connection was closed without a response.
     c.expect_eof();
+    release_tx.send(()).unwrap();
     responded_rx
         .recv_timeout(Duration::from_secs(5))
         .expect("respond() after shutdown returned normally");
@@ -339,11 +340,10 @@ fn wait_until_ready_fails_when_port_taken() {
     let server = Server::builder().handler(echo).build();
     let handle = server.handle();
     let t = thread::spawn(move || server.serve(addr));
-    let started = Instant::now();
     let e = handle
         .wait_until_ready(Duration::from_secs(5))
         .expect_err("the port is taken");
-    assert!(started.elapsed() < Duration::from_secs(1), "{e}");
+    // Told at once, not by the timeout.
     assert_ne!(e.kind(), io::ErrorKind::TimedOut, "{e}");
     let served = join_within(t, Duration::from_secs(5)).expect("serve returned");
     assert_eq!(
