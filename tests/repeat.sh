@@ -18,6 +18,10 @@ shift || true
 [ "${1:-}" = "--" ] && shift
 extra=("$@")
 dir="${REPEAT_DIR:-target/repeat}"
+mkdir -p "$(dirname "$dir")"
+# Two runs sharing a directory would delete each other's binaries.
+exec 9>"$dir.lock"
+flock -n 9 || { echo "repeat: another run is using $dir (set REPEAT_DIR)" >&2; exit 2; }
 rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/logs"
 
 echo "repeat: building" >&2
