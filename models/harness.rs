@@ -81,12 +81,10 @@ impl<A: Actor> Workers<A> {
         }
     }
 
-    /// One `stop_one` per worker, then joins them all: returns only if
-    /// every worker has stopped.
+    /// `Scheduler::shutdown`, then joins them all: returns only if every
+    /// worker has stopped.
     pub fn stop(self) {
-        for _ in &self.threads {
-            self.scheduler.stop_one();
-        }
+        self.scheduler.shutdown();
         for t in self.threads {
             t.join().unwrap();
         }

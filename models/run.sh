@@ -24,11 +24,12 @@ logs="$root/loom-logs"
 mkdir -p "$logs"
 
 # Every model, in the order the clean run uses.
-models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shutdown upgrade_ordering)
+models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shutdown upgrade_ordering no_stranded_job)
 
 # Every mutant, with the models to try, designated catcher first; the run
 # of a mutant stops at the first model that fails.
-mutants=(double_dispatch close_not_last lost_wakeup lost_outbound_wakeup reorder_outbound early_idle early_release)
+mutants=(double_dispatch close_not_last lost_wakeup lost_outbound_wakeup reorder_outbound early_idle early_release
+  no_chain_wake searching_leak park_without_recheck stop_by_count)
 declare -A catchers=(
   [double_dispatch]="one_handler_in_flight"
   [close_not_last]="events_in_order"
@@ -37,6 +38,10 @@ declare -A catchers=(
   [reorder_outbound]="outbound_order"
   [early_idle]="shutdown"
   [early_release]="upgrade_ordering"
+  [no_chain_wake]="no_stranded_job"
+  [searching_leak]="no_stranded_job"
+  [park_without_recheck]="no_stranded_job"
+  [stop_by_count]="shutdown"
 )
 
 only="${1:-}"

@@ -60,3 +60,32 @@ fn shutdown() {
         assert_eq!(seen, [Ev::Msg(1), Ev::Close]);
     });
 }
+
+/// The elastic pool may start a worker while `close()` runs. Shutdown does
+/// not count workers (one `Stop` each, as it once did): it sets a flag every
+/// worker sees once the queue is empty, so a worker that registers after
+/// shutdown began leaves too. Catches `natron_mutant="stop_by_count"` (one
+/// stop token per worker registered when shutdown starts: the late worker
+/// waits forever and the join deadlocks).
+#[test]
+fn worker_started_during_shutdown_leaves() {
+    check(|| {
+        let scheduler = Scheduler::new();
+        let conn = Arc::new(Recorder::new());
+        let workers = Workers::spawn(&scheduler, 1);
+        // The pool's monitor starting one more worker, racing the shutdown.
+        let late = {
+            let s = scheduler.clone();
+            thread::spawn(move || s.run_worker())
+        };
+
+        scheduler.deliver(&conn, Ev::Msg(1)).unwrap();
+        conn.seen.wait_len(1);
+        while scheduler.active() > 0 {
+            thread::yield_now();
+        }
+        workers.stop();
+        late.join().unwrap();
+        assert_eq!(conn.seen.snapshot(), [Ev::Msg(1)]);
+    });
+}

@@ -41,6 +41,7 @@
 // sync primitives are loom's and `models/` checks it.
 mod mailbox;
 mod outbox;
+mod runqueue;
 mod scheduler;
 mod sync;
 
@@ -55,6 +56,8 @@ mod handler;
 pub mod http;
 #[cfg(not(loom))]
 mod io;
+#[cfg(not(loom))]
+mod pool;
 #[cfg(not(loom))]
 mod reader;
 #[cfg(not(loom))]

@@ -31,6 +31,7 @@ pub trait Wake: Send + Sync {
 }
 
 #[cfg(not(loom))]
+#[cfg(not(loom))]
 impl Wake for mio::Waker {
     fn wake(&self) {
         // Failing to write the eventfd means the IO thread is gone, and then

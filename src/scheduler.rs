@@ -5,8 +5,9 @@
 //!
 //! * A mailbox is in the run queue at most once (it enters only with the
 //!   run right, see [`crate::mailbox`]), so the queue holds at most one entry
-//!   per live connection plus one `Stop` per worker: its bound is the
-//!   connection count, and it needs no overflow policy.
+//!   per live connection: its bound is the connection count, and it needs
+//!   no overflow policy. How workers are woken is [`crate::runqueue`]'s
+//!   business (wake throttling).
 //! * A worker runs **one** event of a mailbox, then the mailbox goes to the
 //!   back of the queue if more events wait. A chatty connection cannot starve
 //!   the others.
@@ -17,8 +18,9 @@
 //! * No lock is held while an actor handles an event.
 
 use crate::mailbox::{Mailbox, Push};
-use crate::sync::queue::BlockingQueue;
+use crate::runqueue::{Backlog, Parker, Pop, RunQueue};
 use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use std::time::Duration;
 
 /// An actor: something with a mailbox whose events are handled one at a
 /// time, in order.
@@ -33,17 +35,12 @@ pub trait Actor: Send + Sync + Sized + 'static {
     fn handle(event: Self::Event, done: Done<Self>);
 }
 
-enum Job<A> {
-    Run(Arc<A>),
-    Stop,
-}
-
 /// Handle to the run queue of actors of type `A`; cheap to clone.
 ///
 /// One actor type per scheduler keeps the queue free of trait objects,
 /// which loom's `Arc` cannot hold.
 pub struct Scheduler<A: Actor> {
-    queue: Arc<BlockingQueue<Job<A>>>,
+    queue: Arc<RunQueue<Arc<A>>>,
     /// Mailboxes holding the run right (queued or running). Shutdown waits
     /// for zero before stopping the workers, so every queued event (every
     /// WebSocket Close) is handled.
@@ -68,7 +65,7 @@ impl<A: Actor> Default for Scheduler<A> {
 impl<A: Actor> Scheduler<A> {
     pub fn new() -> Self {
         Scheduler {
-            queue: Arc::new(BlockingQueue::new()),
+            queue: Arc::new(RunQueue::new()),
             active: Arc::new(AtomicUsize::new(0)),
         }
     }
@@ -98,17 +95,67 @@ impl<A: Actor> Scheduler<A> {
     }
 
     fn enqueue(&self, actor: Arc<A>) {
-        self.queue.push(Job::Run(actor));
+        self.queue.push(actor);
     }
 
-    /// Runs jobs on the calling thread until it receives a stop.
+    /// Runs jobs on the calling thread until [`Self::shutdown`] (once no
+    /// job is left). (The models' workers; the pool counts its workers
+    /// before spawning them, see [`Self::join_worker`].)
+    #[cfg_attr(not(loom), allow(dead_code))]
     pub fn run_worker(&self) {
+        self.queue.join();
+        self.run_registered_worker(None);
+    }
+
+    /// Runs jobs as a worker already counted by [`Self::join_worker`];
+    /// with an `idle_timeout`, it also returns after parking that long
+    /// without a job while the pool is above its base size.
+    pub fn run_registered_worker(&self, idle_timeout: Option<Duration>) {
+        let me = Parker::new();
         loop {
-            match self.queue.pop() {
-                Job::Run(actor) => self.run_one(actor),
-                Job::Stop => return,
+            match self.queue.pop(&me, idle_timeout) {
+                Pop::Job(actor) => self.run_one(actor),
+                Pop::Stop => {
+                    self.queue.leave();
+                    return;
+                }
+                Pop::Retire => return,
             }
         }
+    }
+
+    /// Counts a worker about to start (before its thread exists, so the
+    /// pool never over-spawns). Pair with [`Self::run_registered_worker`],
+    /// or [`Self::abandon_worker`] if the thread cannot be spawned.
+    pub fn join_worker(&self) {
+        self.queue.join();
+    }
+
+    /// Uncounts a worker whose thread could not be spawned.
+    pub fn abandon_worker(&self) {
+        self.queue.leave();
+    }
+
+    /// Workers that never retire.
+    pub fn set_base_workers(&self, n: usize) {
+        self.queue.set_base(n);
+    }
+
+    /// How backed up the pool is (`None`: a worker is free or nothing waits).
+    pub fn backlog(&self) -> Option<Backlog> {
+        self.queue.backlog()
+    }
+
+    /// For the pool's monitor: blocks until a push finds every worker busy
+    /// (or shutdown, or `timeout`).
+    #[cfg(not(loom))]
+    pub fn wait_saturated(&self, timeout: Duration) -> bool {
+        self.queue.wait_saturated(timeout)
+    }
+
+    /// Whether [`Self::shutdown`] was called.
+    pub fn is_stopping(&self) -> bool {
+        self.queue.is_stopping()
     }
 
     /// Handles one event of `actor`, which holds the run right.
@@ -132,9 +179,12 @@ impl<A: Actor> Scheduler<A> {
         self.active.load(Ordering::Acquire)
     }
 
-    /// Asks one worker to stop once the jobs queued before this call are run.
-    pub fn stop_one(&self) {
-        self.queue.push(Job::Stop);
+    /// Stops the workers: each leaves once the run queue is empty, so
+    /// every job queued before (or during) this call is run; a worker
+    /// started after it leaves as soon as it finds the queue empty.
+    /// Call it once `active()` is zero, so no run right is still out.
+    pub fn shutdown(&self) {
+        self.queue.shutdown();
     }
 }
 

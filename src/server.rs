@@ -21,6 +21,7 @@ use crate::acceptor::{self, Acceptor};
 use crate::connection::Connection;
 use crate::handler::Handler;
 use crate::io::{io_actor, IoMsg};
+use crate::pool::Pool;
 use crate::scheduler::Scheduler;
 use crate::websocket::WebSocketHandler;
 use std::io;
@@ -30,10 +31,14 @@ use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// The default ceiling of the elastic worker pool.
+pub(crate) const DEFAULT_MAX_WORKER_THREADS: usize = 512;
+
 /// Server settings. Defaults follow Mummy where Mummy has one.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
     pub(crate) worker_threads: usize,
+    pub(crate) max_worker_threads: usize,
     pub(crate) io_threads: usize,
     pub(crate) max_headers_len: usize,
     pub(crate) max_body_len: usize,
@@ -74,6 +79,7 @@ impl Default for Config {
             .unwrap_or(1);
         Config {
             worker_threads: (cores * 10).max(1),
+            max_worker_threads: DEFAULT_MAX_WORKER_THREADS,
             io_threads: (cores / 2).max(1),
             max_headers_len: 8 * 1024,
             max_body_len: 1024 * 1024,
@@ -140,9 +146,23 @@ impl ServerBuilder {
         self
     }
 
-    /// Worker threads that run handlers. Default `max(cores * 10, 1)`.
+    /// Worker threads that run handlers and never retire (the pool's base
+    /// size). Default `max(cores * 10, 1)`. At least 1.
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.config.worker_threads = n.max(1);
+        self
+    }
+
+    /// Most worker threads the pool grows to while every worker is busy
+    /// (blocking handlers). Default 512; raised to `worker_threads` if
+    /// lower, and equal to it means a fixed pool.
+    ///
+    /// The pool grows when jobs have waited 2 ms with every worker busy,
+    /// by one worker per waiting job; workers above the base retire after
+    /// 10 s without a job. Reaching the maximum is logged (warning) once
+    /// per episode; requests then wait for a worker.
+    pub fn max_worker_threads(mut self, n: usize) -> Self {
+        self.config.max_worker_threads = n;
         self
     }
 
@@ -226,6 +246,10 @@ impl ServerBuilder {
 
     /// Builds the server. Without a handler every request gets `404`.
     pub fn build(mut self) -> Server {
+        self.config.max_worker_threads = self
+            .config
+            .max_worker_threads
+            .max(self.config.worker_threads);
         if self.config.max_outbound_len == 0 {
             self.config.max_outbound_len = (2 * self.config.max_message_len).max(1 << 20);
         }
@@ -387,28 +411,7 @@ impl Server {
             .unwrap_or_else(|e| e.into_inner()) = Some(waker);
 
         // Workers.
-        let (worker_exit_tx, worker_exit_rx) = mpsc::channel::<()>();
-        let mut workers = Vec::new();
-        for i in 0..app.config.worker_threads {
-            let app = app.clone();
-            let exit = worker_exit_tx.clone();
-            workers.push(
-                thread::Builder::new()
-                    .name(format!("natron-worker-{i}"))
-                    .spawn(move || {
-                        // Handler panics are caught around each handler; this
-                        // loop only guards against a bug in natron itself.
-                        while std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                            app.scheduler.run_worker()
-                        }))
-                        .is_err()
-                        {
-                            slog::error!(app.log, "worker recovered from an internal panic");
-                        }
-                        let _ = exit.send(());
-                    })?,
-            );
-        }
+        let pool = Pool::start(app.clone())?;
 
         // IO actors.
         let (io_exit_tx, io_exit_rx) = mpsc::channel::<()>();
@@ -489,29 +492,7 @@ impl Server {
         if app.scheduler.active() > 0 {
             slog::warn!(app.log, "shutdown grace expired with events unhandled"; "connections" => app.scheduler.active());
         }
-        for _ in 0..workers.len() {
-            app.scheduler.stop_one();
-        }
-        let mut stopped = 0;
-        let worker_deadline = deadline.max(Instant::now() + Duration::from_millis(100));
-        while stopped < workers.len()
-            && worker_exit_rx
-                .recv_timeout(worker_deadline.saturating_duration_since(Instant::now()))
-                .is_ok()
-        {
-            stopped += 1;
-        }
-        if stopped == workers.len() {
-            for w in workers {
-                let _ = w.join();
-            }
-        } else {
-            slog::error!(app.log, "handlers still running after the shutdown grace; leaving their workers detached";
-                "stuck" => workers.len() - stopped);
-            for w in workers.into_iter().filter(|w| w.is_finished()) {
-                let _ = w.join();
-            }
-        }
+        pool.shutdown(deadline);
         slog::info!(app.log, "server closed");
         accepted
     }

@@ -37,55 +37,6 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     }
 }
 
-/// The run queue's blocking FIFO: a `Mutex<VecDeque>` and a `Condvar`.
-///
-/// One implementation for both builds (std or loom primitives), so the
-/// models check the queue that ships. Not crossbeam: its `recv` spins and
-/// `sched_yield`s before parking, and with a pool of idle workers that cost
-/// a third of the CPU in a latency-bound WebSocket echo (measured with
-/// `perf`); a condvar parks a worker at once and wakes exactly one.
-pub(crate) mod queue {
-    use super::{lock, Condvar, Mutex};
-    use std::collections::VecDeque;
-
-    pub(crate) struct BlockingQueue<T> {
-        items: Mutex<VecDeque<T>>,
-        ready: Condvar,
-    }
-
-    impl<T> BlockingQueue<T> {
-        pub(crate) fn new() -> Self {
-            BlockingQueue {
-                items: Mutex::new(VecDeque::new()),
-                ready: Condvar::new(),
-            }
-        }
-
-        pub(crate) fn push(&self, item: T) {
-            lock(&self.items).push_back(item);
-            self.ready.notify_one();
-        }
-
-        /// Takes the oldest item, waiting for one.
-        pub(crate) fn pop(&self) -> T {
-            let mut items = lock(&self.items);
-            loop {
-                if let Some(item) = items.pop_front() {
-                    return item;
-                }
-                #[cfg(not(loom))]
-                {
-                    items = self.ready.wait(items).unwrap_or_else(|e| e.into_inner());
-                }
-                #[cfg(loom)]
-                {
-                    items = self.ready.wait(items).unwrap();
-                }
-            }
-        }
-    }
-}
-
 /// Multi-producer multi-consumer FIFO channels.
 pub(crate) mod channel {
     #[cfg(not(loom))]
@@ -101,7 +52,7 @@ pub(crate) mod channel {
 
         /// The part of crossbeam's unbounded channel natron uses under loom
         /// (the outbound queue: `send`, `try_recv`; the run queue is
-        /// `sync::queue`), minus disconnection, which natron never
+        /// `runqueue.rs`), minus disconnection, which natron never
         /// relies on inside the models.
         struct Chan<T> {
             queue: Mutex<VecDeque<T>>,

@@ -377,3 +377,100 @@ fn serve_port_binds_localhost() {
         .expect("serve returned")
         .expect("serve ok");
 }
+
+/// Blocking handlers do not cap the server at `worker_threads`: with a base
+/// of 2 workers, 12 handlers that each wait until 12 are running at once
+/// can only all finish if the pool grows. `close()` then stops every
+/// worker, the ones the pool added included, and nothing leaks.
+#[test]
+fn pool_grows_past_its_base_for_blocking_handlers_and_stops_whole() {
+    const N: usize = 12;
+    let _serial = serial();
+    let base_fds = open_fds();
+    let running = Arc::new((Mutex::new(0usize), std::sync::Condvar::new()));
+    let running2 = running.clone();
+    let s = start(builder().worker_threads(2).max_worker_threads(64).handler(
+        move |req: Request| {
+            let (count, changed) = &*running2;
+            let mut n = count.lock().unwrap();
+            *n += 1;
+            changed.notify_all();
+            // Wait (bounded) until N handlers run at once.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while *n < N && Instant::now() < deadline {
+                n = changed
+                    .wait_timeout(n, deadline - Instant::now())
+                    .unwrap()
+                    .0;
+            }
+            let together = *n >= N;
+            drop(n);
+            req.respond(200, (), if together { "together" } else { "alone" });
+        },
+    ));
+    let clients: Vec<_> = (0..N)
+        .map(|i| {
+            let mut c = s.client();
+            c.send(get(&format!("/{i}")));
+            c
+        })
+        .collect();
+    for mut c in clients {
+        c.read_response().assert("HTTP/1.1 200 OK", "together");
+    }
+    let workers = server_threads()
+        .iter()
+        .filter(|t| t.starts_with("natron-worker-"))
+        .count();
+    assert!(workers >= N, "{workers} workers for {N} blocked handlers");
+    let (result, _) = s.stop();
+    result.unwrap();
+    assert_no_leaks(base_fds);
+}
+
+/// `max_worker_threads == worker_threads` is a fixed pool: it never grows.
+#[test]
+fn a_fixed_pool_does_not_grow() {
+    let _serial = serial();
+    let base_fds = open_fds();
+    let (release_tx, release_rx) = mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let s = start(builder().worker_threads(2).max_worker_threads(2).handler(
+        move |req: Request| {
+            started_tx.lock().unwrap().send(()).unwrap();
+            let _ = release_rx.lock().unwrap().recv();
+            req.respond(200, (), "ok");
+        },
+    ));
+    let mut clients: Vec<_> = (0..4)
+        .map(|i| {
+            let mut c = s.client();
+            c.send(get(&format!("/{i}")));
+            c
+        })
+        .collect();
+    // Two handlers start (one per worker); the other two requests wait.
+    started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    let workers = || {
+        server_threads()
+            .iter()
+            .filter(|t| t.starts_with("natron-worker-"))
+            .count()
+    };
+    assert_eq!(workers(), 2);
+    assert!(server_threads().iter().all(|t| t != "natron-pool"));
+    for _ in 0..4 {
+        release_tx.send(()).unwrap();
+    }
+    for c in &mut clients {
+        c.read_response().assert("HTTP/1.1 200 OK", "ok");
+    }
+    assert_eq!(workers(), 2);
+    drop(clients);
+    let (result, _) = s.stop();
+    result.unwrap();
+    assert_no_leaks(base_fds);
+}
