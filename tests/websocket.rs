@@ -1001,8 +1001,12 @@ fn slow_consumer_is_closed_while_another_connection_keeps_its_latency() {
     drop(slow);
     let f = flood.lock().unwrap().take().expect("flood ended");
     assert_eq!(f.refused, Some(SendError::QueueFull), "{f:?}");
+    // The IO actor wrote to the socket before the queue filled: more was
+    // accepted than the budget (and one oversized first message) alone
+    // could hold. How much more depends on the kernel's socket buffer
+    // autotuning (seen: 14 to 60+ chunks), so no larger bound is asserted.
     assert!(
-        f.sent * CHUNK > 4 * MAX_OUTBOUND,
+        f.sent * CHUNK > MAX_OUTBOUND + CHUNK,
         "the socket took data before the queue filled: {f:?}"
     );
     assert!(
