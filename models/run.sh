@@ -29,7 +29,7 @@ models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shut
 # Every mutant, with the models to try, designated catcher first; the run
 # of a mutant stops at the first model that fails.
 mutants=(double_dispatch close_not_last lost_wakeup lost_outbound_wakeup reorder_outbound early_idle early_release
-  no_chain_wake searching_leak park_without_recheck stop_by_count)
+  no_chain_wake searching_leak park_without_recheck stop_by_count turn_and_requeue)
 declare -A catchers=(
   [double_dispatch]="one_handler_in_flight"
   [close_not_last]="events_in_order"
@@ -42,6 +42,7 @@ declare -A catchers=(
   [searching_leak]="no_stranded_job"
   [park_without_recheck]="no_stranded_job"
   [stop_by_count]="shutdown"
+  [turn_and_requeue]="one_handler_in_flight"
 )
 
 only="${1:-}"

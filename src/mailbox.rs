@@ -136,6 +136,13 @@ impl<T> Mailbox<T> {
         }
     }
 
+    /// Whether events wait. Only the holder of the run right calls this;
+    /// a `true` stays true (only the holder takes events), a `false` may
+    /// turn true at any time.
+    pub(crate) fn has_waiting(&self) -> bool {
+        !lock(&self.inner).queue.is_empty()
+    }
+
     /// Number of events waiting (not counting one being handled).
     #[cfg_attr(not(loom), allow(dead_code))] // used by WebSocket read throttling
     pub fn len(&self) -> usize {

@@ -143,6 +143,23 @@ impl<T> RunQueue<T> {
         }
     }
 
+    /// Queues every item of `items` under one lock; wakes at most one
+    /// parked worker (the chained wake fans out from there).
+    #[cfg(not(loom))]
+    pub fn push_all(&self, items: impl Iterator<Item = T>) {
+        let mut st = lock(&self.state);
+        let now = Instant::now();
+        st.items.extend(items.map(|item| (item, now)));
+        let woken = st.wake_one();
+        if woken.is_none() {
+            self.arm_monitor(&mut st);
+        }
+        drop(st);
+        if let Some(p) = woken {
+            p.cv.notify_one();
+        }
+    }
+
     /// Registers the calling thread as a worker. Pair with [`Self::pop`]
     /// until it returns `Stop` or `Retire`, then [`Self::leave`] (after
     /// `Stop`; `Retire` has already taken the worker off the books).

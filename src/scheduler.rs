@@ -8,9 +8,14 @@
 //!   per live connection: its bound is the connection count, and it needs
 //!   no overflow policy. How workers are woken is [`crate::runqueue`]'s
 //!   business (wake throttling).
-//! * A worker runs **one** event of a mailbox, then the mailbox goes to the
-//!   back of the queue if more events wait. A chatty connection cannot starve
-//!   the others.
+//! * **Turns.** A worker runs up to [`TURN_EVENTS`] events of a mailbox in a
+//!   row: when a run ends *on the worker's own thread, inside the handler*
+//!   (the request was answered there) and more events wait, the worker keeps
+//!   the run right and goes on with the next event, with no trip through the
+//!   run queue and no wake-up. A run that ends on another thread, or after
+//!   the turn, re-queues the mailbox at the back as before. Fairness bound:
+//!   a mailbox holds a worker for at most `TURN_EVENTS` events before every
+//!   mailbox queued meanwhile gets its turn.
 //! * The run right is a value: the worker turns it into a [`Done`] token and
 //!   hands that to the actor with the event. Dropping the token (after the
 //!   handler returns, or when a request is answered on another thread) ends
@@ -19,8 +24,11 @@
 
 use crate::mailbox::{Mailbox, Push};
 use crate::runqueue::{Backlog, Parker, Pop, RunQueue};
-use crate::sync::{lock, Arc, AtomicUsize, Mutex, Ordering};
+use crate::sync::{current_thread, lock, Arc, AtomicUsize, Mutex, Ordering, ThreadId};
 use std::time::Duration;
+
+/// Most events of one mailbox a worker runs in a row.
+pub const TURN_EVENTS: usize = 16;
 
 /// An actor: something with a mailbox whose events are handled one at a
 /// time, in order.
@@ -76,6 +84,37 @@ impl<A: Actor> Scheduler<A> {
         self.after_push(actor, actor.mailbox().push(event))
     }
 
+    /// Like [`Self::deliver`], but an actor that needs scheduling is added
+    /// to `ready` instead of the run queue; [`Self::schedule_all`] queues
+    /// them later with one lock and at most one wake-up. The IO actor
+    /// collects one `epoll` batch this way: waking a worker per request
+    /// would let it preempt the IO thread mid-batch.
+    #[cfg(not(loom))]
+    pub fn deliver_deferred(
+        &self,
+        actor: &Arc<A>,
+        event: A::Event,
+        ready: &mut Vec<Arc<A>>,
+    ) -> Result<(), A::Event> {
+        match actor.mailbox().push(event) {
+            Push::Schedule => {
+                self.active.fetch_add(1, Ordering::AcqRel);
+                ready.push(actor.clone());
+                Ok(())
+            }
+            Push::Queued => Ok(()),
+            Push::Refused(event) => Err(event),
+        }
+    }
+
+    /// Queues every actor of `ready` (see [`Self::deliver_deferred`]).
+    #[cfg(not(loom))]
+    pub fn schedule_all(&self, ready: &mut Vec<Arc<A>>) {
+        if !ready.is_empty() {
+            self.queue.push_all(ready.drain(..));
+        }
+    }
+
     /// Delivers the final event of `actor`; nothing is delivered after it.
     #[cfg_attr(not(loom), allow(dead_code))] // used by the WebSocket close path
     pub fn deliver_last(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
@@ -112,9 +151,16 @@ impl<A: Actor> Scheduler<A> {
     /// without a job while the pool is above its base size.
     pub fn run_registered_worker(&self, idle_timeout: Option<Duration>) {
         let me = Parker::new();
+        let turn = Arc::new(Turn {
+            thread: current_thread(),
+            slot: Mutex::new(TurnSlot {
+                open: false,
+                next: None,
+            }),
+        });
         loop {
             match self.queue.pop(&me, idle_timeout) {
-                Pop::Job(actor) => self.run_one(actor),
+                Pop::Job(actor) => self.run_turn(actor, &turn),
                 Pop::Stop => {
                     self.queue.leave();
                     return;
@@ -158,18 +204,37 @@ impl<A: Actor> Scheduler<A> {
         self.queue.is_stopping()
     }
 
-    /// Handles one event of `actor`, which holds the run right.
-    fn run_one(&self, actor: Arc<A>) {
-        let event = actor.mailbox().take();
-        let done = Done {
-            actor: Some(actor),
-            scheduler: self.clone(),
-        };
-        match event {
-            Some(event) => A::handle(event, done),
-            // Cannot happen while the mailbox invariant holds; `done` still
-            // releases the run right so the actor is never wedged.
-            None => drop(done),
+    /// Handles events of `actor`, which holds the run right, for as long
+    /// as its runs end inside the handler on this thread, up to
+    /// [`TURN_EVENTS`].
+    fn run_turn(&self, mut actor: Arc<A>, turn: &Arc<Turn<A>>) {
+        for n in 1..=TURN_EVENTS {
+            let event = actor.mailbox().take();
+            // The last event of the turn re-queues the mailbox if more wait.
+            let last = n == TURN_EVENTS;
+            if !last {
+                lock(&turn.slot).open = true;
+            }
+            let done = Done {
+                actor: Some(actor),
+                scheduler: self.clone(),
+                turn: (!last).then(|| turn.clone()),
+            };
+            match event {
+                Some(event) => A::handle(event, done),
+                // Cannot happen while the mailbox invariant holds; `done`
+                // still releases the run right so the actor is never wedged.
+                None => drop(done),
+            }
+            let next = {
+                let mut slot = lock(&turn.slot);
+                slot.open = false;
+                slot.next.take()
+            };
+            match next {
+                Some(next) => actor = next,
+                None => return,
+            }
         }
     }
 
@@ -194,6 +259,39 @@ impl<A: Actor> Scheduler<A> {
 pub struct Done<A: Actor> {
     actor: Option<Arc<A>>,
     scheduler: Scheduler<A>,
+    /// The turn of the worker that started this run, which the run right
+    /// may go back to (see the module docs).
+    turn: Option<Arc<Turn<A>>>,
+}
+
+/// A worker's turn: where a run right ending inside the handler, on the
+/// worker's thread, is handed back so the worker goes on with the mailbox.
+struct Turn<A> {
+    thread: ThreadId,
+    slot: Mutex<TurnSlot<A>>,
+}
+
+struct TurnSlot<A> {
+    /// A handler of this turn is running on `thread`.
+    open: bool,
+    next: Option<Arc<A>>,
+}
+
+impl<A> Turn<A> {
+    /// Takes `actor`'s run right back into the turn if the drop happens on
+    /// the worker's thread while one of its handlers runs. Gives it back
+    /// otherwise.
+    fn take_back(&self, actor: Arc<A>) -> Option<Arc<A>> {
+        if current_thread() != self.thread {
+            return Some(actor);
+        }
+        let mut slot = lock(&self.slot);
+        if !slot.open || slot.next.is_some() {
+            return Some(actor);
+        }
+        slot.next = Some(actor);
+        None
+    }
 }
 
 impl<A: Actor> Done<A> {
@@ -218,6 +316,23 @@ impl<A: Actor> Drop for Done<A> {
                 return;
             }
             #[allow(unreachable_code)]
+            let actor = match self.turn.take() {
+                // More events wait and the worker is right here: it keeps
+                // the run right and goes on (its responses still queued).
+                Some(turn) if actor.mailbox().has_waiting() => {
+                    #[cfg(natron_mutant = "turn_and_requeue")]
+                    {
+                        // Mutant: keeps the turn and re-queues the mailbox
+                        // too: two workers may run it.
+                        self.scheduler.enqueue(actor.clone());
+                    }
+                    match turn.take_back(actor) {
+                        None => return,
+                        Some(actor) => actor,
+                    }
+                }
+                _ => actor,
+            };
             if actor.mailbox().complete() {
                 self.scheduler.enqueue(actor);
             } else {

@@ -20,6 +20,24 @@ pub(crate) use loom::sync::{
     Arc, Condvar, Mutex, MutexGuard,
 };
 
+#[cfg(loom)]
+pub(crate) use loom::thread::ThreadId;
+/// A thread's identity, comparable (loom's threads under loom).
+#[cfg(not(loom))]
+pub(crate) use std::thread::ThreadId;
+
+/// The calling thread's [`ThreadId`].
+pub(crate) fn current_thread() -> ThreadId {
+    #[cfg(not(loom))]
+    {
+        std::thread::current().id()
+    }
+    #[cfg(loom)]
+    {
+        loom::thread::current().id()
+    }
+}
+
 /// Locks `m`, ignoring poisoning.
 ///
 /// No natron lock is ever held while user code runs, so a poisoned lock

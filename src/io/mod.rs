@@ -84,6 +84,9 @@ use ws::WsConn;
 
 pub(crate) type IoHandle = Outbox<IoMsg, Waker>;
 
+/// Connections to queue for the workers at the end of the `epoll` batch.
+type Ready = Vec<Arc<Connection>>;
+
 /// A message to an IO actor.
 pub(crate) enum IoMsg {
     /// A new socket from the acceptor.
@@ -128,6 +131,9 @@ pub(crate) struct IoActor {
     conns: HashMap<u64, IoConn>,
     scratch: Vec<u8>,
     dirty: Vec<u64>,
+    /// Connections with new events this `epoll` batch, queued for the
+    /// workers together at its end (`Scheduler::schedule_all`).
+    ready: Vec<Arc<Connection>>,
     draining: bool,
     stopping: bool,
 }
@@ -145,6 +151,7 @@ pub(crate) fn io_actor(app: Arc<App>) -> io::Result<(IoActor, IoHandle)> {
         conns: HashMap::new(),
         scratch: vec![0; READ_CHUNK],
         dirty: Vec::new(),
+        ready: Vec::new(),
         draining: false,
         stopping: false,
     };
@@ -221,10 +228,12 @@ impl IoActor {
                 self.sweep(now);
                 next_sweep = now + sweep;
             }
+            self.app.scheduler.schedule_all(&mut self.ready);
             if self.stopping || (self.draining && self.conns.is_empty()) {
                 break;
             }
         }
+        self.app.scheduler.schedule_all(&mut self.ready);
         for (_, c) in self.conns.drain() {
             close_conn(c, &self.app);
         }
@@ -414,8 +423,9 @@ impl IoActor {
             // No user code runs here, so a panic is a natron bug: it costs
             // the connection it happened on, not the IO actor's others.
             let scratch = &mut self.scratch;
+            let ready = &mut self.ready;
             let fate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                c.pump(&self.app, scratch)
+                c.pump(&self.app, scratch, ready)
             }))
             .unwrap_or_else(|_| {
                 slog::error!(self.app.log, "internal error on a connection; closing it");
@@ -510,12 +520,12 @@ impl IoConn {
 
     /// Does everything the connection's state allows: hand out buffered
     /// requests, read, write, close.
-    fn pump(&mut self, app: &Arc<App>, scratch: &mut [u8]) -> Fate {
+    fn pump(&mut self, app: &Arc<App>, scratch: &mut [u8], ready: &mut Ready) -> Fate {
         if self.lingering.is_some() {
             return self.discard_input(scratch);
         }
         if self.ws.is_some() {
-            return self.pump_ws(app, scratch);
+            return self.pump_ws(app, scratch, ready);
         }
         let limits = Limits {
             max_headers_len: app.config.max_headers_len,
@@ -534,7 +544,9 @@ impl IoConn {
                         }
                         // The mailbox is sealed only by a WebSocket close,
                         // which never precedes a request.
-                        let _ = app.scheduler.deliver(&self.actor, Event::Request(raw));
+                        let _ =
+                            app.scheduler
+                                .deliver_deferred(&self.actor, Event::Request(raw), ready);
                     }
                     Ok(Parsed::Continue) => {
                         if self.pipeline.pending() == 0 {

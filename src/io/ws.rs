@@ -5,7 +5,7 @@
 //! into mailbox events, answers pings, counts outbound bytes against the
 //! handle's budget and runs the closing handshake.
 
-use super::{Fate, IoConn, LINGER, WS_HIGH_WATER};
+use super::{Fate, IoConn, Ready, LINGER, WS_HIGH_WATER};
 use crate::connection::{self, Event};
 use crate::server::App;
 use crate::websocket::codec::{self, Incoming};
@@ -37,7 +37,12 @@ pub(super) struct WsConn {
 
 impl IoConn {
     /// The WebSocket pump: decode and deliver frames, read, write, close.
-    pub(super) fn pump_ws(&mut self, app: &Arc<App>, scratch: &mut [u8]) -> Fate {
+    pub(super) fn pump_ws(
+        &mut self,
+        app: &Arc<App>,
+        scratch: &mut [u8],
+        ready: &mut Ready,
+    ) -> Fate {
         loop {
             loop {
                 let ws = self.ws.as_mut().expect("WebSocket mode");
@@ -45,23 +50,25 @@ impl IoConn {
                     break;
                 }
                 match ws.decoder.next() {
-                    Ok(Some(incoming)) => self.on_incoming(incoming, app),
+                    Ok(Some(incoming)) => self.on_incoming(incoming, app, ready),
                     Ok(None) => break,
                     Err(e) => {
                         slog::debug!(app.log, "WebSocket protocol error"; "code" => e.code, "reason" => e.reason);
                         ws.failed = true;
-                        let _ = app.scheduler.deliver(
+                        let _ = app.scheduler.deliver_deferred(
                             &self.actor,
                             Event::Ws(WebSocketEvent::Error(e.reason.to_owned())),
+                            ready,
                         );
                         // The close frame is sent when the connection actor
                         // reaches this event (see `Event::WsFail`).
-                        let _ = app.scheduler.deliver(
+                        let _ = app.scheduler.deliver_deferred(
                             &self.actor,
                             Event::WsFail {
                                 code: e.code,
                                 reason: e.reason,
                             },
+                            ready,
                         );
                         break;
                     }
@@ -130,7 +137,7 @@ impl IoConn {
         Fate::Keep
     }
 
-    fn on_incoming(&mut self, incoming: Incoming, app: &Arc<App>) {
+    fn on_incoming(&mut self, incoming: Incoming, app: &Arc<App>, ready: &mut Ready) {
         let message = match incoming {
             Incoming::Text(t) => Message::Text(t),
             Incoming::Binary(b) => Message::Binary(b),
@@ -159,9 +166,11 @@ impl IoConn {
                 return;
             }
         };
-        let _ = app
-            .scheduler
-            .deliver(&self.actor, Event::Ws(WebSocketEvent::Message(message)));
+        let _ = app.scheduler.deliver_deferred(
+            &self.actor,
+            Event::Ws(WebSocketEvent::Message(message)),
+            ready,
+        );
     }
 
     /// Queues a frame the IO actor itself produced, counted in the budget.
