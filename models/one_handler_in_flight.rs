@@ -1,13 +1,15 @@
 //! Invariant 1: at most one handler in flight per connection.
 //!
 //! Two workers run the real `Scheduler::run_worker` while the main thread
-//! delivers two events to one actor, the second racing with the first
-//! one's handler and its `Done`. The handler counts itself in and out of
+//! delivers three events to one actor, the later ones racing with the
+//! earlier ones' handlers and their `Done`s (three, so that a worker going
+//! on with its turn and a second worker can each find one). The handler counts itself in and out of
 //! an in-flight counter and fails if it ever sees another handler of the
 //! same actor running.
 //!
 //! Catches `natron_mutant="double_dispatch"` (every push schedules, so the
-//! two workers can both run the actor).
+//! two workers can both run the actor) and `natron_mutant="turn_and_requeue"`
+//! (a worker keeps its turn and re-queues the mailbox as well).
 #![cfg(loom)]
 
 mod harness;
@@ -53,11 +55,12 @@ fn one_handler_in_flight() {
         });
         let workers = Workers::spawn(&scheduler, 2);
 
-        scheduler.deliver(&conn, 1).unwrap();
-        scheduler.deliver(&conn, 2).unwrap();
+        for event in 1..=3 {
+            scheduler.deliver(&conn, event).unwrap();
+        }
 
-        conn.handled.wait_len(2);
+        conn.handled.wait_len(3);
         workers.stop();
-        assert_eq!(conn.handled.snapshot(), [1, 2]);
+        assert_eq!(conn.handled.snapshot(), [1, 2, 3]);
     });
 }
