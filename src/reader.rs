@@ -349,6 +349,18 @@ fn later_minor_as_http11(head: &[u8]) -> Result<Vec<u8>, HttpError> {
     }
 }
 
+/// The method, borrowed from the registered ones (RFC 9110 §9) when it is
+/// one: no allocation for the common case.
+fn intern_method(method: &str) -> std::borrow::Cow<'static, str> {
+    const METHODS: &[&str] = &[
+        "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
+    ];
+    match METHODS.iter().find(|m| **m == method) {
+        Some(m) => std::borrow::Cow::Borrowed(*m),
+        None => std::borrow::Cow::Owned(method.to_owned()),
+    }
+}
+
 type Head = (Box<RawRequest>, Flags, Framing, bool);
 
 fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
@@ -376,7 +388,7 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
         Some(1) => Version::Http11,
         _ => return Err(err(505, "HTTP version not supported")),
     };
-    let method = parsed.method.unwrap_or("").to_owned();
+    let method = intern_method(parsed.method.unwrap_or(""));
     let target = parsed.path.unwrap_or("").to_owned();
     if target.is_empty() {
         return Err(err(400, "empty request target"));
@@ -385,7 +397,7 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
     for f in parsed.headers.iter() {
         // httparse has already rejected control characters other than HTAB;
         // obs-text (0x80..) is kept, lossily, as field values are text.
-        headers.append(f.name, String::from_utf8_lossy(f.value).trim().to_owned());
+        headers.append_parsed(f.name, String::from_utf8_lossy(f.value).trim().to_owned());
     }
 
     // Framing: RFC 9112 §6.1-6.3, strict.

@@ -1,6 +1,53 @@
 //! HTTP header lists: ordered, multi-valued, case-insensitive names.
 
+use std::borrow::Cow;
 use std::fmt;
+
+/// Field names common in requests, spelled as clients send them.
+const COMMON_NAMES: &[&str] = &[
+    "Host",
+    "host",
+    "User-Agent",
+    "user-agent",
+    "Accept",
+    "accept",
+    "Accept-Encoding",
+    "accept-encoding",
+    "Accept-Language",
+    "accept-language",
+    "Connection",
+    "connection",
+    "Content-Length",
+    "content-length",
+    "Content-Type",
+    "content-type",
+    "Cookie",
+    "cookie",
+    "Origin",
+    "origin",
+    "Referer",
+    "referer",
+    "Cache-Control",
+    "cache-control",
+    "Upgrade",
+    "upgrade",
+    "Sec-WebSocket-Key",
+    "sec-websocket-key",
+    "Sec-WebSocket-Version",
+    "sec-websocket-version",
+    "Sec-WebSocket-Protocol",
+    "sec-websocket-protocol",
+    "Sec-WebSocket-Extensions",
+    "sec-websocket-extensions",
+    "Authorization",
+    "authorization",
+    "Transfer-Encoding",
+    "transfer-encoding",
+    "Expect",
+    "expect",
+    "Pragma",
+    "pragma",
+];
 
 /// An ordered list of header fields.
 ///
@@ -8,7 +55,9 @@ use std::fmt;
 /// every value is kept, in the order received (RFC 9110 §5.3).
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    fields: Vec<(String, String)>,
+    /// Names of fields parsed from a request are borrowed from a table of
+    /// common names when they match one (no allocation per field name).
+    fields: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Headers {
@@ -48,14 +97,14 @@ impl Headers {
 
     /// Appends a field, keeping any existing ones of the same name.
     pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.fields.push((name.into(), value.into()));
+        self.fields.push((Cow::Owned(name.into()), value.into()));
     }
 
     /// Replaces every field of `name` with one field.
     pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
         let name = name.into();
         self.remove(&name);
-        self.fields.push((name, value.into()));
+        self.fields.push((Cow::Owned(name), value.into()));
     }
 
     /// Removes every field of `name`.
@@ -65,7 +114,7 @@ impl Headers {
 
     /// Fields in order, as `(name, value)`.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
     }
 
     /// Number of fields.
@@ -76,6 +125,18 @@ impl Headers {
     /// Whether there are no fields.
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
+    }
+}
+
+impl Headers {
+    /// Appends a field parsed from a request: a common name is borrowed
+    /// from [`COMMON_NAMES`] rather than allocated.
+    pub(crate) fn append_parsed(&mut self, name: &str, value: String) {
+        let name = match COMMON_NAMES.iter().find(|n| **n == name) {
+            Some(n) => Cow::Borrowed(*n),
+            None => Cow::Owned(name.to_owned()),
+        };
+        self.fields.push((name, value));
     }
 }
 
@@ -90,7 +151,7 @@ impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
         Headers {
             fields: iter
                 .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
+                .map(|(k, v)| (Cow::Owned(k.into()), v.into()))
                 .collect(),
         }
     }
@@ -117,10 +178,10 @@ impl From<()> for Headers {
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a str);
     type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (String, String)>,
-        fn(&'a (String, String)) -> (&'a str, &'a str),
+        std::slice::Iter<'a, (Cow<'static, str>, String)>,
+        fn(&'a (Cow<'static, str>, String)) -> (&'a str, &'a str),
     >;
     fn into_iter(self) -> Self::IntoIter {
-        self.fields.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.fields.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
     }
 }

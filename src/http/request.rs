@@ -19,7 +19,7 @@ pub enum Version {
 
 /// A request as the reader actor parsed it, before the worker decodes it.
 pub(crate) struct RawRequest {
-    pub(crate) method: String,
+    pub(crate) method: std::borrow::Cow<'static, str>,
     pub(crate) target: String,
     pub(crate) version: Version,
     pub(crate) headers: Headers,
@@ -70,7 +70,7 @@ pub type ErrorHandler = Arc<dyn Fn(&str) -> Response + Send + Sync>;
 /// answered, so pipelined responses keep their order. A request dropped
 /// unanswered (or whose handler panicked) is answered `500` and logged.
 pub struct Request {
-    pub(crate) method: String,
+    pub(crate) method: std::borrow::Cow<'static, str>,
     pub(crate) uri: String,
     pub(crate) version: Version,
     pub(crate) path: String,
@@ -341,6 +341,21 @@ impl Drop for Responder {
     }
 }
 
+/// Appends `n` in decimal, without the allocation of `to_string`.
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
 /// Serialises a response. Adds `Date`, `Content-Length` and `Connection`;
 /// compresses the body when negotiated and worth it.
 pub(crate) fn serialize(
@@ -376,7 +391,7 @@ pub(crate) fn serialize(
     }
     let mut out = Vec::with_capacity(128 + headers.len() * 32 + body.len());
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(status.to_string().as_bytes());
+    push_decimal(&mut out, status as usize);
     out.push(b' ');
     out.extend_from_slice(status::reason(status).as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -404,7 +419,7 @@ pub(crate) fn serialize(
     // 304 keeps the handler's fields as they are (RFC 9110 §15.4.5).
     if has_body {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(body.len().to_string().as_bytes());
+        push_decimal(&mut out, body.len());
         out.extend_from_slice(b"\r\n");
     }
     match (upgrade, close) {

@@ -172,6 +172,9 @@ struct IoConn {
     read_ready: bool,
     /// The peer shut down its write side.
     peer_eof: bool,
+    /// epoll reported the peer's FIN (`EPOLLRDHUP`): read until EOF, since
+    /// no further edge will announce it.
+    rdhup: bool,
     /// Read no more requests.
     stop_reading: bool,
     /// Close once nothing is pending and everything is written.
@@ -218,6 +221,9 @@ impl IoActor {
                 if let Some(c) = self.conns.get_mut(&id) {
                     if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
                         c.read_ready = true;
+                    }
+                    if ev.is_read_closed() || ev.is_error() {
+                        c.rdhup = true;
                     }
                     self.dirty.push(id);
                 }
@@ -401,6 +407,7 @@ impl IoActor {
                 pipeline: Pipeline::default(),
                 read_ready: true,
                 peer_eof: false,
+                rdhup: false,
                 stop_reading: draining,
                 close_when_done: draining,
                 deferred: None,
@@ -631,6 +638,15 @@ impl IoConn {
             }
             Ok(n) => {
                 self.last_activity = Instant::now();
+                // A short read emptied the socket's receive queue: any byte
+                // arriving later raises a new edge (edge-triggered epoll
+                // queues an event on every arrival), so the read that would
+                // only say `WouldBlock` is skipped: one syscall less per
+                // request. Not once the FIN was reported: it raises no
+                // further edge, so reading goes on until EOF.
+                if n < scratch.len() && !self.rdhup {
+                    self.read_ready = false;
+                }
                 Ok(n)
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
