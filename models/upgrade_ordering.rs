@@ -3,10 +3,13 @@
 //!
 //! The actor mirrors `Connection::handle` and `websocket::upgrade` on the
 //! real `Scheduler` and `Hold`. The worker marks the request's handler
-//! running (`Hold::set_running(true)`). The handler upgrades: it delivers
-//! `Open`, posts the 101 response, and hands its run right to
-//! `Hold::release`. Then it keeps sending on the new WebSocket. When it
-//! returns, the worker ends the run with `set_running(false)`. Two workers
+//! running (`Hold::set_running(true)`). The handler hands the request to
+//! another thread, which upgrades: it delivers `Open`, posts the 101
+//! response, and hands the run right to `Hold::release`, then keeps
+//! sending on the new WebSocket; the handler returns once that thread is
+//! done, and the worker ends the run with `set_running(false)`. (Upgrading
+//! on the worker's own thread is covered twice over: a run ending there,
+//! inside the handler, goes back to the worker's turn, see `scheduler.rs`.) Two workers
 //! run the real `run_worker`, so `Open` can be picked up by the other
 //! worker as soon as the run ends. The IO side (the `drain_inbox` loop, as
 //! in `outbound_order`) must receive the 101, then the upgrading handler's
@@ -60,12 +63,20 @@ impl Actor for Conn {
         match event {
             Event::Upgrade => {
                 this.upgrade.set_running(true);
-                // The user's handler, upgrading (`websocket::upgrade`)...
-                this.scheduler.deliver(&this, Event::Open).unwrap();
-                this.io.post(Out::Switching);
-                this.upgrade.release(done);
-                // ...then sending on the WebSocket before it returns.
-                this.io.post(Out::FromUpgrader);
+                // The user's handler passes the request to a thread that
+                // upgrades (`websocket::upgrade`)...
+                let upgrader = {
+                    let this = this.clone();
+                    thread::spawn(move || {
+                        this.scheduler.deliver(&this, Event::Open).unwrap();
+                        this.io.post(Out::Switching);
+                        this.upgrade.release(done);
+                        // ...then sends on the WebSocket...
+                        this.io.post(Out::FromUpgrader);
+                    })
+                };
+                // ...and returns once it is done.
+                upgrader.join().unwrap();
                 // The handler returned: the parked run right ends here.
                 drop(this.upgrade.set_running(false));
             }

@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 pub(crate) const GROW_AFTER: Duration = Duration::from_millis(2);
 /// How long a worker above the base count stays parked before it retires.
 pub(crate) const RETIRE_AFTER: Duration = Duration::from_secs(10);
+/// How often shutdown looks for finished workers between exit messages.
+const EXIT_TICK: Duration = Duration::from_millis(5);
 
 pub(crate) struct Pool {
     shared: Arc<Shared>,
@@ -106,16 +108,16 @@ impl Pool {
                 break;
             }
             let wait = deadline.saturating_duration_since(Instant::now());
-            if wait.is_zero() || self.exits.recv_timeout(wait).is_err() {
-                let mut threads = self.shared.lock_threads();
-                join_finished(&mut threads);
-                if !threads.is_empty() {
-                    slog::error!(app.log, "handlers still running after the shutdown grace; leaving their workers detached";
-                        "stuck" => threads.len());
-                    threads.clear();
-                }
+            if wait.is_zero() {
+                slog::error!(app.log, "handlers still running after the shutdown grace; leaving their workers detached";
+                    "stuck" => left);
+                self.shared.lock_threads().clear();
                 break;
             }
+            // A worker says it leaves a moment before its thread is
+            // finished, so the message is only a hint: look again after
+            // it or after a short tick, never wait on the message alone.
+            let _ = self.exits.recv_timeout(wait.min(EXIT_TICK));
         }
     }
 }
