@@ -35,7 +35,7 @@
 //! Lock order: `state`, then a `Parker`'s `woken`. No lock is held while a
 //! job runs.
 
-use crate::sync::{lock, Arc, Condvar, Mutex};
+use crate::sync::{lock, Arc, Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -133,14 +133,7 @@ impl<T> RunQueue<T> {
     pub fn push(&self, item: T) {
         let mut st = lock(&self.state);
         st.items.push_back((item, Instant::now()));
-        let woken = st.wake_one();
-        if woken.is_none() {
-            self.arm_monitor(&mut st);
-        }
-        drop(st);
-        if let Some(p) = woken {
-            p.cv.notify_one();
-        }
+        self.wake_after_push(st);
     }
 
     /// Queues every item of `items` under one lock; wakes at most one
@@ -150,6 +143,12 @@ impl<T> RunQueue<T> {
         let mut st = lock(&self.state);
         let now = Instant::now();
         st.items.extend(items.map(|item| (item, now)));
+        self.wake_after_push(st);
+    }
+
+    /// Wakes a parked worker if none is searching, else tells the monitor
+    /// when no worker is parked; notifies outside the lock.
+    fn wake_after_push(&self, mut st: MutexGuard<'_, State<T>>) {
         let woken = st.wake_one();
         if woken.is_none() {
             self.arm_monitor(&mut st);
