@@ -44,7 +44,10 @@ impl Acceptor<'_> {
                 return Err(e);
             }
             backoff = false;
-            loop {
+            // Checked before every accept: once `close()` has begun,
+            // what waits in the backlog is reset with the listener, never
+            // accepted (the `close()` contract).
+            while !self.stop.load(Ordering::Acquire) {
                 match self.listener.accept() {
                     Ok((stream, addr)) => {
                         // Responses and frames leave in one write each;

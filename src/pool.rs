@@ -36,6 +36,15 @@ pub(crate) struct Pool {
     shared: Arc<Shared>,
     monitor: Option<JoinHandle<()>>,
     exits: mpsc::Receiver<()>,
+    stopped: bool,
+}
+
+/// A pool dropped without [`Pool::shutdown`] (`serve` failing after it
+/// started) stops its threads rather than leave them parked forever.
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.stop(Instant::now());
+    }
 }
 
 struct Shared {
@@ -65,12 +74,11 @@ impl Pool {
             shared: shared.clone(),
             monitor: None,
             exits,
+            stopped: false,
         };
         for _ in 0..app.config.worker_threads {
-            if let Err(e) = shared.spawn_worker() {
-                pool.shutdown(Instant::now());
-                return Err(e);
-            }
+            // On an error, dropping `pool` stops what started.
+            shared.spawn_worker()?;
         }
         if app.config.max_worker_threads > app.config.worker_threads {
             let monitor = thread::Builder::new()
@@ -78,10 +86,7 @@ impl Pool {
                 .spawn(move || shared.monitor());
             match monitor {
                 Ok(m) => pool.monitor = Some(m),
-                Err(e) => {
-                    pool.shutdown(Instant::now());
-                    return Err(e);
-                }
+                Err(e) => return Err(e),
             }
         }
         Ok(pool)
@@ -92,6 +97,14 @@ impl Pool {
     /// 100 ms from now); workers still running a handler then are left
     /// detached and logged.
     pub(crate) fn shutdown(mut self, deadline: Instant) {
+        self.stop(deadline);
+    }
+
+    fn stop(&mut self, deadline: Instant) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
         let app = self.shared.app.clone();
         app.scheduler.shutdown();
         if let Some(m) = self.monitor.take() {

@@ -89,6 +89,9 @@ struct State<T> {
     searching: usize,
     /// Workers running `pop` loops (registered, not yet left).
     workers: usize,
+    /// Workers registered whose thread has not reached its first `pop`:
+    /// the monitor does not start more for jobs they are about to take.
+    starting: usize,
     /// Workers that never retire.
     base: usize,
     stopping: bool,
@@ -114,6 +117,7 @@ impl<T> RunQueue<T> {
                 idle: Vec::new(),
                 searching: 0,
                 workers: 0,
+                starting: 0,
                 base: 0,
                 stopping: false,
                 #[cfg(natron_mutant = "stop_by_count")]
@@ -163,10 +167,18 @@ impl<T> RunQueue<T> {
     /// until it returns `Stop` or `Retire`, then [`Self::leave`] (after
     /// `Stop`; `Retire` has already taken the worker off the books).
     pub fn join(&self) {
-        lock(&self.state).workers += 1;
+        let mut st = lock(&self.state);
+        st.workers += 1;
+        st.starting += 1;
     }
 
-    /// A worker that got `Stop` leaves.
+    /// The calling worker's thread is running (its first `pop` follows).
+    pub fn started(&self) {
+        let mut st = lock(&self.state);
+        st.starting = st.starting.saturating_sub(1);
+    }
+
+    /// A worker that got `Stop` leaves (or one that never started).
     pub fn leave(&self) {
         let mut st = lock(&self.state);
         st.workers = st.workers.saturating_sub(1);
@@ -299,7 +311,11 @@ impl<T> RunQueue<T> {
         if !st.idle.is_empty() {
             return None;
         }
-        let waiting = st.items.len().saturating_sub(st.searching);
+        let waiting = st
+            .items
+            .len()
+            .saturating_sub(st.searching)
+            .saturating_sub(st.starting);
         let (_, since) = st.items.front()?;
         (waiting > 0).then(|| Backlog {
             waiting,

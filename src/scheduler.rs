@@ -150,6 +150,7 @@ impl<A: Actor> Scheduler<A> {
     /// with an `idle_timeout`, it also returns after parking that long
     /// without a job while the pool is above its base size.
     pub fn run_registered_worker(&self, idle_timeout: Option<Duration>) {
+        self.queue.started();
         let me = Parker::new();
         let turn = Arc::new(Turn {
             thread: current_thread(),
@@ -179,6 +180,7 @@ impl<A: Actor> Scheduler<A> {
 
     /// Uncounts a worker whose thread could not be spawned.
     pub fn abandon_worker(&self) {
+        self.queue.started();
         self.queue.leave();
     }
 
@@ -220,12 +222,20 @@ impl<A: Actor> Scheduler<A> {
                 scheduler: self.clone(),
                 turn: (!last).then(|| turn.clone()),
             };
+            // Should a panic (a natron bug: handlers' panics are caught
+            // inside `handle`) leave `handle`, a run right parked in the
+            // slot is ended, not lost.
+            let guard = TurnGuard {
+                turn,
+                scheduler: self,
+            };
             match event {
                 Some(event) => A::handle(event, done),
                 // Cannot happen while the mailbox invariant holds; `done`
                 // still releases the run right so the actor is never wedged.
                 None => drop(done),
             }
+            std::mem::forget(guard);
             let next = {
                 let mut slot = lock(&turn.slot);
                 slot.open = false;
@@ -264,6 +274,30 @@ pub struct Done<A: Actor> {
     turn: Option<Arc<Turn<A>>>,
 }
 
+/// Ends the run parked in a turn's slot if a panic unwinds out of
+/// `Actor::handle` (forgotten on the normal path).
+struct TurnGuard<'a, A: Actor> {
+    turn: &'a Arc<Turn<A>>,
+    scheduler: &'a Scheduler<A>,
+}
+
+impl<A: Actor> Drop for TurnGuard<'_, A> {
+    fn drop(&mut self) {
+        let parked = {
+            let mut slot = lock(&self.turn.slot);
+            slot.open = false;
+            slot.next.take()
+        };
+        if let Some(actor) = parked {
+            drop(Done {
+                actor: Some(actor),
+                scheduler: self.scheduler.clone(),
+                turn: None,
+            });
+        }
+    }
+}
+
 /// A worker's turn: where a run right ending inside the handler, on the
 /// worker's thread, is handed back so the worker goes on with the mailbox.
 struct Turn<A> {
@@ -282,7 +316,8 @@ impl<A> Turn<A> {
     /// the worker's thread while one of its handlers runs. Gives it back
     /// otherwise.
     fn take_back(&self, actor: Arc<A>) -> Option<Arc<A>> {
-        if current_thread() != self.thread {
+        // While unwinding, the turn may never look at its slot again.
+        if current_thread() != self.thread || std::thread::panicking() {
             return Some(actor);
         }
         let mut slot = lock(&self.slot);

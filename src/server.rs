@@ -418,17 +418,33 @@ impl Server {
         let mut ios = Vec::new();
         let mut io_threads = Vec::new();
         for i in 0..app.config.io_threads {
-            let (actor, handle) = io_actor(app.clone())?;
-            let exit = io_exit_tx.clone();
-            ios.push(handle);
-            io_threads.push(
-                thread::Builder::new()
+            let spawned = io_actor(app.clone()).and_then(|(actor, handle)| {
+                let exit = io_exit_tx.clone();
+                let thread = thread::Builder::new()
                     .name(format!("natron-io-{i}"))
                     .spawn(move || {
                         actor.run();
                         let _ = exit.send(());
-                    })?,
-            );
+                    })?;
+                Ok((handle, thread))
+            });
+            match spawned {
+                Ok((handle, thread)) => {
+                    ios.push(handle);
+                    io_threads.push(thread);
+                }
+                Err(e) => {
+                    // Nothing is served: stop what started (the pool stops
+                    // when dropped).
+                    for io in &ios {
+                        io.post(IoMsg::Stop);
+                    }
+                    for t in io_threads {
+                        let _ = t.join();
+                    }
+                    return Err(e);
+                }
+            }
         }
 
         let accepted = {
