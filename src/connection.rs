@@ -13,7 +13,11 @@ use crate::websocket::{WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Below this many queued events, a WebSocket whose reading was paused for
 /// backpressure is resumed (the IO actor pauses at [`crate::io::WS_HIGH_WATER`]).
@@ -31,6 +35,13 @@ pub(crate) enum Event {
     WsFail { code: u16, reason: &'static str },
 }
 
+/// Responses held for one write.
+#[derive(Default)]
+struct Held {
+    bytes: Vec<u8>,
+    count: usize,
+}
+
 pub(crate) struct Connection {
     pub(crate) id: u64,
     pub(crate) remote: SocketAddr,
@@ -42,6 +53,9 @@ pub(crate) struct Connection {
     closed: AtomicBool,
     /// Set once, by a successful upgrade.
     ws: OnceLock<WebSocket>,
+    /// Keep-alive responses held while pipelined requests wait (see
+    /// `send_response`); touched only by the run right's holder.
+    pending: Mutex<Held>,
     /// Holds the run right of an upgrading request until its handler
     /// returns (see `release_after_handler`).
     upgrade: Hold<Connection>,
@@ -57,17 +71,64 @@ impl Connection {
             mailbox: Mailbox::new(),
             closed: AtomicBool::new(false),
             ws: OnceLock::new(),
+            pending: Mutex::new(Held::default()),
             upgrade: Hold::new(),
         }
     }
 
-    /// Queues a serialised response for the socket.
+    /// Queues a serialised response for the socket. Only the holder of
+    /// the run right calls this (it answers the oldest unanswered request).
+    ///
+    /// Pipelined responses leave together: while more requests of this
+    /// connection already wait in the mailbox (the worker's turn goes on
+    /// with them), a keep-alive response is held in `pending`; the first
+    /// response made with none waiting (or a closing one) posts everything
+    /// held, in order, as one `IoMsg::Response`, written with one `writev`.
+    /// The cost: a response waits for the handlers of the requests
+    /// pipelined behind it in the same turn (at most `TURN_EVENTS`).
     pub(crate) fn send_response(&self, bytes: Vec<u8>, close: bool) {
+        let mut pending = lock(&self.pending);
+        if !close && self.mailbox.has_waiting() {
+            pending.count += 1;
+            if pending.bytes.is_empty() {
+                pending.bytes = bytes;
+            } else {
+                pending.bytes.extend_from_slice(&bytes);
+            }
+            return;
+        }
+        let (bytes, count) = if pending.count == 0 {
+            (bytes, 1)
+        } else {
+            let mut all = std::mem::take(&mut pending.bytes);
+            all.extend_from_slice(&bytes);
+            let count = std::mem::take(&mut pending.count) + 1;
+            (all, count)
+        };
+        drop(pending);
         self.io.post(IoMsg::Response {
             conn: self.id,
             bytes,
+            count,
             close,
         });
+    }
+
+    /// Posts the responses held by [`Self::send_response`] (before the run
+    /// right leaves HTTP: a WebSocket upgrade).
+    pub(crate) fn flush_responses(&self) {
+        let mut pending = lock(&self.pending);
+        if pending.count > 0 {
+            let bytes = std::mem::take(&mut pending.bytes);
+            let count = std::mem::take(&mut pending.count);
+            drop(pending);
+            self.io.post(IoMsg::Response {
+                conn: self.id,
+                bytes,
+                count,
+                close: false,
+            });
+        }
     }
 
     /// Called by the IO actor when the socket is gone.

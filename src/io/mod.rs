@@ -91,10 +91,12 @@ type Ready = Vec<Arc<Connection>>;
 pub(crate) enum IoMsg {
     /// A new socket from the acceptor.
     Accept(TcpStream, SocketAddr),
-    /// A serialised response for connection `conn`.
+    /// `count` serialised responses (pipelined ones leave together) for
+    /// connection `conn`, answering its oldest unanswered requests.
     Response {
         conn: u64,
         bytes: Vec<u8>,
+        count: usize,
         close: bool,
     },
     /// The upgrade of `conn` succeeded: write `response` (the 101), then
@@ -253,7 +255,12 @@ impl IoActor {
         while let Some(msg) = self.inbox.try_recv() {
             match msg {
                 IoMsg::Accept(stream, addr) => self.accept(stream, addr),
-                IoMsg::Response { conn, bytes, close } => {
+                IoMsg::Response {
+                    conn,
+                    bytes,
+                    count,
+                    close,
+                } => {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         if c.answered_close {
                             // Nothing is sent after a `Connection: close`
@@ -265,7 +272,7 @@ impl IoActor {
                             broken.push((conn, Bug("HTTP response after the switch to WebSocket")));
                             continue;
                         }
-                        if let Err(bug) = c.pipeline.answered() {
+                        if let Err(bug) = c.pipeline.answered_many(count) {
                             broken.push((conn, bug));
                             continue;
                         }

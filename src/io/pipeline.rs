@@ -90,6 +90,15 @@ impl Pipeline {
         })
     }
 
+    /// Records `n` answers (pipelined responses that leave together; the
+    /// last may be a refused upgrade's, which lifts the wait).
+    pub(crate) fn answered_many(&mut self, n: usize) -> Result<(), Bug> {
+        for _ in 0..n {
+            self.answered()?;
+        }
+        Ok(())
+    }
+
     /// A `Connection: close` answer: the requests behind it are dropped
     /// unanswered.
     pub(crate) fn clear(&mut self) {

@@ -150,6 +150,8 @@ pub(crate) fn upgrade(mut req: Request, supported: &[&str]) -> Result<WebSocket,
         .app
         .scheduler
         .deliver(&conn, Event::Ws(WebSocketEvent::Open));
+    // Responses held for pipelined requests before this one go first.
+    conn.flush_responses();
     conn.io.post(IoMsg::Upgrade {
         conn: conn.id,
         response: response.into_bytes(),
