@@ -295,3 +295,43 @@ fn bytes_that_cannot_become_a_request_get_400_at_once() {
     c.send(b"TP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(c.read_response().status, 200);
 }
+
+/// Pipelined responses may leave together (held while more requests wait),
+/// but every one arrives, in order, whatever the handlers behind it do:
+/// answer, drop the request (500), answer from another thread, or close.
+#[test]
+fn pipelined_responses_held_for_one_write_all_arrive_in_order() {
+    let server = common::serve(|req: Request| match req.path() {
+        "/drop" => drop(req),
+        "/thread" => {
+            thread::spawn(move || req.respond(200, (), "from a thread"));
+        }
+        "/close" => req.respond(200, [("Connection", "close")], "bye"),
+        path => {
+            let body = path.to_owned();
+            req.respond(200, (), body)
+        }
+    });
+    let mut c = server.client();
+    let mut input = String::new();
+    for path in ["/a", "/drop", "/b", "/thread", "/c", "/close", "/never"] {
+        input.push_str(&get(path));
+    }
+    c.send(input.as_bytes());
+    for (status, body) in [
+        (200, "/a"),
+        (500, ""),
+        (200, "/b"),
+        (200, "from a thread"),
+        (200, "/c"),
+        (200, "bye"),
+    ] {
+        let r = c.read_response();
+        assert_eq!(r.status, status, "{r:?}");
+        if !body.is_empty() {
+            assert_eq!(r.body_str(), body, "{r:?}");
+        }
+    }
+    // Nothing after the `Connection: close` response.
+    c.expect_eof();
+}
