@@ -9,15 +9,12 @@ use crate::io::{IoHandle, IoMsg};
 use crate::mailbox::Mailbox;
 use crate::scheduler::{Actor, Done, Hold};
 use crate::server::App;
+use crate::sync::lock;
 use crate::websocket::{WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Below this many queued events, a WebSocket whose reading was paused for
 /// backpressure is resumed (the IO actor pauses at [`crate::io::WS_HIGH_WATER`]).
