@@ -41,6 +41,14 @@ fn server_threads() -> Vec<String> {
     names
 }
 
+/// How many of this process's natron worker threads are alive.
+fn worker_threads() -> usize {
+    server_threads()
+        .iter()
+        .filter(|t| t.starts_with("natron-worker-"))
+        .count()
+}
+
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
@@ -418,10 +426,7 @@ fn pool_grows_past_its_base_for_blocking_handlers_and_stops_whole() {
     for mut c in clients {
         c.read_response().assert("HTTP/1.1 200 OK", "together");
     }
-    let workers = server_threads()
-        .iter()
-        .filter(|t| t.starts_with("natron-worker-"))
-        .count();
+    let workers = worker_threads();
     assert!(workers >= N, "{workers} workers for {N} blocked handlers");
     let (result, _) = s.stop();
     result.unwrap();
@@ -454,13 +459,7 @@ fn a_fixed_pool_does_not_grow() {
     // Two handlers start (one per worker); the other two requests wait.
     started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
     started_rx.recv_timeout(Duration::from_secs(5)).unwrap();
-    let workers = || {
-        server_threads()
-            .iter()
-            .filter(|t| t.starts_with("natron-worker-"))
-            .count()
-    };
-    assert_eq!(workers(), 2);
+    assert_eq!(worker_threads(), 2);
     assert!(server_threads().iter().all(|t| t != "natron-pool"));
     for _ in 0..4 {
         release_tx.send(()).unwrap();
@@ -468,7 +467,7 @@ fn a_fixed_pool_does_not_grow() {
     for c in &mut clients {
         c.read_response().assert("HTTP/1.1 200 OK", "ok");
     }
-    assert_eq!(workers(), 2);
+    assert_eq!(worker_threads(), 2);
     drop(clients);
     let (result, _) = s.stop();
     result.unwrap();
