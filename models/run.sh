@@ -10,9 +10,11 @@
 # Env: LOOM_MAX_PREEMPTIONS (default 3), LOOM_TARGET_ROOT (default target),
 # MATRIX=1 (run every model against every mutant instead of stopping at the
 # first model that catches it).
-# Each configuration builds in its own target dir ($root/loom for the clean
-# run, $root/loom-<mutant> for each mutant): RUSTFLAGS differ, and sharing a
-# dir would rebuild everything at each switch.
+# Every configuration shares one target dir ($root/loom) and the same
+# RUSTFLAGS ("--cfg loom"); the mutant is chosen by NATRON_MUTANT, which
+# build.rs turns into cfg(natron_mutant = "..."). Loom and its dependencies
+# are built once; each mutant recompiles only natron's actor core and the
+# model binaries.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -52,15 +54,14 @@ start_all=$SECONDS
 
 row() { rows+=("$(printf '%-22s %-21s %-30s %6ss' "$1" "$2" "$3" "$4")"); printf '%s\n' "${rows[-1]}"; }
 
-dir() { if [ "$1" = clean ]; then echo "$root/loom"; else echo "$root/loom-$1"; fi; }
+export CARGO_TARGET_DIR="$root/loom" RUSTFLAGS="--cfg loom"
 
-# build <label> <rustflags>: builds every model with those flags.
+# build <label> <mutant>: builds every model with that mutant ("" for none).
 build() {
-  local label=$1 flags=$2 t0=$SECONDS log="$logs/$1.build.log"
+  local label=$1 mutant=$2 t0=$SECONDS log="$logs/$1.build.log"
   local args=()
   for m in "${models[@]}"; do args+=(--test "$m"); done
-  if CARGO_TARGET_DIR="$(dir "$label")" RUSTFLAGS="$flags" \
-      cargo test --release --no-run "${args[@]}" >"$log" 2>&1; then
+  if NATRON_MUTANT="$mutant" cargo test --release --no-run "${args[@]}" >"$log" 2>&1; then
     row "(build)" "$label" "ok" $((SECONDS - t0))
     return 0
   fi
@@ -69,12 +70,11 @@ build() {
   return 1
 }
 
-# run <label> <rustflags> <model>: sets $outcome to pass / assert / deadlock
+# run <label> <mutant> <model>: sets $outcome to pass / assert / deadlock
 # / error.
 run() {
-  local label=$1 flags=$2 model=$3 log="$logs/$1.$3.log"
-  CARGO_TARGET_DIR="$(dir "$label")" RUSTFLAGS="$flags" \
-    cargo test --release --test "$model" >"$log" 2>&1
+  local label=$1 mutant=$2 model=$3 log="$logs/$1.$3.log"
+  NATRON_MUTANT="$mutant" cargo test --release --test "$model" >"$log" 2>&1
   local rc=$?
   if [ $rc -eq 0 ]; then
     outcome=pass
@@ -91,10 +91,10 @@ printf '%-22s %-21s %-30s %7s\n' MODEL MUTANT RESULT TIME
 printf '%-22s %-21s %-30s %7s\n' ----- ------ ------ ----
 
 if [ -z "$only" ] || [ "$only" = clean ]; then
-  if build clean "--cfg loom"; then
+  if build clean ""; then
     for model in "${models[@]}"; do
       t0=$SECONDS
-      run clean "--cfg loom" "$model"
+      run clean "" "$model"
       if [ "$outcome" = pass ]; then
         row "$model" "-" "pass" $((SECONDS - t0))
       else
@@ -107,8 +107,8 @@ fi
 
 for mutant in "${mutants[@]}"; do
   if [ -n "$only" ] && [ "$only" != "$mutant" ]; then continue; fi
-  flags="--cfg loom --cfg natron_mutant=\"$mutant\""
-  build "$mutant" "$flags" || continue
+  # No separate build: each model builds when first run, and the designated
+  # catcher usually ends the search, so the other models are never built.
   caught=
   # The designated catcher first, then every other model.
   tries="${catchers[$mutant]}"
@@ -117,7 +117,7 @@ for mutant in "${mutants[@]}"; do
   done
   for model in $tries; do
     t0=$SECONDS
-    run "$mutant" "$flags" "$model"
+    run "$mutant" "$mutant" "$model"
     case "$outcome" in
       assert | deadlock)
         row "$model" "$mutant" "caught ($outcome)" $((SECONDS - t0))
