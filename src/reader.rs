@@ -239,11 +239,12 @@ impl Reader {
         }
     }
 
-    /// Drops consumed bytes once they are most of the buffer, and frees the
-    /// buffer when empty, so idle connections hold no buffer.
+    /// Drops consumed bytes once they are most of the buffer. An emptied
+    /// buffer is kept for the IO actor to take back
+    /// ([`Reader::take_idle_buffer`]), so idle connections hold none.
     fn compact(&mut self) {
         if self.pos == self.buf.len() {
-            self.buf = Vec::new();
+            self.buf.clear();
             self.pos = 0;
         } else if self.pos > 4096 && self.pos * 2 > self.buf.len() {
             self.buf.drain(..self.pos);
@@ -252,15 +253,32 @@ impl Reader {
     }
 
     /// Releases the buffer if everything in it was consumed.
-    pub(crate) fn shrink_if_idle(&mut self) {
-        if self.pos == self.buf.len() && matches!(self.state, State::Head { .. }) {
-            self.buf = Vec::new();
+    pub(crate) fn take_idle_buffer(&mut self) -> Option<Vec<u8>> {
+        if self.pos == self.buf.len()
+            && matches!(self.state, State::Head { .. })
+            && self.buf.capacity() > 0
+        {
+            self.pos = 0;
+            return Some(std::mem::take(&mut self.buf));
+        }
+        None
+    }
+
+    /// Gives an empty buffer to a reader that holds none, to read into.
+    pub(crate) fn give_buffer(&mut self, buf: Vec<u8>) {
+        if self.buf.capacity() == 0 {
+            debug_assert!(buf.is_empty());
+            self.buf = buf;
             self.pos = 0;
         }
     }
-}
 
-/// Finds the end of a head (just past its empty line), searching from
+    /// Whether the reader holds no buffer (see [`Reader::give_buffer`]).
+    pub(crate) fn has_no_buffer(&self) -> bool {
+        self.buf.capacity() == 0
+    }
+}
+// Finds the end of a head (just past its empty line), searching from
 /// `from`. Accepts bare LF line ends as httparse does, so both always agree
 /// on where a head ends.
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
@@ -393,11 +411,16 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
     if target.is_empty() {
         return Err(err(400, "empty request target"));
     }
-    let mut headers = Headers::new();
+    let bytes = parsed
+        .headers
+        .iter()
+        .map(|f| f.name.len() + f.value.len())
+        .sum();
+    let mut headers = Headers::with_capacity(parsed.headers.len(), bytes);
     for f in parsed.headers.iter() {
         // httparse has already rejected control characters other than HTAB;
         // obs-text (0x80..) is kept, lossily, as field values are text.
-        headers.append_parsed(f.name, String::from_utf8_lossy(f.value).trim().to_owned());
+        headers.append_parsed(f.name, String::from_utf8_lossy(f.value).trim());
     }
 
     // Framing: RFC 9112 §6.1-6.3, strict.

@@ -1,6 +1,5 @@
 //! HTTP header lists: ordered, multi-valued, case-insensitive names.
 
-use std::borrow::Cow;
 use std::fmt;
 
 /// Field names common in requests, spelled as clients send them.
@@ -53,33 +52,108 @@ const COMMON_NAMES: &[&str] = &[
 ///
 /// Names compare case-insensitively; a name may appear more than once and
 /// every value is kept, in the order received (RFC 9110 §5.3).
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// Every name and value lives in one string buffer, and each field is a
+/// pair of spans into it; names parsed from a request that match a common
+/// name borrow a static string instead. Parsing a request's head therefore
+/// costs two allocations however many fields it has (see
+/// `benches/allocs.rs`).
+#[derive(Clone, Default)]
 pub struct Headers {
-    /// Names of fields parsed from a request are borrowed from a table of
-    /// common names when they match one (no allocation per field name).
-    fields: Vec<(Cow<'static, str>, String)>,
+    /// Names and values, back to back. Removed fields leave their bytes
+    /// here until the list is dropped (they are few and short-lived).
+    buf: String,
+    fields: Vec<Field>,
+}
+
+/// One field: its name and its value as spans of `Headers::buf`.
+#[derive(Clone, Copy)]
+struct Field {
+    name: Name,
+    value: Span,
+}
+
+#[derive(Clone, Copy)]
+enum Name {
+    /// A common name, from [`COMMON_NAMES`].
+    Static(&'static str),
+    /// Any other name, in `buf`.
+    InBuf(Span),
+}
+
+/// A byte range of `Headers::buf`. `u32`: a head is at most
+/// `max_headers_len`, and a response's fields are far below 4 GiB.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
 }
 
 impl Headers {
     /// An empty list.
     pub fn new() -> Self {
-        Headers { fields: Vec::new() }
+        Headers {
+            buf: String::new(),
+            fields: Vec::new(),
+        }
+    }
+
+    /// An empty list with room for `fields` fields holding `bytes` bytes of
+    /// names and values, so that filling it allocates nothing more.
+    pub(crate) fn with_capacity(fields: usize, bytes: usize) -> Self {
+        Headers {
+            buf: String::with_capacity(bytes),
+            fields: Vec::with_capacity(fields),
+        }
+    }
+
+    fn span(&self, span: Span) -> &str {
+        &self.buf[span.start as usize..span.end as usize]
+    }
+
+    fn name_of(&self, field: &Field) -> &str {
+        match field.name {
+            Name::Static(name) => name,
+            Name::InBuf(span) => self.span(span),
+        }
+    }
+
+    fn field(&self, field: &Field) -> (&str, &str) {
+        (self.name_of(field), self.span(field.value))
+    }
+
+    fn push_str(&mut self, s: &str) -> Span {
+        let start = self.buf.len();
+        self.buf.push_str(s);
+        let end = self.buf.len();
+        Span {
+            start: u32::try_from(start).expect("header fields over 4 GiB"),
+            end: u32::try_from(end).expect("header fields over 4 GiB"),
+        }
+    }
+
+    fn push_field(&mut self, name: Name, value: &str) {
+        let value = self.push_str(value);
+        self.fields.push(Field { name, value });
+    }
+
+    fn push_named(&mut self, name: &str, value: &str) {
+        let name = Name::InBuf(self.push_str(name));
+        self.push_field(name, value);
     }
 
     /// The first value of `name`, if any.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.fields
-            .iter()
+        self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.fields
-            .iter()
+        self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+            .map(|(_, v)| v)
     }
 
     /// Whether `name` is present.
@@ -96,25 +170,30 @@ impl Headers {
     }
 
     /// Appends a field, keeping any existing ones of the same name.
-    pub fn append(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.fields.push((Cow::Owned(name.into()), value.into()));
+    pub fn append(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        self.push_named(name.as_ref(), value.as_ref());
     }
 
     /// Replaces every field of `name` with one field.
-    pub fn set(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        let name = name.into();
-        self.remove(&name);
-        self.fields.push((Cow::Owned(name), value.into()));
+    pub fn set(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let name = name.as_ref();
+        self.remove(name);
+        self.push_named(name, value.as_ref());
     }
 
     /// Removes every field of `name`.
     pub fn remove(&mut self, name: &str) {
-        self.fields.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        let mut fields = std::mem::take(&mut self.fields);
+        fields.retain(|f| !self.name_of(f).eq_ignore_ascii_case(name));
+        self.fields = fields;
     }
 
     /// Fields in order, as `(name, value)`.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.fields.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
+    pub fn iter(&self) -> HeadersIter<'_> {
+        HeadersIter {
+            headers: self,
+            fields: self.fields.iter(),
+        }
     }
 
     /// Number of fields.
@@ -130,15 +209,51 @@ impl Headers {
 
 impl Headers {
     /// Appends a field parsed from a request: a common name is borrowed
-    /// from [`COMMON_NAMES`] rather than allocated.
-    pub(crate) fn append_parsed(&mut self, name: &str, value: String) {
-        let name = match COMMON_NAMES.iter().find(|n| **n == name) {
-            Some(n) => Cow::Borrowed(*n),
-            None => Cow::Owned(name.to_owned()),
-        };
-        self.fields.push((name, value));
+    /// from [`COMMON_NAMES`] rather than copied.
+    pub(crate) fn append_parsed(&mut self, name: &str, value: &str) {
+        match COMMON_NAMES.iter().find(|n| **n == name) {
+            Some(n) => self.push_field(Name::Static(n), value),
+            None => self.push_named(name, value),
+        }
     }
 }
+
+/// The fields of a [`Headers`], in order, as `(name, value)`.
+#[derive(Clone)]
+pub struct HeadersIter<'a> {
+    headers: &'a Headers,
+    fields: std::slice::Iter<'a, Field>,
+}
+
+impl<'a> Iterator for HeadersIter<'a> {
+    type Item = (&'a str, &'a str);
+    fn next(&mut self) -> Option<Self::Item> {
+        let headers = self.headers;
+        self.fields.next().map(|f| headers.field(f))
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.fields.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for HeadersIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        let headers = self.headers;
+        self.fields.next_back().map(|f| headers.field(f))
+    }
+}
+
+impl ExactSizeIterator for HeadersIter<'_> {}
+
+impl PartialEq for Headers {
+    /// Equal when they hold the same fields in the same order (names as
+    /// spelled; the buffers' layouts do not matter).
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
 
 impl fmt::Debug for Headers {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -146,24 +261,32 @@ impl fmt::Debug for Headers {
     }
 }
 
-impl<K: Into<String>, V: Into<String>> FromIterator<(K, V)> for Headers {
+impl<K: AsRef<str>, V: AsRef<str>> FromIterator<(K, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
-        Headers {
-            fields: iter
-                .into_iter()
-                .map(|(k, v)| (Cow::Owned(k.into()), v.into()))
-                .collect(),
+        let iter = iter.into_iter();
+        let mut headers = Headers::with_capacity(iter.size_hint().0, 0);
+        for (k, v) in iter {
+            headers.append(k, v);
         }
+        headers
     }
 }
 
-impl<K: Into<String>, V: Into<String>, const N: usize> From<[(K, V); N]> for Headers {
+impl<K: AsRef<str>, V: AsRef<str>, const N: usize> From<[(K, V); N]> for Headers {
     fn from(fields: [(K, V); N]) -> Self {
-        fields.into_iter().collect()
+        let bytes = fields
+            .iter()
+            .map(|(k, v)| k.as_ref().len() + v.as_ref().len())
+            .sum();
+        let mut headers = Headers::with_capacity(N, bytes);
+        for (k, v) in fields {
+            headers.append(k, v);
+        }
+        headers
     }
 }
 
-impl<K: Into<String>, V: Into<String>> From<Vec<(K, V)>> for Headers {
+impl<K: AsRef<str>, V: AsRef<str>> From<Vec<(K, V)>> for Headers {
     fn from(fields: Vec<(K, V)>) -> Self {
         fields.into_iter().collect()
     }
@@ -177,11 +300,55 @@ impl From<()> for Headers {
 
 impl<'a> IntoIterator for &'a Headers {
     type Item = (&'a str, &'a str);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Cow<'static, str>, String)>,
-        fn(&'a (Cow<'static, str>, String)) -> (&'a str, &'a str),
-    >;
-    fn into_iter(self) -> Self::IntoIter {
-        self.fields.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
+    type IntoIter = HeadersIter<'a>;
+    fn into_iter(self) -> HeadersIter<'a> {
+        self.iter()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_keep_order_and_compare_case_insensitively() {
+        let mut h = Headers::from([("Content-Type", "text/plain"), ("X-A", "1")]);
+        h.append("x-a", "2");
+        h.append_parsed("host", "example.com");
+        h.append_parsed("X-Custom", "v");
+        assert_eq!(h.get("X-A"), Some("1"));
+        assert_eq!(h.get_all("x-a").collect::<Vec<_>>(), ["1", "2"]);
+        assert_eq!(h.get("HOST"), Some("example.com"));
+        assert_eq!(h.get("x-custom"), Some("v"));
+        assert_eq!(h.len(), 5);
+        h.set("X-A", "3");
+        assert_eq!(h.get_all("x-a").collect::<Vec<_>>(), ["3"]);
+        h.remove("content-type");
+        assert!(!h.contains("Content-Type"));
+        let names: Vec<_> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["host", "X-Custom", "X-A"]);
+        assert_eq!(h.iter().rev().next(), Some(("X-A", "3")));
+    }
+
+    #[test]
+    fn equality_ignores_buffer_layout() {
+        let mut a = Headers::new();
+        a.append("Gone", "x");
+        a.append("A", "1");
+        a.remove("gone");
+        let b = Headers::from([("A", "1")]);
+        assert_eq!(a, b);
+        assert_ne!(a, Headers::from([("a", "1")]));
+        assert!(Headers::from(()).is_empty());
+    }
+
+    #[test]
+    fn parsed_heads_take_two_allocations_at_most() {
+        let mut h = Headers::with_capacity(3, 64);
+        let (buf, fields) = (h.buf.as_ptr(), h.fields.as_ptr());
+        h.append_parsed("Host", "a");
+        h.append_parsed("Accept", "*/*");
+        h.append_parsed("X-Odd", "v");
+        assert_eq!((h.buf.as_ptr(), h.fields.as_ptr()), (buf, fields));
     }
 }

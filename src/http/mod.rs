@@ -12,5 +12,5 @@ pub(crate) mod request;
 pub mod status;
 pub mod url;
 
-pub use headers::Headers;
+pub use headers::{Headers, HeadersIter};
 pub use request::{ErrorHandler, Request, Response, Version};

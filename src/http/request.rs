@@ -73,7 +73,7 @@ pub struct Request {
     pub(crate) method: std::borrow::Cow<'static, str>,
     pub(crate) uri: String,
     pub(crate) version: Version,
-    pub(crate) path: String,
+    pub(crate) path: url::Path,
     pub(crate) query: Vec<(String, String)>,
     pub(crate) path_params: Vec<(String, String)>,
     pub(crate) headers: Headers,
@@ -131,7 +131,7 @@ impl Request {
 
     /// The percent-decoded path, e.g. `/a b`.
     pub fn path(&self) -> &str {
-        &self.path
+        self.path.as_str(&self.uri)
     }
 
     /// Decoded query parameters in order, duplicates kept.

@@ -44,29 +44,58 @@ fn hex(b: u8) -> Option<u8> {
     }
 }
 
+/// A request's decoded path: most paths have no `%` escape, and are then
+/// a span of the request target rather than a copy of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Path {
+    /// `target[start..end]` is the path as is.
+    InTarget { start: usize, end: usize },
+    /// The decoded path differs from the target's bytes (escapes, or an
+    /// empty path read as `/`).
+    Decoded(String),
+}
+
+impl Path {
+    /// The decoded path, given the target it was split from.
+    pub(crate) fn as_str<'a>(&'a self, target: &'a str) -> &'a str {
+        match self {
+            Path::InTarget { start, end } => &target[*start..*end],
+            Path::Decoded(path) => path,
+        }
+    }
+}
+
 /// Splits a request target into its decoded path and decoded query pairs.
 /// Duplicate keys are kept in order; a key without `=` has an empty value.
-pub(crate) fn split_target(target: &str) -> (String, Vec<(String, String)>) {
+pub(crate) fn split_target(target: &str) -> (Path, Vec<(String, String)>) {
     // Absolute-form (`http://host/path?q`) is reduced to its path.
-    let target = match target.find("://") {
+    let rest = match target.find("://") {
         Some(i) if !target.starts_with('/') => {
             let rest = &target[i + 3..];
             match rest.find(['/', '?']) {
                 Some(j) => &rest[j..],
-                None => "/",
+                None => "",
             }
         }
         _ => target,
     };
-    let target = target.split('#').next().unwrap_or("");
-    let (path, query) = match target.split_once('?') {
+    let rest = rest.split('#').next().unwrap_or("");
+    let (path, query) = match rest.split_once('?') {
         Some((p, q)) => (p, q),
-        None => (target, ""),
+        None => (rest, ""),
     };
-    let mut path = percent_decode(path, false);
-    if path.is_empty() {
-        path.push('/');
-    }
+    let path = if path.is_empty() {
+        Path::Decoded("/".to_owned())
+    } else if path.contains('%') {
+        Path::Decoded(percent_decode(path, false))
+    } else {
+        // `path` is a subslice of `target`.
+        let start = path.as_ptr() as usize - target.as_ptr() as usize;
+        Path::InTarget {
+            start,
+            end: start + path.len(),
+        }
+    };
     (path, parse_query(query))
 }
 
@@ -88,7 +117,9 @@ mod tests {
 
     #[test]
     fn decodes_path_and_query() {
-        let (p, q) = split_target("/a%20b/c?x=1&y=a+b&x=%2F&flag");
+        let target = "/a%20b/c?x=1&y=a+b&x=%2F&flag";
+        let (p, q) = split_target(target);
+        let p = p.as_str(target);
         assert_eq!(p, "/a b/c");
         assert_eq!(
             q,
@@ -105,8 +136,16 @@ mod tests {
     fn keeps_bad_escapes_and_handles_absolute_form() {
         assert_eq!(percent_decode("%zz%4", false), "%zz%4");
         assert_eq!(percent_decode("a+b", false), "a+b");
-        assert_eq!(split_target("http://h:1/p?q=1").0, "/p");
-        assert_eq!(split_target("http://h").0, "/");
+        for (target, path) in [
+            ("http://h:1/p?q=1", "/p"),
+            ("http://h", "/"),
+            ("http://h?q", "/"),
+            ("/plain/path?x#frag", "/plain/path"),
+            ("/a%2Fb", "/a/b"),
+            ("?q", "/"),
+        ] {
+            assert_eq!(split_target(target).0.as_str(target), path, "{target}");
+        }
         assert_eq!(percent_decode("%ff", false), "\u{fffd}");
     }
 }

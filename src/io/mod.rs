@@ -76,6 +76,7 @@ const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
 mod pipeline;
+mod spare;
 mod ws;
 
 pub(crate) use pipeline::Bug;
@@ -132,6 +133,7 @@ pub(crate) struct IoActor {
     app: Arc<App>,
     conns: HashMap<u64, IoConn>,
     scratch: Vec<u8>,
+    spare: spare::Spare,
     dirty: Vec<u64>,
     /// Connections with new events this `epoll` batch, queued for the
     /// workers together at its end (`Scheduler::schedule_all`).
@@ -152,6 +154,7 @@ pub(crate) fn io_actor(app: Arc<App>) -> io::Result<(IoActor, IoHandle)> {
         app,
         conns: HashMap::new(),
         scratch: vec![0; READ_CHUNK],
+        spare: spare::Spare::default(),
         dirty: Vec::new(),
         ready: Vec::new(),
         draining: false,
@@ -437,9 +440,10 @@ impl IoActor {
             // No user code runs here, so a panic is a natron bug: it costs
             // the connection it happened on, not the IO actor's others.
             let scratch = &mut self.scratch;
+            let spare = &mut self.spare;
             let ready = &mut self.ready;
             let fate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                c.pump(&self.app, scratch, ready)
+                c.pump(&self.app, scratch, spare, ready)
             }))
             .unwrap_or_else(|_| {
                 slog::error!(self.app.log, "internal error on a connection; closing it");
@@ -534,7 +538,13 @@ impl IoConn {
 
     /// Does everything the connection's state allows: hand out buffered
     /// requests, read, write, close.
-    fn pump(&mut self, app: &Arc<App>, scratch: &mut [u8], ready: &mut Ready) -> Fate {
+    fn pump(
+        &mut self,
+        app: &Arc<App>,
+        scratch: &mut [u8],
+        spare: &mut spare::Spare,
+        ready: &mut Ready,
+    ) -> Fate {
         if self.lingering.is_some() {
             return self.discard_input(scratch);
         }
@@ -581,7 +591,13 @@ impl IoConn {
                 break;
             }
             match self.read_once(scratch) {
-                Ok(n) => self.reader.extend(&scratch[..n]),
+                Ok(0) => {}
+                Ok(n) => {
+                    if self.reader.has_no_buffer() {
+                        self.reader.give_buffer(spare.take());
+                    }
+                    self.reader.extend(&scratch[..n]);
+                }
                 Err(_) => return Fate::Close,
             }
         }
@@ -630,7 +646,9 @@ impl IoConn {
                 return Fate::Close;
             }
         }
-        self.reader.shrink_if_idle();
+        if let Some(buf) = self.reader.take_idle_buffer() {
+            spare.give(buf);
+        }
         Fate::Keep
     }
 

@@ -1,0 +1,184 @@
+//! Heap allocations per request (and per WebSocket echo), end to end.
+//!
+//! A counting global allocator wraps the system allocator; a natron server
+//! runs in this process on loopback, and a client that allocates nothing
+//! per request (fixed buffers, raw `TcpStream`) drives it. Everything the
+//! process allocates during the measured loop is natron's work for those
+//! requests: parsing, the mailbox event, the `Request`, the handler's
+//! response, serialisation and the write. Prints one row per shape:
+//!
+//! ```text
+//! cargo bench --bench allocs
+//! ```
+//!
+//! The counts are deterministic up to a few allocations per run (thread
+//! wake-ups, a pool thread starting), so they are compared between
+//! commits, not timed.
+
+use natron::{Message, Request, Server, WebSocket, WebSocketEvent};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+struct Counting;
+
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
+static BYTES: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged; the counters are plain atomics and never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
+        BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const REQUEST: &[u8] =
+    b"GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n";
+const RESPONSE_END: &[u8] = b"Hello, World!";
+
+fn snapshot() -> (u64, u64) {
+    (ALLOCS.load(Ordering::SeqCst), BYTES.load(Ordering::SeqCst))
+}
+
+/// Reads until `count` responses (each ending in "Hello, World!") arrived.
+fn read_responses(sock: &mut TcpStream, buf: &mut [u8], count: usize) {
+    let mut seen = 0;
+    let mut tail = 0; // bytes of RESPONSE_END matched across reads
+    while seen < count {
+        let n = sock.read(buf).expect("read");
+        assert!(n > 0, "server closed the connection");
+        for &b in &buf[..n] {
+            if b == RESPONSE_END[tail] {
+                tail += 1;
+                if tail == RESPONSE_END.len() {
+                    seen += 1;
+                    tail = 0;
+                }
+            } else {
+                tail = usize::from(b == RESPONSE_END[0]);
+            }
+        }
+    }
+}
+
+fn measure(label: &str, ops: u64, per: u64, run: impl FnOnce()) {
+    let (a0, b0) = snapshot();
+    run();
+    let (a1, b1) = snapshot();
+    let n = (ops * per) as f64;
+    println!(
+        "{label:<34} {:>8.2} allocations/op {:>9.0} bytes/op",
+        (a1 - a0) as f64 / n,
+        (b1 - b0) as f64 / n
+    );
+}
+
+fn http(addr: SocketAddr) {
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let pipelined: Vec<u8> = REQUEST.repeat(16);
+    // Warm up: the connection's buffers, the pool, the Date cache.
+    for _ in 0..1000 {
+        sock.write_all(REQUEST).unwrap();
+        read_responses(&mut sock, &mut buf, 1);
+    }
+    let n = 20_000;
+    measure("GET / (keep-alive, one at a time)", n, 1, || {
+        for _ in 0..n {
+            sock.write_all(REQUEST).unwrap();
+            read_responses(&mut sock, &mut buf, 1);
+        }
+    });
+    let n = 2_000;
+    measure("GET / pipelined x16 (per request)", n, 16, || {
+        for _ in 0..n {
+            sock.write_all(&pipelined).unwrap();
+            read_responses(&mut sock, &mut buf, 16);
+        }
+    });
+}
+
+fn ws(addr: SocketAddr) {
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_nodelay(true).unwrap();
+    sock.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut head = Vec::new();
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = sock.read(&mut buf[..1]).unwrap();
+        assert!(n == 1, "closed during the handshake");
+        head.push(buf[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "no 101");
+    // A masked 32-byte text frame; the echo comes back unmasked: 2 + 32.
+    let mut frame = vec![0x81, 0x80 | 32, 1, 2, 3, 4];
+    frame.extend((0..32u8).map(|i| b'a' ^ [1, 2, 3, 4][i as usize % 4]));
+    let echo = |sock: &mut TcpStream, buf: &mut [u8]| {
+        sock.write_all(&frame).unwrap();
+        let mut got = 0;
+        while got < 34 {
+            let n = sock.read(&mut buf[got..34]).unwrap();
+            assert!(n > 0, "closed");
+            got += n;
+        }
+    };
+    for _ in 0..1000 {
+        echo(&mut sock, &mut buf);
+    }
+    let n = 20_000;
+    measure("WebSocket echo 32 B (per message)", n, 1, || {
+        for _ in 0..n {
+            echo(&mut sock, &mut buf);
+        }
+    });
+}
+
+fn main() {
+    let server = Server::builder()
+        .handler(|req: Request| {
+            if req.path() == "/ws" {
+                let _ = req.upgrade_to_websocket();
+            } else {
+                req.respond(200, [("Content-Type", "text/plain")], "Hello, World!");
+            }
+        })
+        .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+            if let WebSocketEvent::Message(Message::Text(text)) = event {
+                let _ = ws.send_text(&text);
+            }
+        })
+        .build();
+    let handle = server.handle();
+    let serving = thread::spawn(move || server.serve(("127.0.0.1", 0)));
+    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
+    println!("natron allocations, end to end (server side; the client allocates nothing per op)");
+    http(addr);
+    ws(addr);
+    handle.close();
+    serving.join().unwrap().unwrap();
+}
