@@ -2,14 +2,14 @@
 //! side. It owns the connection's mailbox; the scheduler runs its events one
 //! at a time, in order, on the worker pool. It never touches the socket:
 //! what it sends goes to the IO actor that owns the socket, through that
-//! actor's [`Outbox`](crate::outbox::Outbox).
+//! actor's [`Outbox`](crate::actor::outbox::Outbox).
 
+use crate::actor::mailbox::Mailbox;
+use crate::actor::scheduler::{Actor, Done, Hold};
+use crate::actor::sync::lock;
+use crate::app::App;
 use crate::http::request::{RawRequest, Request};
 use crate::io::{IoHandle, IoMsg};
-use crate::mailbox::Mailbox;
-use crate::scheduler::{Actor, Done, Hold};
-use crate::server::App;
-use crate::sync::lock;
 use crate::websocket::{WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};

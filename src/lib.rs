@@ -39,15 +39,11 @@
 
 // The actor core: the only code compiled under `--cfg loom`, where its
 // sync primitives are loom's and `models/` checks it.
-mod mailbox;
-mod outbox;
-mod runqueue;
-mod scheduler;
-mod sync;
+mod actor;
 
 // Everything that touches sockets, threads or users.
 #[cfg(not(loom))]
-mod acceptor;
+mod app;
 #[cfg(not(loom))]
 mod connection;
 #[cfg(not(loom))]
@@ -59,15 +55,11 @@ mod io;
 #[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
-mod reader;
-#[cfg(not(loom))]
 pub mod router;
 #[cfg(not(loom))]
 mod server;
 #[cfg(not(loom))]
 pub mod websocket;
-#[cfg(not(loom))]
-mod writer;
 
 #[cfg(not(loom))]
 pub use handler::Handler;
@@ -88,7 +80,7 @@ pub use websocket::{
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
-    pub use crate::mailbox::{Mailbox, Push};
-    pub use crate::outbox::{outbox, Inbox, Outbox, Wake};
-    pub use crate::scheduler::{Actor, Done, Hold, Scheduler};
+    pub use crate::actor::mailbox::{Mailbox, Push};
+    pub use crate::actor::outbox::{outbox, Inbox, Outbox, Wake};
+    pub use crate::actor::scheduler::{Actor, Done, Hold, Scheduler};
 }

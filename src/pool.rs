@@ -17,7 +17,7 @@
 //! Stops, `models/shutdown.rs`). Workers whose handlers outlive the grace
 //! are left detached and logged: natron cannot interrupt user code.
 
-use crate::server::App;
+use crate::app::App;
 use std::io;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};

@@ -327,7 +327,7 @@ mod tests {
         assert!(!h.contains("Content-Type"));
         let names: Vec<_> = h.iter().map(|(n, _)| n).collect();
         assert_eq!(names, ["host", "X-Custom", "X-A"]);
-        assert_eq!(h.iter().rev().next(), Some(("X-A", "3")));
+        assert_eq!(h.iter().next_back(), Some(("X-A", "3")));
     }
 
     #[test]

@@ -8,6 +8,7 @@ pub(crate) mod compress;
 pub(crate) mod date;
 mod headers;
 pub mod multipart;
+pub(crate) mod reader;
 pub(crate) mod request;
 pub mod status;
 pub mod url;

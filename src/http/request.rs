@@ -1,9 +1,9 @@
 //! `Request`: what a handler receives, and the one way to answer it.
 
+use crate::actor::scheduler::Done;
 use crate::connection::Connection;
 use crate::http::compress::{self, Encoding};
 use crate::http::{date, status, url, Headers};
-use crate::scheduler::Done;
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,12 +1,12 @@
 //! The IO actor: one `mio::Poll` loop per IO thread, owning its sockets.
 //!
 //! Each accepted socket belongs to exactly one IO actor for its whole life.
-//! The actor plays two roles on it: the [reader](crate::reader) (bytes in ->
+//! The actor plays two roles on it: the [reader](crate::http::reader) (bytes in ->
 //! complete requests -> the connection actor's mailbox) and the
-//! [writer](crate::writer) (responses from workers -> bytes out). It never
+//! [writer](crate::io::writer) (responses from workers -> bytes out). It never
 //! blocks except in `epoll_wait` and never runs user code.
 //!
-//! Messages in: [`IoMsg`] through its [`Outbox`](crate::outbox::Outbox), from
+//! Messages in: [`IoMsg`] through its [`Outbox`](crate::actor::outbox::Outbox), from
 //! the acceptor (new sockets), workers (responses) and `serve` (drain, stop).
 //!
 //! Bounds and policies:
@@ -43,15 +43,15 @@
 //! * however the socket ends, exactly one `Close` event is delivered,
 //!   as the mailbox's last event.
 
+use crate::actor::outbox::{outbox, Inbox, Outbox};
+use crate::app::App;
 use crate::connection::{Connection, Event};
+use crate::http::reader::{HttpError, Limits, Parsed, Reader};
 use crate::http::request::{serialize, Version};
 use crate::http::Headers;
-use crate::outbox::{outbox, Inbox, Outbox};
-use crate::reader::{HttpError, Limits, Parsed, Reader};
-use crate::server::App;
+use crate::io::writer::Writer;
 use crate::websocket::codec;
 use crate::websocket::{CloseInfo, WebSocketEvent, WsShared};
-use crate::writer::Writer;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
@@ -75,8 +75,10 @@ const LINGER: Duration = Duration::from_secs(2);
 const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
+pub(crate) mod acceptor;
 mod pipeline;
 mod spare;
+pub(crate) mod writer;
 mod ws;
 
 pub(crate) use pipeline::Bug;

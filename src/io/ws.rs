@@ -6,8 +6,8 @@
 //! handle's budget and runs the closing handshake.
 
 use super::{Fate, IoConn, Ready, LINGER, WS_HIGH_WATER};
+use crate::app::App;
 use crate::connection::{self, Event};
-use crate::server::App;
 use crate::websocket::codec::{self, Incoming};
 use crate::websocket::{CloseInfo, Message, WebSocketEvent, WsShared};
 use std::net::Shutdown;

@@ -3,7 +3,7 @@
 //! Buffers are written in the order pushed. A write that would block leaves
 //! the rest queued until the socket is writable again; nothing is dropped
 //! until the connection is. Its size is bounded by its producers (see
-//! [`crate::outbox`]).
+//! [`crate::actor::outbox`]).
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};

@@ -4,9 +4,9 @@
 //! Invariants:
 //!
 //! * A mailbox is in the run queue at most once (it enters only with the
-//!   run right, see [`crate::mailbox`]), so the queue holds at most one entry
+//!   run right, see [`crate::actor::mailbox`]), so the queue holds at most one entry
 //!   per live connection: its bound is the connection count, and it needs
-//!   no overflow policy. How workers are woken is [`crate::runqueue`]'s
+//!   no overflow policy. How workers are woken is [`crate::actor::runqueue`]'s
 //!   business (wake throttling).
 //! * **Turns.** A worker runs up to [`TURN_EVENTS`] events of a mailbox in a
 //!   row: when a run ends *on the worker's own thread, inside the handler*
@@ -22,9 +22,9 @@
 //!   the run: exactly once, by construction.
 //! * No lock is held while an actor handles an event.
 
-use crate::mailbox::{Mailbox, Push};
-use crate::runqueue::{Backlog, Parker, Pop, RunQueue};
-use crate::sync::{current_thread, lock, Arc, AtomicUsize, Mutex, Ordering, ThreadId};
+use crate::actor::mailbox::{Mailbox, Push};
+use crate::actor::runqueue::{Backlog, Parker, Pop, RunQueue};
+use crate::actor::sync::{current_thread, lock, Arc, AtomicUsize, Mutex, Ordering, ThreadId};
 use std::time::Duration;
 
 /// Most events of one mailbox a worker runs in a row.

@@ -35,7 +35,7 @@
 //! Lock order: `state`, then a `Parker`'s `woken`. No lock is held while a
 //! job runs.
 
-use crate::sync::{lock, Arc, Condvar, Mutex, MutexGuard};
+use crate::actor::sync::{lock, Arc, Condvar, Mutex, MutexGuard};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 

@@ -22,8 +22,8 @@
 //! connection has at most `MAX_PIPELINE` responses outstanding, and
 //! WebSocket sends are bounded per connection in bytes.
 
-use crate::sync::channel::{unbounded, Receiver, Sender, TryRecvError};
-use crate::sync::{Arc, AtomicBool, Ordering};
+use crate::actor::sync::channel::{unbounded, Receiver, Sender, TryRecvError};
+use crate::actor::sync::{Arc, AtomicBool, Ordering};
 
 /// Something that wakes the receiving thread (`mio::Waker` normally).
 pub trait Wake: Send + Sync {

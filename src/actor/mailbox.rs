@@ -21,7 +21,7 @@
 //! The mailbox is unbounded in events; the IO actor bounds it by pausing
 //! reads on a connection while too many of its events are queued.
 
-use crate::sync::{lock, Mutex};
+use crate::actor::sync::{lock, Mutex};
 use std::collections::VecDeque;
 
 /// What the pusher must do after a push.

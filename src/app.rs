@@ -1,0 +1,101 @@
+//! What every actor of one server shares: the handlers, the logger, the
+//! configuration and the scheduler.
+//!
+//! Its own module so that the actors (`connection.rs`, `io/`, `pool.rs`)
+//! depend on it and not on `server.rs`, which builds and starts them: the
+//! dependencies point one way, from the wiring down to the parts.
+
+use crate::actor::scheduler::Scheduler;
+use crate::connection::Connection;
+use crate::handler::Handler;
+use crate::websocket::WebSocketHandler;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread;
+use std::time::Duration;
+
+/// The default ceiling of the elastic worker pool.
+pub(crate) const DEFAULT_MAX_WORKER_THREADS: usize = 512;
+
+/// Server settings. Defaults follow Mummy where Mummy has one.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) worker_threads: usize,
+    pub(crate) max_worker_threads: usize,
+    pub(crate) io_threads: usize,
+    pub(crate) max_headers_len: usize,
+    pub(crate) max_body_len: usize,
+    pub(crate) max_message_len: usize,
+    pub(crate) header_timeout: Duration,
+    pub(crate) idle_timeout: Duration,
+    pub(crate) shutdown_grace: Duration,
+    /// Bytes queued per WebSocket before sends are refused; `None` means
+    /// `max(1 MiB, 2 * max_message_len)`.
+    pub(crate) max_outbound_len: usize,
+    pub(crate) ws_ping_interval: Option<Duration>,
+    pub(crate) ws_idle_timeout: Option<Duration>,
+    pub(crate) ws_close_timeout: Duration,
+}
+
+impl Config {
+    /// How often IO actors check timeouts: a quarter of the shortest one,
+    /// within 10 ms .. 1 s.
+    pub(crate) fn sweep_interval(&self) -> Duration {
+        let mut shortest = self
+            .header_timeout
+            .min(self.idle_timeout)
+            .min(self.ws_close_timeout);
+        for t in [self.ws_ping_interval, self.ws_idle_timeout]
+            .into_iter()
+            .flatten()
+        {
+            shortest = shortest.min(t);
+        }
+        (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let cores = thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
+        Config {
+            worker_threads: (cores * 10).max(1),
+            max_worker_threads: DEFAULT_MAX_WORKER_THREADS,
+            io_threads: (cores / 2).max(1),
+            max_headers_len: 8 * 1024,
+            max_body_len: 1024 * 1024,
+            max_message_len: 64 * 1024,
+            header_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(10),
+            max_outbound_len: 0,
+            ws_ping_interval: None,
+            ws_idle_timeout: None,
+            ws_close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// What every actor of one server shares (read-only after start, but for
+/// the flags).
+pub(crate) struct App {
+    pub(crate) handler: Box<dyn Handler>,
+    pub(crate) ws_handler: Option<Box<dyn WebSocketHandler>>,
+    pub(crate) log: slog::Logger,
+    pub(crate) config: Config,
+    pub(crate) scheduler: Scheduler<Connection>,
+    pub(crate) draining: AtomicBool,
+    pub(crate) next_conn_id: AtomicU64,
+}
+
+impl App {
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+
+    /// A process-unique connection id (also its mio token).
+    pub(crate) fn next_conn_id(&self) -> u64 {
+        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+    }
+}
