@@ -74,6 +74,26 @@ pub use websocket::{
     CloseInfo, Message, SendError, UpgradeError, WebSocket, WebSocketEvent, WebSocketHandler,
 };
 
+/// Crate internals for the micro-benchmarks in `benches/micro.rs` only.
+///
+/// **Not API.** Hidden from the docs, exempt from semver, and free to change
+/// or vanish in any release; nothing outside this repository may use it.
+/// The items are `pub` inside their private modules only so they can be
+/// re-exported here (the trick `__loom` uses); everywhere else they stay
+/// crate-internal.
+#[cfg(not(loom))]
+#[doc(hidden)]
+pub mod __bench {
+    pub use crate::http::request::{serialize, RawRequest};
+    pub use crate::mailbox::{Mailbox, Push};
+    pub use crate::reader::{Flags, HttpError, Limits, Parsed, Reader};
+    pub use crate::scheduler::{Actor, Done, Scheduler};
+    pub use crate::websocket::codec::encode;
+    pub use crate::writer::Writer;
+    /// The frame opcodes [`encode`] takes (tungstenite's).
+    pub use tungstenite::protocol::frame::coding::{Data, OpCode};
+}
+
 /// The actor core, exposed to the loom models in `models/` only. Not part
 /// of the public API. (The items are `pub` in their private modules so they
 /// can be re-exported here; in a normal build that is still crate-only.)

@@ -65,7 +65,7 @@ impl<T> Mailbox<T> {
     }
 
     /// Appends an event.
-    pub(crate) fn push(&self, event: T) -> Push<T> {
+    pub fn push(&self, event: T) -> Push<T> {
         self.push_inner(event, false)
     }
 
@@ -98,7 +98,7 @@ impl<T> Mailbox<T> {
     }
 
     /// Takes the next event. Only the holder of the run right calls this.
-    pub(crate) fn take(&self) -> Option<T> {
+    pub fn take(&self) -> Option<T> {
         let mut inner = lock(&self.inner);
         debug_assert!(inner.active, "take() without the run right");
         #[cfg(natron_mutant = "close_not_last")]
@@ -112,7 +112,7 @@ impl<T> Mailbox<T> {
 
     /// Ends one run. Returns `true` if events are waiting: the caller keeps
     /// the run right and must reschedule the mailbox.
-    pub(crate) fn complete(&self) -> bool {
+    pub fn complete(&self) -> bool {
         let mut inner = lock(&self.inner);
         #[cfg(natron_mutant = "lost_wakeup")]
         {
@@ -144,6 +144,9 @@ impl<T> Mailbox<T> {
     }
 
     /// Number of events waiting (not counting one being handled).
+    // Not API (reached only through `__loom` and `__bench`): `has_waiting`
+    // is the emptiness test.
+    #[allow(clippy::len_without_is_empty)]
     #[cfg_attr(not(loom), allow(dead_code))] // used by WebSocket read throttling
     pub fn len(&self) -> usize {
         lock(&self.inner).queue.len()

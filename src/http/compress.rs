@@ -13,7 +13,7 @@ use std::io::Write;
 pub(crate) const MIN_COMPRESS_LEN: usize = 860;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Encoding {
+pub enum Encoding {
     Gzip,
     Deflate,
 }

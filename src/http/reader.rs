@@ -36,14 +36,14 @@ const MAX_CHUNK_LINE: usize = 4096;
 
 /// The limits the reader enforces.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Limits {
-    pub(crate) max_headers_len: usize,
-    pub(crate) max_body_len: usize,
+pub struct Limits {
+    pub max_headers_len: usize,
+    pub max_body_len: usize,
 }
 
 /// A request error: the status to answer with, then close.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct HttpError {
+pub struct HttpError {
     pub(crate) status: u16,
     pub(crate) reason: &'static str,
 }
@@ -53,7 +53,7 @@ const fn err(status: u16, reason: &'static str) -> HttpError {
 }
 
 /// What [`Reader::next`] found.
-pub(crate) enum Parsed {
+pub enum Parsed {
     /// A whole request.
     Request(Box<RawRequest>, Flags),
     /// The head of a request sending `Expect: 100-continue` has been read
@@ -65,7 +65,7 @@ pub(crate) enum Parsed {
 
 /// Facts about a request the IO actor acts on.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Flags {
+pub struct Flags {
     /// The request asks to switch protocols (`Connection: upgrade`): read
     /// nothing after it until it is answered.
     pub(crate) upgrade: bool,
@@ -95,7 +95,7 @@ enum Chunk {
     Trailers { scanned: usize },
 }
 
-pub(crate) struct Reader {
+pub struct Reader {
     buf: Vec<u8>,
     /// Bytes before `pos` are consumed.
     pos: usize,
@@ -109,7 +109,7 @@ impl Default for Reader {
 }
 
 impl Reader {
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         Reader {
             buf: Vec::new(),
             pos: 0,
@@ -118,7 +118,7 @@ impl Reader {
     }
 
     /// Appends bytes read from the socket.
-    pub(crate) fn extend(&mut self, bytes: &[u8]) {
+    pub fn extend(&mut self, bytes: &[u8]) {
         if self.pos > 0 && self.pos == self.buf.len() {
             self.buf.clear();
             self.pos = 0;
@@ -146,7 +146,7 @@ impl Reader {
     }
 
     /// Parses the next request out of the buffer.
-    pub(crate) fn next(&mut self, limits: &Limits) -> Result<Parsed, HttpError> {
+    pub fn next(&mut self, limits: &Limits) -> Result<Parsed, HttpError> {
         loop {
             match &mut self.state {
                 State::Head { scanned } => {

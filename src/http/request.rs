@@ -18,7 +18,7 @@ pub enum Version {
 }
 
 /// A request as the reader actor parsed it, before the worker decodes it.
-pub(crate) struct RawRequest {
+pub struct RawRequest {
     pub(crate) method: std::borrow::Cow<'static, str>,
     pub(crate) target: String,
     pub(crate) version: Version,
@@ -358,7 +358,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
 
 /// Serialises a response. Adds `Date`, `Content-Length` and `Connection`;
 /// compresses the body when negotiated and worth it.
-pub(crate) fn serialize(
+pub fn serialize(
     status: u16,
     mut headers: Headers,
     mut body: Vec<u8>,

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
 
 #[derive(Default)]
-pub(crate) struct Writer {
+pub struct Writer {
     queue: VecDeque<Vec<u8>>,
     /// Bytes of `queue[0]` already written.
     offset: usize,
@@ -20,7 +20,7 @@ pub(crate) struct Writer {
 const MAX_IOVECS: usize = 64;
 
 impl Writer {
-    pub(crate) fn push(&mut self, bytes: Vec<u8>) {
+    pub fn push(&mut self, bytes: Vec<u8>) {
         if !bytes.is_empty() {
             self.queued_bytes += bytes.len();
             self.queue.push_back(bytes);
@@ -38,7 +38,7 @@ impl Writer {
 
     /// Writes as much as the socket takes. `Ok(true)` when everything is
     /// written, `Ok(false)` when the socket would block.
-    pub(crate) fn flush<S: Write>(&mut self, sock: &mut S) -> io::Result<bool> {
+    pub fn flush<S: Write>(&mut self, sock: &mut S) -> io::Result<bool> {
         while !self.queue.is_empty() {
             let n = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];

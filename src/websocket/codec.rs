@@ -290,7 +290,7 @@ fn parse_close(payload: Vec<u8>) -> Result<Option<(u16, String)>, WsError> {
 
 /// Formats an unmasked server frame: header and payload in one buffer, so
 /// it leaves in one write.
-pub(crate) fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+pub fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
         is_final: true,
         opcode,
