@@ -84,12 +84,12 @@ pub use websocket::{
 #[cfg(not(loom))]
 #[doc(hidden)]
 pub mod __bench {
+    pub use crate::actor::mailbox::{Mailbox, Push};
+    pub use crate::actor::scheduler::{Actor, Done, Scheduler};
+    pub use crate::http::reader::{Flags, HttpError, Limits, Parsed, Reader};
     pub use crate::http::request::{serialize, RawRequest};
-    pub use crate::mailbox::{Mailbox, Push};
-    pub use crate::reader::{Flags, HttpError, Limits, Parsed, Reader};
-    pub use crate::scheduler::{Actor, Done, Scheduler};
+    pub use crate::io::writer::Writer;
     pub use crate::websocket::codec::encode;
-    pub use crate::writer::Writer;
     /// The frame opcodes [`encode`] takes (tungstenite's).
     pub use tungstenite::protocol::frame::coding::{Data, OpCode};
 }
