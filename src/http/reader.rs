@@ -282,19 +282,13 @@ impl Reader {
 /// `from`. Accepts bare LF line ends as httparse does, so both always agree
 /// on where a head ends.
 fn find_head_end(buf: &[u8], from: usize) -> Option<usize> {
-    let mut i = from;
-    while i < buf.len() {
-        if buf[i] == b'\n' {
-            if buf.get(i + 1) == Some(&b'\n') {
-                return Some(i + 2);
-            }
-            if buf.get(i + 1) == Some(&b'\r') && buf.get(i + 2) == Some(&b'\n') {
-                return Some(i + 3);
-            }
-        }
-        i += 1;
-    }
-    None
+    memchr::memchr_iter(b'\n', buf.get(from..)?)
+        .map(|i| from + i)
+        .find_map(|i| match (buf.get(i + 1), buf.get(i + 2)) {
+            (Some(b'\n'), _) => Some(i + 2),
+            (Some(b'\r'), Some(b'\n')) => Some(i + 3),
+            _ => None,
+        })
 }
 
 /// `tchar` (RFC 9110 §5.6.2): the bytes a method token is made of.
@@ -381,6 +375,70 @@ fn intern_method(method: &str) -> std::borrow::Cow<'static, str> {
 
 type Head = (Box<RawRequest>, Flags, Framing, bool);
 
+/// What framing and connection management need from a head's fields,
+/// gathered in the one pass that copies them into [`Headers`] (rather
+/// than a scan of every field per question).
+#[derive(Default)]
+struct Seen {
+    /// `Content-Length` field lines, and the first one's value: `None`
+    /// inside when it is not a plain decimal of at most 19 digits.
+    content_length_lines: usize,
+    content_length: Option<Option<u64>>,
+    /// `Transfer-Encoding` field lines, and whether the first one is the
+    /// single coding `chunked`.
+    transfer_encoding_lines: usize,
+    transfer_encoding_chunked: bool,
+    hosts: usize,
+    /// The first `Expect`: whether it is `100-continue`.
+    expect: Option<bool>,
+    /// `Connection` options, over every field line.
+    connection_close: bool,
+    connection_keep_alive: bool,
+    connection_upgrade: bool,
+    upgrade: bool,
+}
+
+impl Seen {
+    fn note(&mut self, name: &str, value: &str) {
+        if name.eq_ignore_ascii_case("content-length") {
+            self.content_length_lines += 1;
+            if self.content_length.is_none() {
+                let valid = !value.is_empty()
+                    && value.len() <= 19
+                    && value.bytes().all(|b| b.is_ascii_digit());
+                self.content_length = Some(valid.then(|| value.parse::<u64>().ok()).flatten());
+            }
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            self.transfer_encoding_lines += 1;
+            if self.transfer_encoding_lines == 1 {
+                let mut codings = value.split(',');
+                self.transfer_encoding_chunked = matches!(
+                    (codings.next().map(str::trim), codings.next()),
+                    (Some(c), None) if c.eq_ignore_ascii_case("chunked")
+                );
+            }
+        } else if name.eq_ignore_ascii_case("host") {
+            self.hosts += 1;
+        } else if name.eq_ignore_ascii_case("expect") {
+            if self.expect.is_none() {
+                self.expect = Some(value.eq_ignore_ascii_case("100-continue"));
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            for token in value.split(',').map(str::trim) {
+                if token.eq_ignore_ascii_case("close") {
+                    self.connection_close = true;
+                } else if token.eq_ignore_ascii_case("keep-alive") {
+                    self.connection_keep_alive = true;
+                } else if token.eq_ignore_ascii_case("upgrade") {
+                    self.connection_upgrade = true;
+                }
+            }
+        } else if name.eq_ignore_ascii_case("upgrade") {
+            self.upgrade = true;
+        }
+    }
+}
+
 fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut parsed = httparse::Request::new(&mut fields);
@@ -417,42 +475,40 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
         .map(|f| f.name.len() + f.value.len())
         .sum();
     let mut headers = Headers::with_capacity(parsed.headers.len(), bytes);
+    let mut seen = Seen::default();
     for f in parsed.headers.iter() {
         // httparse has already rejected control characters other than HTAB;
         // obs-text (0x80..) is kept, lossily, as field values are text.
-        headers.append_parsed(f.name, String::from_utf8_lossy(f.value).trim());
+        let value = match std::str::from_utf8(f.value) {
+            Ok(v) => std::borrow::Cow::Borrowed(v),
+            Err(_) => String::from_utf8_lossy(f.value),
+        };
+        let value = value.trim();
+        seen.note(f.name, value);
+        headers.append_parsed(f.name, value);
     }
 
     // Framing: RFC 9112 §6.1-6.3, strict.
-    let te_present = headers.contains("transfer-encoding");
-    let mut lengths = headers.get_all("content-length");
-    let content_length = match (lengths.next(), lengths.next()) {
-        (None, _) => None,
-        (Some(_), Some(_)) => return Err(err(400, "duplicate Content-Length")),
-        (Some(v), None) => {
-            if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return Err(err(400, "invalid Content-Length"));
-            }
-            Some(
-                v.parse::<u64>()
-                    .map_err(|_| err(400, "invalid Content-Length"))?,
-            )
+    let content_length = match seen.content_length {
+        None => None,
+        Some(_) if seen.content_length_lines > 1 => {
+            return Err(err(400, "duplicate Content-Length"))
         }
+        Some(None) => return Err(err(400, "invalid Content-Length")),
+        Some(Some(len)) => Some(len),
     };
-    drop(lengths);
-    let framing = if te_present {
+    let framing = if seen.transfer_encoding_lines > 0 {
         if content_length.is_some() {
             return Err(err(400, "both Content-Length and Transfer-Encoding"));
         }
         if version == Version::Http10 {
             return Err(err(400, "Transfer-Encoding in an HTTP/1.0 request"));
         }
-        let mut codings = headers
-            .get_all("transfer-encoding")
-            .flat_map(|v| v.split(','));
-        match (codings.next().map(str::trim), codings.next()) {
-            (Some(c), None) if c.eq_ignore_ascii_case("chunked") => Framing::Chunked(Chunk::Size),
-            _ => return Err(err(400, "unsupported Transfer-Encoding")),
+        // Exactly one coding, `chunked`, over every field line.
+        if seen.transfer_encoding_lines == 1 && seen.transfer_encoding_chunked {
+            Framing::Chunked(Chunk::Size)
+        } else {
+            return Err(err(400, "unsupported Transfer-Encoding"));
         }
     } else {
         let len = content_length.unwrap_or(0);
@@ -462,25 +518,24 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
         Framing::Length(len as usize)
     };
 
-    match headers.get_all("host").count() {
+    match seen.hosts {
         0 if version == Version::Http11 => return Err(err(400, "missing Host")),
         0 | 1 => {}
         _ => return Err(err(400, "duplicate Host")),
     }
 
-    let expect_continue = match headers.get("expect") {
+    let expect_continue = match seen.expect {
         None => false,
-        Some(v) if v.eq_ignore_ascii_case("100-continue") => version == Version::Http11,
-        Some(_) => return Err(err(417, "unsupported expectation")),
+        Some(true) => version == Version::Http11,
+        Some(false) => return Err(err(417, "unsupported expectation")),
     };
 
-    let close = headers.has_token("connection", "close");
     let keep_alive = match version {
-        Version::Http11 => !close,
-        Version::Http10 => !close && headers.has_token("connection", "keep-alive"),
+        Version::Http11 => !seen.connection_close,
+        Version::Http10 => !seen.connection_close && seen.connection_keep_alive,
     };
     let flags = Flags {
-        upgrade: headers.has_token("connection", "upgrade") && headers.contains("upgrade"),
+        upgrade: seen.connection_upgrade && seen.upgrade,
     };
     let req = Box::new(RawRequest {
         method,
