@@ -8,7 +8,9 @@
 use crate::actor::scheduler::Scheduler;
 use crate::connection::Connection;
 use crate::handler::Handler;
+use crate::http::forwarded::OriginPolicy;
 use crate::websocket::WebSocketHandler;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
@@ -34,6 +36,12 @@ pub(crate) struct Config {
     pub(crate) ws_ping_interval: Option<Duration>,
     pub(crate) ws_idle_timeout: Option<Duration>,
     pub(crate) ws_close_timeout: Duration,
+    /// Which `Origin`s may open a WebSocket.
+    pub(crate) origin_policy: OriginPolicy,
+    /// Peers whose `Forwarded` / `X-Forwarded-*` fields are believed.
+    pub(crate) trusted_proxies: Vec<IpAddr>,
+    /// A builder setting that was refused; `serve` returns it as an error.
+    pub(crate) invalid: Option<String>,
 }
 
 impl Config {
@@ -73,6 +81,9 @@ impl Default for Config {
             ws_ping_interval: None,
             ws_idle_timeout: None,
             ws_close_timeout: Duration::from_secs(5),
+            origin_policy: OriginPolicy::default(),
+            trusted_proxies: Vec::new(),
+            invalid: None,
         }
     }
 }

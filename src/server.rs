@@ -20,12 +20,13 @@
 use crate::actor::scheduler::Scheduler;
 use crate::app::{App, Config};
 use crate::handler::Handler;
+use crate::http::forwarded::OriginPolicy;
 use crate::io::acceptor::{self, Acceptor};
 use crate::io::{io_actor, IoMsg};
 use crate::pool::Pool;
 use crate::websocket::WebSocketHandler;
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
@@ -141,6 +142,61 @@ impl ServerBuilder {
     /// Default: none.
     pub fn websocket_idle_timeout(mut self, t: Duration) -> Self {
         self.config.ws_idle_timeout = Some(t);
+        self
+    }
+
+    /// Also accepts WebSocket upgrades from these origins
+    /// (`scheme://host[:port]`, e.g. `https://app.example.com`), besides
+    /// the default: a browser's upgrade is accepted only when its `Origin`
+    /// names the host and port the request was sent to (its `Host`,
+    /// compared case-insensitively with default ports elided). A request
+    /// without `Origin` (not a browser) is always accepted. Refused
+    /// upgrades are answered `403` with the reason.
+    ///
+    /// This is what stops cross-site WebSocket hijacking (RFC 6455
+    /// §10.2): without it, any web page can open a WebSocket to this
+    /// server carrying its visitor's cookies.
+    ///
+    /// # Errors
+    /// An entry that is not an origin makes [`Server::serve`] fail with
+    /// `InvalidInput` naming it.
+    pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        match OriginPolicy::same_host_or(origins) {
+            Ok(policy) => self.config.origin_policy = policy,
+            Err(e) => self.config.invalid = Some(format!("allowed_origins: {e}")),
+        }
+        self
+    }
+
+    /// Accepts WebSocket upgrades from any `Origin`: for servers whose
+    /// clients are not browsers, or that authenticate every WebSocket
+    /// themselves (a token in the first message, say). See
+    /// [`ServerBuilder::allowed_origins`] for the default.
+    pub fn allow_any_origin(mut self) -> Self {
+        self.config.origin_policy = OriginPolicy::Any;
+        self
+    }
+
+    /// Believes the forwarding fields (`Forwarded`, RFC 7239, else
+    /// `X-Forwarded-For` and `X-Forwarded-Host`) of requests that come
+    /// from these addresses: [`Request::remote_addr`](crate::Request::remote_addr)
+    /// is then the client the proxy names (the nearest hop, reading from
+    /// the right, that is not itself a trusted proxy; port 0 when the
+    /// proxy gives none), and [`Request::host`](crate::Request::host) and
+    /// the `Origin` check use the forwarded host. From any other peer these
+    /// fields are ignored, since a client can write them. Default: none.
+    ///
+    /// A proxy that passes the client's `Host` through (nginx:
+    /// `proxy_set_header Host $host;`) needs no forwarded host; one that
+    /// rewrites it (nginx's default, `Host: $proxy_host`) must send
+    /// `X-Forwarded-Host $host` or `Forwarded: host=...`, or browser
+    /// upgrades fail the `Origin` check.
+    pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.config.trusted_proxies = proxies.into_iter().collect();
         self
     }
 
@@ -313,6 +369,9 @@ impl Server {
 
     fn serve_inner(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
         let app = &self.app;
+        if let Some(e) = &app.config.invalid {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, e.clone()));
+        }
         let listener = bind(addr)?;
         let local = listener.local_addr()?;
         let poll = mio::Poll::new()?;

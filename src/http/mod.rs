@@ -6,6 +6,7 @@
 
 pub(crate) mod compress;
 pub(crate) mod date;
+pub(crate) mod forwarded;
 mod headers;
 pub mod multipart;
 pub(crate) mod reader;

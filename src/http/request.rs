@@ -3,7 +3,7 @@
 use crate::actor::scheduler::Done;
 use crate::connection::Connection;
 use crate::http::compress::{self, Encoding};
-use crate::http::{date, status, url, Headers};
+use crate::http::{date, forwarded, status, url, Headers};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -79,6 +79,9 @@ pub struct Request {
     pub(crate) headers: Headers,
     pub(crate) body: Vec<u8>,
     pub(crate) remote_addr: SocketAddr,
+    /// The host a trusted proxy forwarded, which `host()` prefers to the
+    /// `Host` field.
+    pub(crate) forwarded_host: Option<String>,
     pub(crate) responder: Responder,
 }
 
@@ -86,7 +89,14 @@ impl Request {
     pub(crate) fn new(raw: RawRequest, done: Done<Connection>) -> Request {
         let (path, query) = url::split_target(&raw.target);
         let conn = done.actor();
-        let remote_addr = conn.remote;
+        let mut remote_addr = conn.remote;
+        let mut forwarded_host = None;
+        let trusted = &conn.app.config.trusted_proxies;
+        if !trusted.is_empty() && trusted.contains(&conn.remote.ip()) {
+            let f = forwarded::forwarded(&raw.headers, trusted);
+            remote_addr = f.client.unwrap_or(remote_addr);
+            forwarded_host = f.host;
+        }
         let encoding = raw
             .headers
             .get("accept-encoding")
@@ -111,6 +121,7 @@ impl Request {
             headers: raw.headers,
             body: raw.body,
             remote_addr,
+            forwarded_host,
         }
     }
 
@@ -190,9 +201,20 @@ impl Request {
         )
     }
 
-    /// The peer's address.
+    /// The client's address: the peer's, or, when the peer is one of the
+    /// server's [trusted proxies](crate::ServerBuilder::trusted_proxies),
+    /// the client it forwards for (port 0 if the proxy gives none).
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
+    }
+
+    /// The host the client asked for (`host[:port]`): what a trusted proxy
+    /// forwarded (`Forwarded: host=`, `X-Forwarded-Host`), else the `Host`
+    /// field. `None` only for an HTTP/1.0 request without `Host`.
+    pub fn host(&self) -> Option<&str> {
+        self.forwarded_host
+            .as_deref()
+            .or_else(|| self.headers.get("host"))
     }
 
     /// Sends the response. `Content-Length`, `Date` and `Connection` are

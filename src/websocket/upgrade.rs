@@ -24,6 +24,10 @@ pub enum UpgradeError {
     UnsupportedVersion,
     /// The server has no WebSocket handler (answered `500`).
     NoHandler,
+    /// A browser's `Origin` is neither the request's own host nor one of
+    /// the server's allowed origins (answered `403` with the reason; see
+    /// [`ServerBuilder::allowed_origins`](crate::ServerBuilder::allowed_origins)).
+    ForbiddenOrigin,
 }
 
 impl UpgradeError {
@@ -31,6 +35,7 @@ impl UpgradeError {
         match self {
             UpgradeError::UnsupportedVersion => 426,
             UpgradeError::NoHandler => 500,
+            UpgradeError::ForbiddenOrigin => 403,
             _ => 400,
         }
     }
@@ -45,6 +50,7 @@ impl fmt::Display for UpgradeError {
             UpgradeError::BadKey => "Sec-WebSocket-Key must be base64 of 16 bytes",
             UpgradeError::UnsupportedVersion => "unsupported Sec-WebSocket-Version (13 required)",
             UpgradeError::NoHandler => "no WebSocket handler configured",
+            UpgradeError::ForbiddenOrigin => "cross-origin WebSocket refused",
         })
     }
 }
@@ -109,6 +115,16 @@ pub(crate) fn upgrade(mut req: Request, supported: &[&str]) -> Result<WebSocket,
         Err(e) => return Err(refuse(req, e)),
     };
     let conn = req.responder.connection().clone();
+    if let Err(reason) = conn
+        .app
+        .config
+        .origin_policy
+        .check(req.headers.get("origin"), req.host())
+    {
+        slog::info!(conn.app.log, "WebSocket upgrade refused"; "reason" => &reason, "remote" => %req.remote_addr());
+        let body = format!("{}: {reason}", UpgradeError::ForbiddenOrigin);
+        return Err(refuse_with(req, UpgradeError::ForbiddenOrigin, body));
+    }
     if conn.app.ws_handler.is_none() {
         slog::error!(
             conn.app.log,
@@ -162,6 +178,10 @@ pub(crate) fn upgrade(mut req: Request, supported: &[&str]) -> Result<WebSocket,
 }
 
 fn refuse(req: Request, e: UpgradeError) -> UpgradeError {
+    refuse_with(req, e, e.to_string())
+}
+
+fn refuse_with(req: Request, e: UpgradeError, body: String) -> UpgradeError {
     let mut headers = Headers::from([("Content-Type", "text/plain; charset=utf-8")]);
     if e == UpgradeError::UnsupportedVersion {
         // RFC 9110 §15.5.22: a 426 MUST carry `Upgrade`; RFC 6455 §4.4:
@@ -170,7 +190,7 @@ fn refuse(req: Request, e: UpgradeError) -> UpgradeError {
         headers.append("Connection", "upgrade");
         headers.append("Sec-WebSocket-Version", "13");
     }
-    req.respond(e.status(), headers, e.to_string());
+    req.respond(e.status(), headers, body);
     e
 }
 
