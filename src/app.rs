@@ -9,6 +9,7 @@ use crate::actor::scheduler::Scheduler;
 use crate::connection::Connection;
 use crate::handler::Handler;
 use crate::http::forwarded::OriginPolicy;
+use crate::io::limit::ConnLimit;
 use crate::websocket::WebSocketHandler;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +41,9 @@ pub(crate) struct Config {
     pub(crate) origin_policy: OriginPolicy,
     /// Peers whose `Forwarded` / `X-Forwarded-*` fields are believed.
     pub(crate) trusted_proxies: Vec<IpAddr>,
+    /// Open connections past which the acceptor waits (0: derived from
+    /// the open-file limit at `build`).
+    pub(crate) max_connections: usize,
     /// A builder setting that was refused; `serve` returns it as an error.
     pub(crate) invalid: Option<String>,
 }
@@ -83,6 +87,7 @@ impl Default for Config {
             ws_close_timeout: Duration::from_secs(5),
             origin_policy: OriginPolicy::default(),
             trusted_proxies: Vec::new(),
+            max_connections: 0,
             invalid: None,
         }
     }
@@ -96,6 +101,8 @@ pub(crate) struct App {
     pub(crate) log: slog::Logger,
     pub(crate) config: Config,
     pub(crate) scheduler: Scheduler<Connection>,
+    /// Open connections, against `max_connections`.
+    pub(crate) conn_limit: ConnLimit,
     pub(crate) draining: AtomicBool,
     pub(crate) next_conn_id: AtomicU64,
 }

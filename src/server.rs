@@ -22,6 +22,7 @@ use crate::app::{App, Config};
 use crate::handler::Handler;
 use crate::http::forwarded::OriginPolicy;
 use crate::io::acceptor::{self, Acceptor};
+use crate::io::limit::{self, ConnLimit};
 use crate::io::{io_actor, IoMsg};
 use crate::pool::Pool;
 use crate::websocket::WebSocketHandler;
@@ -145,6 +146,20 @@ impl ServerBuilder {
         self
     }
 
+    /// How many connections (HTTP and WebSocket) may be open at once.
+    /// Past it, new connections wait in the kernel's listen backlog until
+    /// one closes (they are not accepted, so they hold no file descriptor
+    /// and nothing of theirs is lost); existing connections are
+    /// unaffected, and reaching the limit is logged once per burst (at
+    /// most every 10 s).
+    ///
+    /// Default: the process's open-file limit (`RLIMIT_NOFILE`, soft)
+    /// less a tenth of it (at least 64) kept for everything else.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.config.max_connections = n.max(1);
+        self
+    }
+
     /// Also accepts WebSocket upgrades from these origins
     /// (`scheme://host[:port]`, e.g. `https://app.example.com`), besides
     /// the default: a browser's upgrade is accepted only when its `Origin`
@@ -219,6 +234,10 @@ impl ServerBuilder {
             .config
             .max_worker_threads
             .max(self.config.worker_threads);
+        if self.config.max_connections == 0 {
+            self.config.max_connections = limit::default_max_connections();
+        }
+        let max_connections = self.config.max_connections;
         if self.config.max_outbound_len == 0 {
             self.config.max_outbound_len = (2 * self.config.max_message_len).max(1 << 20);
         }
@@ -236,6 +255,7 @@ impl ServerBuilder {
                     .unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!())),
                 config: self.config,
                 scheduler: Scheduler::new(),
+                conn_limit: ConnLimit::new(max_connections),
                 draining: AtomicBool::new(false),
                 next_conn_id: AtomicU64::new(1),
             }),
@@ -376,6 +396,7 @@ impl Server {
         let local = listener.local_addr()?;
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), acceptor::WAKER)?);
+        app.conn_limit.set_waker(waker.clone());
         *self
             .shared
             .acceptor_waker
@@ -435,6 +456,7 @@ impl Server {
                     poll,
                     listener,
                     ios: ios.clone(),
+                    limit: &app.conn_limit,
                     stop: &self.shared.closing,
                     log: app.log.clone(),
                 }

@@ -5,24 +5,29 @@
 //! `epoll_wait`; `close()` wakes it through its `Waker`. When the process
 //! is out of file descriptors, `accept` fails with `EMFILE`; the pending
 //! connections stay in the kernel backlog and the acceptor retries every
-//! 100 ms instead of spinning.
+//! 100 ms instead of spinning. With `max_connections` open, it stops
+//! accepting until one closes (`io/limit.rs` says why and how).
 
+use crate::io::limit::ConnLimit;
 use crate::io::{IoHandle, IoMsg};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub(crate) const LISTENER: Token = Token(0);
 pub(crate) const WAKER: Token = Token(1);
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+/// Reaching `max_connections` is logged at most this often.
+const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) struct Acceptor<'a> {
     pub(crate) poll: Poll,
     pub(crate) listener: TcpListener,
     pub(crate) ios: Vec<IoHandle>,
     pub(crate) stop: &'a AtomicBool,
+    pub(crate) limit: &'a ConnLimit,
     pub(crate) log: slog::Logger,
 }
 
@@ -35,6 +40,10 @@ impl Acceptor<'_> {
         let mut events = Events::with_capacity(64);
         let mut next = 0usize;
         let mut backoff = false;
+        // When the limit was last logged, and the waits since then.
+        let mut logged_full: Option<Instant> = None;
+        let mut full = false;
+        let mut unlogged_waits = 0u64;
         while !self.stop.load(Ordering::Acquire) {
             let timeout = backoff.then_some(EMFILE_BACKOFF);
             if let Err(e) = self.poll.poll(&mut events, timeout) {
@@ -48,8 +57,26 @@ impl Acceptor<'_> {
             // what waits in the backlog is reset with the listener, never
             // accepted (the `close()` contract).
             while !self.stop.load(Ordering::Acquire) {
+                if !self.limit.may_accept() {
+                    // Sleep in `poll` until a close wakes us (or `close()`);
+                    // a new connection's edge wakes us once, not in a loop.
+                    if !full {
+                        full = true;
+                        if logged_full.map_or(true, |t| t.elapsed() >= FULL_LOG_EVERY) {
+                            slog::warn!(self.log, "max_connections reached; new connections wait in the listen backlog";
+                                "max_connections" => self.limit.max(), "waits_since_last_log" => unlogged_waits);
+                            logged_full = Some(Instant::now());
+                            unlogged_waits = 0;
+                        } else {
+                            unlogged_waits += 1;
+                        }
+                    }
+                    break;
+                }
+                full = false;
                 match self.listener.accept() {
                     Ok((stream, addr)) => {
+                        self.limit.opened();
                         // Responses and frames leave in one write each;
                         // Nagle would only add latency.
                         let _ = stream.set_nodelay(true);

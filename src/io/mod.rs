@@ -76,6 +76,7 @@ const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) mod acceptor;
+pub(crate) mod limit;
 mod pipeline;
 mod spare;
 pub(crate) mod writer;
@@ -399,6 +400,7 @@ impl IoActor {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             slog::warn!(self.app.log, "cannot register socket"; "error" => %e);
+            self.app.conn_limit.closed();
             return;
         }
         let actor = Arc::new(Connection::new(
@@ -704,6 +706,7 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 /// Ends a connection: the socket closes when `c` drops (which also takes
 /// it out of the epoll set); a WebSocket gets its one `Close` event.
 fn close_conn(c: IoConn, app: &Arc<App>) {
+    app.conn_limit.closed();
     c.actor.mark_closed();
     if let Some(ws) = c.ws {
         ws.shared.mark_closed();
