@@ -26,12 +26,12 @@ logs="$root/loom-logs"
 mkdir -p "$logs"
 
 # Every model, in the order the clean run uses.
-models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shutdown upgrade_ordering no_stranded_job)
+models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shutdown upgrade_ordering no_stranded_job no_stranded_accept)
 
 # Every mutant, with the models to try, designated catcher first; the run
 # of a mutant stops at the first model that fails.
 mutants=(double_dispatch close_not_last lost_wakeup lost_outbound_wakeup reorder_outbound early_idle early_release
-  no_chain_wake searching_leak park_without_recheck stop_by_count turn_and_requeue)
+  no_chain_wake searching_leak park_without_recheck stop_by_count turn_and_requeue limit_store_not_cas)
 declare -A catchers=(
   [double_dispatch]="one_handler_in_flight"
   [close_not_last]="events_in_order"
@@ -45,6 +45,7 @@ declare -A catchers=(
   [park_without_recheck]="no_stranded_job"
   [stop_by_count]="shutdown"
   [turn_and_requeue]="one_handler_in_flight"
+  [limit_store_not_cas]="no_stranded_accept"
 )
 
 only="${1:-}"

@@ -5,11 +5,11 @@
 //! depend on it and not on `server.rs`, which builds and starts them: the
 //! dependencies point one way, from the wiring down to the parts.
 
+use crate::actor::limit::ConnLimit;
 use crate::actor::scheduler::Scheduler;
 use crate::connection::Connection;
 use crate::handler::Handler;
 use crate::http::forwarded::OriginPolicy;
-use crate::io::limit::ConnLimit;
 use crate::websocket::WebSocketHandler;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -102,7 +102,7 @@ pub(crate) struct App {
     pub(crate) config: Config,
     pub(crate) scheduler: Scheduler<Connection>,
     /// Open connections, against `max_connections`.
-    pub(crate) conn_limit: ConnLimit,
+    pub(crate) conn_limit: ConnLimit<mio::Waker>,
     pub(crate) draining: AtomicBool,
     pub(crate) next_conn_id: AtomicU64,
 }

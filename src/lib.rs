@@ -100,6 +100,7 @@ pub mod __bench {
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    pub use crate::actor::limit::ConnLimit;
     pub use crate::actor::mailbox::{Mailbox, Push};
     pub use crate::actor::outbox::{outbox, Inbox, Outbox, Wake};
     pub use crate::actor::scheduler::{Actor, Done, Hold, Scheduler};

@@ -17,12 +17,12 @@
 //! grace period is left detached and logged: natron cannot interrupt user
 //! code.
 
+use crate::actor::limit::{self, ConnLimit};
 use crate::actor::scheduler::Scheduler;
 use crate::app::{App, Config};
 use crate::handler::Handler;
 use crate::http::forwarded::OriginPolicy;
 use crate::io::acceptor::{self, Acceptor};
-use crate::io::limit::{self, ConnLimit};
 use crate::io::{io_actor, IoMsg};
 use crate::pool::Pool;
 use crate::websocket::WebSocketHandler;

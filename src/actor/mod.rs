@@ -9,9 +9,11 @@
 //! * [`mailbox`]: one connection actor's event queue and its run right;
 //! * [`scheduler`]: delivering events, the `Done` token, turns, `Hold`;
 //! * [`runqueue`]: the wake-throttled run queue the workers park on;
+//! * [`limit`]: the open-connection count and the acceptor's wait;
 //! * [`outbox`]: the channel to an IO actor, with one coalesced wakeup;
 //! * [`sync`]: std/crossbeam or loom primitives (the only place).
 
+pub(crate) mod limit;
 pub(crate) mod mailbox;
 pub(crate) mod outbox;
 pub(crate) mod runqueue;

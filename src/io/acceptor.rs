@@ -6,9 +6,9 @@
 //! is out of file descriptors, `accept` fails with `EMFILE`; the pending
 //! connections stay in the kernel backlog and the acceptor retries every
 //! 100 ms instead of spinning. With `max_connections` open, it stops
-//! accepting until one closes (`io/limit.rs` says why and how).
+//! accepting until one closes (`actor/limit.rs` says why and how).
 
-use crate::io::limit::ConnLimit;
+use crate::actor::limit::ConnLimit;
 use crate::io::{IoHandle, IoMsg};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
@@ -27,7 +27,7 @@ pub(crate) struct Acceptor<'a> {
     pub(crate) listener: TcpListener,
     pub(crate) ios: Vec<IoHandle>,
     pub(crate) stop: &'a AtomicBool,
-    pub(crate) limit: &'a ConnLimit,
+    pub(crate) limit: &'a ConnLimit<mio::Waker>,
     pub(crate) log: slog::Logger,
 }
 

@@ -76,7 +76,6 @@ const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) mod acceptor;
-pub(crate) mod limit;
 mod pipeline;
 mod spare;
 pub(crate) mod writer;
