@@ -19,7 +19,7 @@ use natron::{Message, Request, Server, WebSocket, WebSocketEvent};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -27,6 +27,8 @@ struct Counting;
 
 static ALLOCS: AtomicU64 = AtomicU64::new(0);
 static BYTES: AtomicU64 = AtomicU64::new(0);
+/// Bytes allocated and not yet freed.
+static LIVE: AtomicI64 = AtomicI64::new(0);
 
 // SAFETY: every method forwards to `System` with the caller's arguments
 // unchanged; the counters are plain atomics and never allocate.
@@ -34,16 +36,19 @@ unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded as is (see the impl).
         unsafe { System.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded as is (see the impl).
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCS.fetch_add(1, Ordering::Relaxed);
         BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
+        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
         // SAFETY: forwarded as is (see the impl).
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -158,6 +163,63 @@ fn ws(addr: SocketAddr) {
     });
 }
 
+/// Heap bytes natron keeps per idle WebSocket, after a browser-like
+/// upgrade request of about 1 KiB (cookies, user agent, extensions): the
+/// live heap after `n` upgrades, less the live heap before, over `n`.
+/// Kernel socket buffers are not heap and not counted (`measure.sh idle`
+/// counts RSS).
+fn idle_ws(addr: SocketAddr) {
+    let cookie = "c".repeat(600);
+    let request = format!(
+        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+         User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36\r\n\
+         Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\nCache-Control: no-cache\r\n\
+         Pragma: no-cache\r\nCookie: session={cookie}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+    );
+    let n = 1000;
+    let before = LIVE.load(Ordering::SeqCst);
+    let mut socks = Vec::with_capacity(n);
+    let mut buf = vec![0u8; 4096];
+    for _ in 0..n {
+        let mut sock = TcpStream::connect(addr).unwrap();
+        sock.write_all(request.as_bytes()).unwrap();
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let got = sock.read(&mut buf[..1]).unwrap();
+            assert!(got == 1, "closed during the handshake");
+            head.push(buf[0]);
+        }
+        assert!(
+            head.starts_with(b"HTTP/1.1 101"),
+            "no 101: {}",
+            String::from_utf8_lossy(&head)
+        );
+        socks.push(sock);
+    }
+    // Each connection's Open has been handled once an echo comes back.
+    for sock in &mut socks {
+        let mut frame = vec![0x81, 0x80 | 1, 1, 2, 3, 4];
+        frame.push(b'x' ^ 1);
+        sock.write_all(&frame).unwrap();
+        let mut got = 0;
+        while got < 3 {
+            got += sock.read(&mut buf[got..3]).unwrap();
+        }
+    }
+    let after = LIVE.load(Ordering::SeqCst);
+    // The client's own sockets and buffers: `socks` (a Vec of fds) and
+    // this function's buffers, allocated before `before`... except `socks`.
+    let client = (n * std::mem::size_of::<TcpStream>()) as i64;
+    println!(
+        "{:<34} {:>8.0} heap bytes per idle WebSocket (1 KiB upgrade request, {n} open)",
+        "idle WebSocket",
+        (after - before - client) as f64 / n as f64
+    );
+    drop(socks);
+}
+
 fn main() {
     let server = Server::builder()
         .handler(|req: Request| {
@@ -179,6 +241,7 @@ fn main() {
     println!("natron allocations, end to end (server side; the client allocates nothing per op)");
     http(addr);
     ws(addr);
+    idle_ws(addr);
     handle.close();
     serving.join().unwrap().unwrap();
 }
