@@ -290,6 +290,9 @@ impl IoActor {
                             // unanswered (the connection actor skips them).
                             c.answered_close = true;
                             c.pipeline.clear();
+                            // So is the error response owed to a bad
+                            // request behind it: nothing follows `close`.
+                            c.deferred = None;
                         }
                         self.dirty.push(conn);
                     }
