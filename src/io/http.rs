@@ -1,0 +1,478 @@
+//! The IO actor's HTTP half: one connection's state machine, from bytes
+//! read to requests dispatched and responses written.
+//!
+//! It knows neither mio nor the scheduler: it reads and writes a
+//! [`Socket`] and hands its requests (and, after a `101`, its WebSocket
+//! events, see `ws.rs`) to a [`Deliver`]. Both are generic parameters, not
+//! trait objects, so the hot path gains no `dyn` call; the point is that
+//! the tests below drive a connection with a scripted socket and see
+//! exactly what it wrote and dispatched.
+//!
+//! The state is three enums, each changed only by the inputs named on its
+//! variants: [`Input`] (the socket's read side), [`Phase`] (the HTTP
+//! connection's life) and, after a `101`, `ws::WsPhase` (the closing
+//! handshake).
+
+use super::pipeline::{Bug, Pipeline};
+use super::spare::Spare;
+use super::writer::Writer;
+use super::ws::WsConn;
+use super::{LINGER, MAX_PIPELINE, MAX_WRITE_BACKLOG};
+use crate::app::Config;
+use crate::connection::Event;
+use crate::http::reader::{HttpError, Limits, Parsed, Reader};
+use crate::http::request::{serialize, Version};
+use crate::http::Headers;
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+/// What a connection needs of its socket.
+pub(super) trait Socket: Read + Write {
+    /// Sends our FIN (`shutdown(SHUT_WR)`): the start of a lingering close.
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+/// Where a connection's output goes: the connection actor's mailbox.
+pub(super) trait Deliver {
+    /// Pushes `event` to the mailbox. A refused push (the mailbox is
+    /// sealed by a WebSocket close) is dropped: nothing is owed after it.
+    fn deliver(&mut self, event: Event);
+    /// Events waiting in the mailbox: the WebSocket high-water check.
+    fn queued_events(&self) -> usize;
+}
+
+/// What the IO actor does with a connection after pumping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    Keep,
+    /// Close the socket now (dropping it) and deliver the WebSocket
+    /// `Close`, if any.
+    Close,
+}
+
+/// The socket's read side, as edge-triggered epoll lets us know it.
+///
+/// ```text
+///            event: readable              read: short, or WouldBlock
+///   Drained ───────────────────▶ Ready ─────────────────────────────▶ Drained
+///      │   event: FIN/error (EPOLLRDHUP, EPOLLERR)   │
+///      └──────────────────────▶ FinSeen ◀────────────┘
+///   Ready / Drained / FinSeen ── read: 0 (EOF) ──▶ Eof (final)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Input {
+    /// The socket may hold unread bytes: an edge is remembered until a
+    /// read shows the socket empty.
+    Ready,
+    /// The socket is empty; the next byte raises a new edge.
+    Drained,
+    /// epoll reported the peer's FIN: read until EOF, short reads
+    /// included, since the FIN raises no further edge. A `WouldBlock` here
+    /// (TCP never returns one with a FIN queued) moves to `Drained`; any
+    /// later event carries RDHUP again, epoll reporting the socket's
+    /// current state.
+    FinSeen,
+    /// A read returned 0: nothing more can arrive.
+    Eof,
+}
+
+impl Input {
+    /// An epoll event for the socket. `read_closed`: RDHUP, HUP or ERR.
+    pub(super) fn on_event(&mut self, readable: bool, read_closed: bool) {
+        *self = match *self {
+            Input::Eof => Input::Eof,
+            _ if read_closed => Input::FinSeen,
+            Input::FinSeen => Input::FinSeen,
+            _ if readable => Input::Ready,
+            other => other,
+        };
+    }
+
+    /// Bytes may have arrived that no edge will announce (the decoder was
+    /// just seeded after a `101`): read once more.
+    pub(super) fn rearm(&mut self) {
+        if *self == Input::Drained {
+            *self = Input::Ready;
+        }
+    }
+
+    pub(super) fn can_read(self) -> bool {
+        matches!(self, Input::Ready | Input::FinSeen)
+    }
+
+    pub(super) fn is_eof(self) -> bool {
+        self == Input::Eof
+    }
+}
+
+/// The HTTP connection's life.
+///
+/// ```text
+///   Open ── request without keep-alive ─────────────▶ Closing(ClientAsked)
+///   Open ── unreadable request, 408 ────────────────▶ Closing(ErrorOwed)
+///   Open, ClientAsked ── IoMsg::Drain ──────────────▶ Closing(Draining)
+///   any Closing but ErrorSent ── close response ────▶ Closing(AnsweredClose)
+///   ErrorOwed ── nothing pending: error queued ─────▶ Closing(ErrorSent)
+///   ErrorSent, AnsweredClose, Draining
+///         ── nothing pending, all written ──────────▶ Lingering (or gone on EOF)
+/// ```
+///
+/// Every `Closing` reads no more requests. After a `101` only `Lingering`
+/// matters (the WebSocket's own closing is `ws::WsPhase`).
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Requests are read and dispatched.
+    Open,
+    /// No more requests are read; see [`Why`] for what ends it.
+    Closing(Why),
+    /// Our write side is shut; input is read and dropped until EOF or
+    /// `until`, so a client still sending does not turn our close into a
+    /// reset that destroys the response before it reads it.
+    Lingering {
+        until: Instant,
+        /// Entered after a `Connection: close` answer: responses still
+        /// posted are dropped, not a natron bug.
+        answered_close: bool,
+    },
+}
+
+/// Why a connection reads no more requests.
+#[derive(Debug)]
+pub(super) enum Why {
+    /// The last request dispatched said `Connection: close`. Its answer
+    /// says close too (moving to `AnsweredClose`); until then nothing
+    /// else ends the connection.
+    ClientAsked,
+    /// A request could not be read (400, 408, 413, 431, ...): its response
+    /// waits until every earlier request is answered, goes out last, and
+    /// the connection closes.
+    ErrorOwed(Vec<u8>),
+    /// The error response is queued: close once it is written.
+    ErrorSent,
+    /// A response said `Connection: close`: the requests dispatched behind
+    /// it (and an error owed behind them) are never answered, later
+    /// responses are dropped (RFC 9112 §9.6); close once it is written.
+    AnsweredClose,
+    /// Server shutdown: close once the requests in flight are answered and
+    /// written.
+    Draining,
+}
+
+impl Phase {
+    /// Closes once nothing is pending and everything is written.
+    fn closes_when_done(&self) -> bool {
+        matches!(
+            self,
+            Phase::Closing(Why::ErrorSent | Why::AnsweredClose | Why::Draining)
+        )
+    }
+
+    /// Responses posted now are dropped (a `Connection: close` answer went
+    /// out before them).
+    fn drops_responses(&self) -> bool {
+        matches!(
+            self,
+            Phase::Closing(Why::AnsweredClose)
+                | Phase::Lingering {
+                    answered_close: true,
+                    ..
+                }
+        )
+    }
+
+    /// A timeout (408) may be owed: no error is owed yet and no closing
+    /// is under way that would end the connection anyway.
+    pub(super) fn may_time_out(&self) -> bool {
+        matches!(self, Phase::Open | Phase::Closing(Why::ClientAsked))
+    }
+
+    pub(super) fn linger_until(&self) -> Option<Instant> {
+        match self {
+            Phase::Lingering { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+}
+
+/// The per-socket state of the IO actor.
+pub(super) struct Conn<S> {
+    pub(super) stream: S,
+    pub(super) reader: Reader,
+    pub(super) writer: Writer,
+    /// Requests handed to the connection actor and not yet answered, and
+    /// where an upgrade waits among them.
+    pub(super) pipeline: Pipeline,
+    pub(super) input: Input,
+    pub(super) phase: Phase,
+    /// A `100 Continue` owed once nothing is pending (one for a request
+    /// whose head arrived while earlier ones were unanswered).
+    pub(super) continue_owed: bool,
+    pub(super) last_activity: Instant,
+    /// When the head now being read started (the header timeout's clock).
+    pub(super) head_started: Option<Instant>,
+    /// Set once the connection speaks WebSocket.
+    pub(super) ws: Option<Box<WsConn>>,
+}
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+impl<S: Socket> Conn<S> {
+    /// A new connection; `draining`: the server is shutting down, so it
+    /// answers what it has read and closes.
+    pub(super) fn new(stream: S, now: Instant, draining: bool) -> Self {
+        Conn {
+            stream,
+            reader: Reader::new(),
+            writer: Writer::default(),
+            pipeline: Pipeline::default(),
+            input: Input::Ready,
+            phase: if draining {
+                Phase::Closing(Why::Draining)
+            } else {
+                Phase::Open
+            },
+            continue_owed: false,
+            last_activity: now,
+            head_started: None,
+            ws: None,
+        }
+    }
+
+    fn can_dispatch(&self) -> bool {
+        matches!(self.phase, Phase::Open)
+            && !self.pipeline.upgrade_waiting()
+            && self.pipeline.pending() < MAX_PIPELINE
+            && self.writer.queued_bytes() < MAX_WRITE_BACKLOG
+    }
+
+    /// `count` responses (`IoMsg::Response`). `Ok(false)`: dropped, as
+    /// they follow a `Connection: close` answer.
+    pub(super) fn on_response(
+        &mut self,
+        bytes: Vec<u8>,
+        count: usize,
+        close: bool,
+    ) -> Result<bool, Bug> {
+        if self.phase.drops_responses() {
+            // Nothing is sent after a `Connection: close` response
+            // (RFC 9112 §9.6).
+            return Ok(false);
+        }
+        if self.ws.is_some() {
+            return Err(Bug("HTTP response after the switch to WebSocket"));
+        }
+        self.pipeline.answered_many(count)?;
+        self.writer.push(bytes);
+        self.last_activity = Instant::now();
+        if close {
+            // Requests dispatched behind this one are dropped unanswered
+            // (the connection actor skips them); so is an error owed to a
+            // request behind them.
+            self.phase = Phase::Closing(Why::AnsweredClose);
+            self.pipeline.clear();
+        }
+        Ok(true)
+    }
+
+    /// Server shutdown (`IoMsg::Drain`): HTTP reads no more requests and
+    /// closes once the ones in flight are answered; a WebSocket sends 1001.
+    pub(super) fn drain(&mut self, cfg: &Config) {
+        if self.ws.is_some() {
+            self.ws_close(1001, "server shutting down", cfg);
+        } else if matches!(self.phase, Phase::Open | Phase::Closing(Why::ClientAsked)) {
+            // An owed error, a close answer or a linger end the connection
+            // anyway, and must keep what they say.
+            self.phase = Phase::Closing(Why::Draining);
+        }
+    }
+
+    /// A timeout while a request is being read: 408, then close.
+    pub(super) fn time_out(&mut self) {
+        self.phase = Phase::Closing(Why::ErrorOwed(error_response(HttpError {
+            status: 408,
+            reason: "request not received in time",
+        })));
+    }
+
+    /// Does everything the connection's state allows: hand out buffered
+    /// requests, read, write, close.
+    pub(super) fn pump<D: Deliver>(
+        &mut self,
+        cfg: &Config,
+        log: &slog::Logger,
+        scratch: &mut [u8],
+        spare: &mut Spare,
+        out: &mut D,
+    ) -> Fate {
+        if let Phase::Lingering { .. } = self.phase {
+            return self.discard_input(scratch);
+        }
+        if self.ws.is_some() {
+            return self.pump_ws(log, scratch, out);
+        }
+        let limits = Limits {
+            max_headers_len: cfg.max_headers_len,
+            max_body_len: cfg.max_body_len,
+        };
+        loop {
+            while self.can_dispatch() {
+                match self.reader.next(&limits) {
+                    Ok(Parsed::Request(raw, flags)) => {
+                        if let Err(bug) = self.pipeline.dispatched(flags.upgrade) {
+                            slog::error!(log, "closing the connection"; "error" => %bug);
+                            return Fate::Close;
+                        }
+                        if !raw.keep_alive {
+                            self.phase = Phase::Closing(Why::ClientAsked);
+                        }
+                        out.deliver(Event::Request(raw));
+                    }
+                    Ok(Parsed::Continue) => {
+                        if self.pipeline.pending() == 0 {
+                            self.writer.push(CONTINUE.to_vec());
+                        } else {
+                            self.continue_owed = true;
+                        }
+                    }
+                    Ok(Parsed::NeedMore) => break,
+                    Err(e) => {
+                        slog::debug!(log, "bad request"; "status" => e.status, "reason" => e.reason);
+                        self.phase = Phase::Closing(Why::ErrorOwed(error_response(e)));
+                    }
+                }
+            }
+            if !self.can_dispatch() || !self.input.can_read() {
+                break;
+            }
+            match self.read_once(scratch) {
+                Ok(0) => {}
+                Ok(n) => {
+                    if self.reader.has_no_buffer() {
+                        self.reader.give_buffer(spare.take());
+                    }
+                    self.reader.extend(&scratch[..n]);
+                }
+                Err(_) => return Fate::Close,
+            }
+        }
+
+        if self.pipeline.pending() == 0 {
+            if self.continue_owed {
+                self.continue_owed = false;
+                if self.reader.in_body() {
+                    self.writer.push(CONTINUE.to_vec());
+                }
+            }
+            if let Phase::Closing(Why::ErrorOwed(_)) = self.phase {
+                let Phase::Closing(Why::ErrorOwed(response)) =
+                    std::mem::replace(&mut self.phase, Phase::Closing(Why::ErrorSent))
+                else {
+                    unreachable!("matched just above")
+                };
+                self.writer.push(response);
+            }
+        }
+
+        let before = self.writer.queued_bytes();
+        match self.writer.flush(&mut self.stream) {
+            Ok(_) => {}
+            Err(_) => return Fate::Close,
+        }
+        if self.writer.queued_bytes() < before {
+            self.last_activity = Instant::now();
+        }
+
+        // The header clock runs only while the client owes us a head.
+        if self.pipeline.pending() > 0 || self.reader.is_idle() || self.reader.in_body() {
+            self.head_started = None;
+        } else if self.head_started.is_none() {
+            self.head_started = Some(Instant::now());
+        }
+
+        if self.writer.is_empty() && self.pipeline.pending() == 0 {
+            if self.phase.closes_when_done() {
+                if self.input.is_eof() {
+                    return Fate::Close;
+                }
+                let answered_close = matches!(self.phase, Phase::Closing(Why::AnsweredClose));
+                self.reader = Reader::new();
+                return self.linger(answered_close, scratch);
+            }
+            if self.input.is_eof() {
+                // Nothing more can arrive, and everything is answered.
+                return Fate::Close;
+            }
+        }
+        if let Some(buf) = self.reader.take_idle_buffer() {
+            spare.give(buf);
+        }
+        Fate::Keep
+    }
+
+    /// Reads once into `scratch` and returns how many bytes arrived: 0 on
+    /// EOF (`Input::Eof`), `WouldBlock` (`Input::Drained`) or EINTR.
+    pub(super) fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+        match self.stream.read(scratch) {
+            Ok(0) => {
+                self.input = Input::Eof;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.last_activity = Instant::now();
+                // A short read emptied the socket's receive queue: any byte
+                // arriving later raises a new edge (edge-triggered epoll
+                // queues an event on every arrival), so the read that would
+                // only say `WouldBlock` is skipped: one syscall less per
+                // request. Not once the FIN was reported (`FinSeen`): it
+                // raises no further edge, so reading goes on until EOF.
+                if n < scratch.len() && self.input == Input::Ready {
+                    self.input = Input::Drained;
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.input = Input::Drained;
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the lingering close: our FIN, then input dropped.
+    pub(super) fn linger(&mut self, answered_close: bool, scratch: &mut [u8]) -> Fate {
+        let _ = self.stream.shutdown_write();
+        self.phase = Phase::Lingering {
+            until: Instant::now() + LINGER,
+            answered_close,
+        };
+        self.discard_input(scratch)
+    }
+
+    /// Lingering close: read and drop until EOF, an error or `WouldBlock`.
+    fn discard_input(&mut self, scratch: &mut [u8]) -> Fate {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return Fate::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fate::Keep,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Fate::Close,
+            }
+        }
+    }
+}
+
+/// The response natron sends for a request it refuses before any handler.
+fn error_response(e: HttpError) -> Vec<u8> {
+    let headers = Headers::from([("Content-Type", "text/plain; charset=utf-8")]);
+    serialize(
+        e.status,
+        headers,
+        e.reason.as_bytes().to_vec(),
+        Version::Http11,
+        false,
+        None,
+        true,
+    )
+}
