@@ -335,3 +335,20 @@ fn pipelined_responses_held_for_one_write_all_arrive_in_order() {
     // Nothing after the `Connection: close` response.
     c.expect_eof();
 }
+
+/// RFC 9112 §9.6: nothing is sent after a response with `Connection:
+/// close`, not even the error response owed to a bad request pipelined
+/// behind the request it answers.
+#[test]
+fn no_error_response_follows_a_connection_close_answer() {
+    let server = common::start(
+        builder().handler(|req: Request| req.respond(200, [("Connection", "close")], "bye")),
+    );
+    let mut c: Client = server.client();
+    let mut input = get("/").into_bytes();
+    input.extend_from_slice(b"GE(T / HTTP/1.1\r\n\r\n");
+    c.send(&input);
+    let r = c.read_response();
+    assert_eq!((r.status, &r.body[..]), (200, &b"bye"[..]), "{r:?}");
+    c.expect_eof();
+}

@@ -27,6 +27,10 @@
 //!   or a client not reading our responses are closed after
 //!   `idle_timeout`.
 //!
+//! The per-connection state machine is `io/http.rs` (and its WebSocket
+//! half `io/ws.rs`); it sees the socket and the mailbox only through the
+//! [`http::Socket`] and [`http::Deliver`] implemented here.
+//!
 //! After a `101` the connection speaks WebSocket ([`crate::websocket`]; the
 //! IO side of it is in `io/ws.rs`):
 //!
@@ -44,20 +48,16 @@
 //!   as the mailbox's last event.
 
 use crate::actor::outbox::{outbox, Inbox, Outbox};
+use crate::actor::scheduler::Scheduler;
 use crate::app::App;
 use crate::connection::{Connection, Event};
-use crate::http::reader::{HttpError, Limits, Parsed, Reader};
-use crate::http::request::{serialize, Version};
-use crate::http::Headers;
-use crate::io::writer::Writer;
 use crate::websocket::codec;
-use crate::websocket::{CloseInfo, WebSocketEvent, WsShared};
+use crate::websocket::{WebSocketEvent, WsShared};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tungstenite::protocol::frame::coding::{Control, OpCode};
@@ -76,14 +76,14 @@ const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) mod acceptor;
+mod http;
 mod pipeline;
 mod spare;
 pub(crate) mod writer;
 mod ws;
 
+use http::{Conn, Deliver, Fate, Socket};
 pub(crate) use pipeline::Bug;
-use pipeline::{Answered, Pipeline};
-use ws::WsConn;
 
 pub(crate) type IoHandle = Outbox<IoMsg, Waker>;
 
@@ -165,44 +165,38 @@ pub(crate) fn io_actor(app: Arc<App>) -> io::Result<(IoActor, IoHandle)> {
     Ok((actor, handle))
 }
 
-/// The per-socket state of the IO actor.
+/// A socket of the IO actor: its state machine and the actor it feeds.
 struct IoConn {
-    stream: TcpStream,
+    conn: Conn<TcpStream>,
     actor: Arc<Connection>,
-    reader: Reader,
-    writer: Writer,
-    /// Requests handed to the connection actor and not yet answered, and
-    /// where an upgrade waits among them.
-    pipeline: Pipeline,
-    /// The socket may have unread bytes (edge-triggered: remembered until
-    /// a read returns `WouldBlock`).
-    read_ready: bool,
-    /// The peer shut down its write side.
-    peer_eof: bool,
-    /// epoll reported the peer's FIN (`EPOLLRDHUP`): read until EOF, since
-    /// no further edge will announce it.
-    rdhup: bool,
-    /// Read no more requests.
-    stop_reading: bool,
-    /// Close once nothing is pending and everything is written.
-    close_when_done: bool,
-    /// The final (error) response, owed once nothing is pending.
-    deferred: Option<Vec<u8>>,
-    /// A `100 Continue` owed once nothing is pending.
-    continue_owed: bool,
-    /// A response with `Connection: close` has been queued.
-    answered_close: bool,
-    /// The write side is shut; input is discarded until this instant.
-    lingering: Option<Instant>,
-    last_activity: Instant,
-    head_started: Option<Instant>,
-    /// Set once the connection speaks WebSocket.
-    ws: Option<Box<WsConn>>,
 }
 
-enum Fate {
-    Keep,
-    Close,
+impl Socket for TcpStream {
+    fn shutdown_write(&self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+/// Delivers to a connection actor's mailbox, scheduling it at the end of
+/// the `epoll` batch (`Scheduler::deliver_deferred`).
+struct ToActor<'a> {
+    scheduler: &'a Scheduler<Connection>,
+    actor: &'a Arc<Connection>,
+    ready: &'a mut Ready,
+}
+
+impl Deliver for ToActor<'_> {
+    fn deliver(&mut self, event: Event) {
+        // Refused only once the mailbox is sealed by the WebSocket's
+        // Close, which is made after the connection's last pump.
+        let _ = self
+            .scheduler
+            .deliver_deferred(self.actor, event, self.ready);
+    }
+
+    fn queued_events(&self) -> usize {
+        self.actor.queued_events()
+    }
 }
 
 impl IoActor {
@@ -226,12 +220,9 @@ impl IoActor {
                 }
                 let id = ev.token().0 as u64;
                 if let Some(c) = self.conns.get_mut(&id) {
-                    if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
-                        c.read_ready = true;
-                    }
-                    if ev.is_read_closed() || ev.is_error() {
-                        c.rdhup = true;
-                    }
+                    c.conn
+                        .input
+                        .on_event(ev.is_readable(), ev.is_read_closed() || ev.is_error());
                     self.dirty.push(id);
                 }
             }
@@ -258,130 +249,62 @@ impl IoActor {
         // loop (see `Bug`).
         let mut broken: Vec<(u64, Bug)> = Vec::new();
         while let Some(msg) = self.inbox.try_recv() {
-            match msg {
-                IoMsg::Accept(stream, addr) => self.accept(stream, addr),
+            let cfg = &self.app.config;
+            let (conn, result) = match msg {
+                IoMsg::Accept(stream, addr) => {
+                    self.accept(stream, addr);
+                    continue;
+                }
                 IoMsg::Response {
                     conn,
                     bytes,
                     count,
                     close,
-                } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        if c.answered_close {
-                            // Nothing is sent after a `Connection: close`
-                            // response (RFC 9112 §9.6).
-                            continue;
-                        }
-                        if c.ws.is_some() {
-                            // After a 101 only WebSocket goes out.
-                            broken.push((conn, Bug("HTTP response after the switch to WebSocket")));
-                            continue;
-                        }
-                        if let Err(bug) = c.pipeline.answered_many(count) {
-                            broken.push((conn, bug));
-                            continue;
-                        }
-                        c.writer.push(bytes);
-                        c.last_activity = Instant::now();
-                        if close {
-                            c.stop_reading = true;
-                            c.close_when_done = true;
-                            // Requests dispatched behind this one are dropped
-                            // unanswered (the connection actor skips them).
-                            c.answered_close = true;
-                            c.pipeline.clear();
-                        }
-                        self.dirty.push(conn);
-                    }
-                }
-                IoMsg::Upgrade { conn, response, ws } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
-                        match c.pipeline.answered() {
-                            Ok(Answered::Upgrade)
-                                if c.ws.is_none() && c.pipeline.pending() == 0 => {}
-                            Ok(_) => {
-                                broken.push((
-                                    conn,
-                                    Bug("101 for a request that did not wait for it"),
-                                ));
-                                continue;
-                            }
-                            Err(bug) => {
-                                broken.push((conn, bug));
-                                continue;
-                            }
-                        }
-                        c.writer.push(response);
-                        // From here on every byte in the writer is counted.
-                        ws.queued
-                            .fetch_add(c.writer.queued_bytes(), Ordering::AcqRel);
-                        let leftover = c.reader.take_buffered();
-                        let now = Instant::now();
-                        c.ws = Some(Box::new(WsConn {
-                            shared: ws,
-                            decoder: codec::Decoder::new(self.app.config.max_message_len, leftover),
-                            close_sent: false,
-                            close_received: false,
-                            failed: false,
-                            close_info: None,
-                            close_deadline: None,
-                            last_read: now,
-                            last_ping: now,
-                        }));
-                        c.last_activity = now;
-                        c.read_ready = true;
-                        if self.draining {
-                            c.ws_close(1001, "server shutting down", &self.app);
-                        }
-                        self.dirty.push(conn);
-                    }
-                }
-                IoMsg::WsFrame { conn, bytes } => match self.conns.get_mut(&conn) {
-                    Some(IoConn {
-                        ws: Some(ws),
-                        writer,
-                        ..
-                    }) if !ws.close_sent => {
-                        writer.push(bytes);
-                        self.dirty.push(conn);
-                    }
-                    // Posted after the close frame (or the socket is gone):
-                    // nothing goes out after a close.
-                    Some(IoConn { ws: Some(ws), .. }) => {
-                        if let Err(bug) = ws.shared.release_queued(bytes.len()) {
-                            broken.push((conn, bug));
-                        }
-                    }
-                    _ => {}
+                } => match self.conns.get_mut(&conn) {
+                    Some(c) => (conn, c.conn.on_response(bytes, count, close)),
+                    None => continue,
                 },
-                IoMsg::WsClose { conn, code, reason } => {
-                    if let Some(c) = self.conns.get_mut(&conn) {
+                IoMsg::Upgrade { conn, response, ws } => match self.conns.get_mut(&conn) {
+                    Some(c) => (
+                        conn,
+                        c.conn
+                            .upgrade(response, ws, cfg, self.draining)
+                            .map(|()| true),
+                    ),
+                    None => continue,
+                },
+                IoMsg::WsFrame { conn, bytes } => match self.conns.get_mut(&conn) {
+                    Some(c) => (conn, c.conn.on_ws_frame(bytes)),
+                    None => continue,
+                },
+                IoMsg::WsClose { conn, code, reason } => match self.conns.get_mut(&conn) {
+                    Some(c) => {
                         if code == 1008 {
                             slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => &reason, "remote" => %c.actor.remote);
                         }
-                        c.ws_close(code, &reason, &self.app);
-                        if c.ws.as_ref().is_some_and(|ws| ws.failed) {
-                            // Failing the connection: no need to wait for the
-                            // client's close frame (RFC 6455 §7.1.7).
-                            c.close_when_done = true;
-                        }
-                        self.dirty.push(conn);
+                        c.conn.on_ws_close(code, &reason, cfg);
+                        (conn, Ok(true))
                     }
-                }
-                IoMsg::WsResume { conn } => self.dirty.push(conn),
+                    None => continue,
+                },
+                IoMsg::WsResume { conn } => (conn, Ok(true)),
                 IoMsg::Drain => {
                     self.draining = true;
                     for (id, c) in self.conns.iter_mut() {
-                        if c.ws.is_some() {
-                            c.ws_close(1001, "server shutting down", &self.app);
-                        } else {
-                            c.stop_reading = true;
-                            c.close_when_done = true;
-                        }
+                        c.conn.drain(cfg);
                         self.dirty.push(*id);
                     }
+                    continue;
                 }
-                IoMsg::Stop => self.stopping = true,
+                IoMsg::Stop => {
+                    self.stopping = true;
+                    continue;
+                }
+            };
+            match result {
+                Ok(true) => self.dirty.push(conn),
+                Ok(false) => {}
+                Err(bug) => broken.push((conn, bug)),
             }
         }
         for (id, bug) in broken {
@@ -408,30 +331,8 @@ impl IoActor {
             self.app.clone(),
             self.handle.clone(),
         ));
-        let now = Instant::now();
-        let draining = self.draining;
-        self.conns.insert(
-            id,
-            IoConn {
-                stream,
-                actor,
-                reader: Reader::new(),
-                writer: Writer::default(),
-                pipeline: Pipeline::default(),
-                read_ready: true,
-                peer_eof: false,
-                rdhup: false,
-                stop_reading: draining,
-                close_when_done: draining,
-                deferred: None,
-                continue_owed: false,
-                answered_close: false,
-                lingering: None,
-                last_activity: now,
-                head_started: None,
-                ws: None,
-            },
-        );
+        let conn = Conn::new(stream, Instant::now(), self.draining);
+        self.conns.insert(id, IoConn { conn, actor });
         self.dirty.push(id);
     }
 
@@ -442,14 +343,19 @@ impl IoActor {
             };
             // No user code runs here, so a panic is a natron bug: it costs
             // the connection it happened on, not the IO actor's others.
+            let app = &self.app;
             let scratch = &mut self.scratch;
             let spare = &mut self.spare;
-            let ready = &mut self.ready;
+            let mut out = ToActor {
+                scheduler: &app.scheduler,
+                actor: &c.actor,
+                ready: &mut self.ready,
+            };
             let fate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                c.pump(&self.app, scratch, spare, ready)
+                c.conn.pump(&app.config, &app.log, scratch, spare, &mut out)
             }))
             .unwrap_or_else(|_| {
-                slog::error!(self.app.log, "internal error on a connection; closing it");
+                slog::error!(app.log, "internal error on a connection; closing it");
                 Fate::Close
             });
             if let Fate::Close = fate {
@@ -468,24 +374,25 @@ impl IoActor {
     fn sweep(&mut self, now: Instant) {
         let cfg = &self.app.config;
         let mut expired = Vec::new();
-        for (id, c) in self.conns.iter_mut() {
+        for (id, IoConn { conn: c, .. }) in self.conns.iter_mut() {
             let idle = now.saturating_duration_since(c.last_activity);
+            let lingered = c.phase.linger_until().is_some_and(|until| now >= until);
             if let Some(ws) = c.ws.as_mut() {
-                if c.lingering.is_some_and(|until| now >= until)
-                    || ws.close_deadline.is_some_and(|until| now >= until)
+                if lingered
+                    || ws.phase.deadline().is_some_and(|until| now >= until)
                     || (!c.writer.is_empty() && idle > cfg.idle_timeout)
                 {
                     expired.push(*id);
                     continue;
                 }
-                if ws.close_sent {
+                if ws.phase.close_sent() {
                     continue;
                 }
                 if cfg
                     .ws_idle_timeout
                     .is_some_and(|t| now.saturating_duration_since(ws.last_read) > t)
                 {
-                    c.ws_close(1001, "idle timeout", &self.app);
+                    c.ws_close(1001, "idle timeout", cfg);
                     self.dirty.push(*id);
                 } else if let Some(every) = cfg.ws_ping_interval {
                     let quiet_since = ws.last_ping.max(ws.last_read);
@@ -497,8 +404,8 @@ impl IoActor {
                 }
                 continue;
             }
-            if let Some(until) = c.lingering {
-                if now >= until {
+            if c.phase.linger_until().is_some() {
+                if lingered {
                     expired.push(*id);
                 }
             } else if !c.writer.is_empty() {
@@ -506,17 +413,13 @@ impl IoActor {
                     slog::debug!(self.app.log, "closing connection: client is not reading");
                     expired.push(*id);
                 }
-            } else if c.pipeline.pending() == 0 && c.deferred.is_none() {
+            } else if c.pipeline.pending() == 0 && c.phase.may_time_out() {
                 let head_late = c
                     .head_started
                     .is_some_and(|t| now.saturating_duration_since(t) > cfg.header_timeout);
                 let body_stalled = c.reader.in_body() && idle > cfg.idle_timeout;
                 if head_late || body_stalled {
-                    c.deferred = Some(error_response(HttpError {
-                        status: 408,
-                        reason: "request not received in time",
-                    }));
-                    c.stop_reading = true;
+                    c.time_out();
                     self.dirty.push(*id);
                 } else if c.reader.is_idle() && idle > cfg.idle_timeout {
                     expired.push(*id);
@@ -530,205 +433,16 @@ impl IoActor {
     }
 }
 
-impl IoConn {
-    fn can_dispatch(&self) -> bool {
-        !self.stop_reading
-            && !self.pipeline.upgrade_waiting()
-            && self.pipeline.pending() < MAX_PIPELINE
-            && self.writer.queued_bytes() < MAX_WRITE_BACKLOG
-            && self.lingering.is_none()
-    }
-
-    /// Does everything the connection's state allows: hand out buffered
-    /// requests, read, write, close.
-    fn pump(
-        &mut self,
-        app: &Arc<App>,
-        scratch: &mut [u8],
-        spare: &mut spare::Spare,
-        ready: &mut Ready,
-    ) -> Fate {
-        if self.lingering.is_some() {
-            return self.discard_input(scratch);
-        }
-        if self.ws.is_some() {
-            return self.pump_ws(app, scratch, ready);
-        }
-        let limits = Limits {
-            max_headers_len: app.config.max_headers_len,
-            max_body_len: app.config.max_body_len,
-        };
-        loop {
-            while self.can_dispatch() {
-                match self.reader.next(&limits) {
-                    Ok(Parsed::Request(raw, flags)) => {
-                        if let Err(bug) = self.pipeline.dispatched(flags.upgrade) {
-                            slog::error!(app.log, "closing the connection"; "error" => %bug);
-                            return Fate::Close;
-                        }
-                        if !raw.keep_alive {
-                            self.stop_reading = true;
-                        }
-                        // The mailbox is sealed only by a WebSocket close,
-                        // which never precedes a request.
-                        let _ =
-                            app.scheduler
-                                .deliver_deferred(&self.actor, Event::Request(raw), ready);
-                    }
-                    Ok(Parsed::Continue) => {
-                        if self.pipeline.pending() == 0 {
-                            self.writer.push(CONTINUE.to_vec());
-                        } else {
-                            self.continue_owed = true;
-                        }
-                    }
-                    Ok(Parsed::NeedMore) => break,
-                    Err(e) => {
-                        slog::debug!(app.log, "bad request"; "status" => e.status, "reason" => e.reason);
-                        self.deferred = Some(error_response(e));
-                        self.stop_reading = true;
-                    }
-                }
-            }
-            if !self.can_dispatch() || self.peer_eof || !self.read_ready {
-                break;
-            }
-            match self.read_once(scratch) {
-                Ok(0) => {}
-                Ok(n) => {
-                    if self.reader.has_no_buffer() {
-                        self.reader.give_buffer(spare.take());
-                    }
-                    self.reader.extend(&scratch[..n]);
-                }
-                Err(_) => return Fate::Close,
-            }
-        }
-
-        if self.pipeline.pending() == 0 {
-            if self.continue_owed {
-                self.continue_owed = false;
-                if self.reader.in_body() {
-                    self.writer.push(CONTINUE.to_vec());
-                }
-            }
-            if let Some(response) = self.deferred.take() {
-                self.writer.push(response);
-                self.close_when_done = true;
-            }
-        }
-
-        let before = self.writer.queued_bytes();
-        match self.writer.flush(&mut self.stream) {
-            Ok(_) => {}
-            Err(_) => return Fate::Close,
-        }
-        if self.writer.queued_bytes() < before {
-            self.last_activity = Instant::now();
-        }
-
-        // The header clock runs only while the client owes us a head.
-        if self.pipeline.pending() > 0 || self.reader.is_idle() || self.reader.in_body() {
-            self.head_started = None;
-        } else if self.head_started.is_none() {
-            self.head_started = Some(Instant::now());
-        }
-
-        if self.writer.is_empty() && self.pipeline.pending() == 0 {
-            if self.close_when_done {
-                if self.peer_eof {
-                    return Fate::Close;
-                }
-                let _ = self.stream.shutdown(Shutdown::Write);
-                self.lingering = Some(Instant::now() + LINGER);
-                self.reader = Reader::new();
-                return self.discard_input(scratch);
-            }
-            if self.peer_eof {
-                // Nothing more can arrive, and everything is answered.
-                return Fate::Close;
-            }
-        }
-        if let Some(buf) = self.reader.take_idle_buffer() {
-            spare.give(buf);
-        }
-        Fate::Keep
-    }
-
-    /// Reads once into `scratch` and returns how many bytes arrived: 0 on
-    /// EOF (`peer_eof` set), `WouldBlock` (`read_ready` cleared) or EINTR.
-    fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
-        match self.stream.read(scratch) {
-            Ok(0) => {
-                self.peer_eof = true;
-                self.read_ready = false;
-                Ok(0)
-            }
-            Ok(n) => {
-                self.last_activity = Instant::now();
-                // A short read emptied the socket's receive queue: any byte
-                // arriving later raises a new edge (edge-triggered epoll
-                // queues an event on every arrival), so the read that would
-                // only say `WouldBlock` is skipped: one syscall less per
-                // request. Not once the FIN was reported: it raises no
-                // further edge, so reading goes on until EOF.
-                if n < scratch.len() && !self.rdhup {
-                    self.read_ready = false;
-                }
-                Ok(n)
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                self.read_ready = false;
-                Ok(0)
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Lingering close: read and drop until EOF, an error or `WouldBlock`.
-    fn discard_input(&mut self, scratch: &mut [u8]) -> Fate {
-        loop {
-            match self.stream.read(scratch) {
-                Ok(0) => return Fate::Close,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fate::Keep,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Fate::Close,
-            }
-        }
-    }
-}
-
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
 /// Ends a connection: the socket closes when `c` drops (which also takes
 /// it out of the epoll set); a WebSocket gets its one `Close` event.
 fn close_conn(c: IoConn, app: &Arc<App>) {
     app.conn_limit.closed();
     c.actor.mark_closed();
-    if let Some(ws) = c.ws {
+    if let Some(ws) = c.conn.ws {
         ws.shared.mark_closed();
-        let info = ws.close_info.unwrap_or(CloseInfo {
-            code: 1006,
-            reason: String::new(),
-        });
+        let info = ws.phase.into_close_info();
         let _ = app
             .scheduler
             .deliver_last(&c.actor, Event::Ws(WebSocketEvent::Close(info)));
     }
-}
-
-/// The response natron sends for a request it refuses before any handler.
-fn error_response(e: HttpError) -> Vec<u8> {
-    let headers = Headers::from([("Content-Type", "text/plain; charset=utf-8")]);
-    serialize(
-        e.status,
-        headers,
-        e.reason.as_bytes().to_vec(),
-        Version::Http11,
-        false,
-        None,
-        true,
-    )
 }

@@ -3,14 +3,17 @@
 //! See the module docs of [`super`] for the bounds and policies; this file
 //! holds the per-socket WebSocket state and the pump that decodes frames
 //! into mailbox events, answers pings, counts outbound bytes against the
-//! handle's budget and runs the closing handshake.
+//! handle's budget and runs the closing handshake ([`WsPhase`]). Like
+//! `http.rs` it sees the socket and the mailbox only through
+//! [`Socket`] and [`Deliver`].
 
-use super::{Fate, IoConn, Ready, LINGER, WS_HIGH_WATER};
-use crate::app::App;
+use super::http::{Conn, Deliver, Fate, Phase, Socket};
+use super::pipeline::{Answered, Bug};
+use super::WS_HIGH_WATER;
+use crate::app::Config;
 use crate::connection::{self, Event};
 use crate::websocket::codec::{self, Incoming};
 use crate::websocket::{CloseInfo, Message, WebSocketEvent, WsShared};
-use std::net::Shutdown;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,14 +23,7 @@ use tungstenite::protocol::frame::coding::{Control, OpCode};
 pub(super) struct WsConn {
     pub(super) shared: Arc<WsShared>,
     pub(super) decoder: codec::Decoder,
-    pub(super) close_sent: bool,
-    pub(super) close_received: bool,
-    /// The client broke the protocol; read nothing more.
-    pub(super) failed: bool,
-    /// What the `Close` event will say (unset: the socket dropped, 1006).
-    pub(super) close_info: Option<CloseInfo>,
-    /// A server-initiated close gives up waiting for the client then.
-    pub(super) close_deadline: Option<Instant>,
+    pub(super) phase: WsPhase,
     /// When the client last sent a byte (the idle timeout's clock).
     pub(super) last_read: Instant,
     /// When the client last sent a byte or we last pinged it (the ping
@@ -35,50 +31,198 @@ pub(super) struct WsConn {
     pub(super) last_ping: Instant,
 }
 
-impl IoConn {
-    /// The WebSocket pump: decode and deliver frames, read, write, close.
-    pub(super) fn pump_ws(
+/// The closing handshake (RFC 6455 §7).
+///
+/// ```text
+///   Open ── our close (handle's close(), drain, idle timeout) ──▶ CloseSent
+///   Open ── client's close frame: echoed ───────────────────────▶ Closed
+///   Open ── protocol error ─────────────────────────────────────▶ Failed
+///   Failed ── our close (WsClose after WsFail, drain, idle) ────▶ CloseSent { failed }
+///   CloseSent ── client's close frame ──────────────────────────▶ Closed
+///   CloseSent ── protocol error ────────────────────────────────▶ CloseSent { failed }
+///   CloseSent ── deadline passes (sweep) ───────────────────────▶ socket closed
+///   Closed, CloseSent { close_when_written } ── all written ────▶ Phase::Lingering
+/// ```
+///
+/// A close frame is queued exactly when leaving `Open` or `Failed` for
+/// `CloseSent` or `Closed`, and nothing is queued after it; `info` is
+/// what the `Close` event says (no close frame: 1006).
+#[derive(Debug)]
+pub(super) enum WsPhase {
+    /// Frames flow both ways.
+    Open,
+    /// The client broke the protocol and nothing more is decoded; our
+    /// close frame goes out when the connection actor reaches the
+    /// `WsFail` event, after its replies to earlier messages.
+    Failed,
+    /// Our close frame is queued; the client's is awaited until
+    /// `deadline`.
+    CloseSent {
+        deadline: Instant,
+        info: CloseInfo,
+        /// The client broke the protocol: nothing more is decoded.
+        failed: bool,
+        /// Close without waiting for the client's close frame: failing
+        /// the connection (RFC 6455 §7.1.7), or upgraded while the
+        /// server drains.
+        close_when_written: bool,
+    },
+    /// Both close frames are exchanged (ours may still be queued): close
+    /// once it is written, by `deadline` if we started.
+    Closed {
+        deadline: Option<Instant>,
+        info: CloseInfo,
+    },
+}
+
+impl WsPhase {
+    /// Frames are still decoded (and so read).
+    fn decodes(&self) -> bool {
+        matches!(
+            self,
+            WsPhase::Open | WsPhase::CloseSent { failed: false, .. }
+        )
+    }
+
+    /// Our close frame is queued: nothing may follow it.
+    pub(super) fn close_sent(&self) -> bool {
+        matches!(self, WsPhase::CloseSent { .. } | WsPhase::Closed { .. })
+    }
+
+    /// When a server-initiated close stops waiting.
+    pub(super) fn deadline(&self) -> Option<Instant> {
+        match self {
+            WsPhase::CloseSent { deadline, .. } => Some(*deadline),
+            WsPhase::Closed { deadline, .. } => *deadline,
+            _ => None,
+        }
+    }
+
+    /// What the `Close` event says: the handshake's code, or 1006 when no
+    /// close frame was exchanged.
+    pub(super) fn into_close_info(self) -> CloseInfo {
+        match self {
+            WsPhase::CloseSent { info, .. } | WsPhase::Closed { info, .. } => info,
+            WsPhase::Open | WsPhase::Failed => CloseInfo {
+                code: 1006,
+                reason: String::new(),
+            },
+        }
+    }
+}
+
+impl<S: Socket> Conn<S> {
+    /// The 101 of the pending upgrade request (`IoMsg::Upgrade`): queue
+    /// it and speak WebSocket from here on.
+    pub(super) fn upgrade(
         &mut self,
-        app: &Arc<App>,
+        response: Vec<u8>,
+        ws: Arc<WsShared>,
+        cfg: &Config,
+        draining: bool,
+    ) -> Result<(), Bug> {
+        match self.pipeline.answered()? {
+            Answered::Upgrade if self.ws.is_none() && self.pipeline.pending() == 0 => {}
+            _ => return Err(Bug("101 for a request that did not wait for it")),
+        }
+        self.writer.push(response);
+        // From here on every byte in the writer is counted.
+        ws.queued
+            .fetch_add(self.writer.queued_bytes(), Ordering::AcqRel);
+        let leftover = self.reader.take_buffered();
+        let now = Instant::now();
+        self.ws = Some(Box::new(WsConn {
+            shared: ws,
+            decoder: codec::Decoder::new(cfg.max_message_len, leftover),
+            phase: WsPhase::Open,
+            last_read: now,
+            last_ping: now,
+        }));
+        // Only `Lingering` matters from here on; `WsPhase` is the rest.
+        self.phase = Phase::Open;
+        self.last_activity = now;
+        // The decoder was seeded with bytes no edge will announce again.
+        self.input.rearm();
+        if draining {
+            self.ws_close(1001, "server shutting down", cfg);
+            // Upgraded while the server drains: no waiting for the
+            // client's close frame.
+            if let Some(WsPhase::CloseSent {
+                close_when_written, ..
+            }) = self.ws.as_mut().map(|ws| &mut ws.phase)
+            {
+                *close_when_written = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// A frame the handle encoded (`IoMsg::WsFrame`). `Ok(false)`: dropped,
+    /// since it was posted after our close frame (its budget refunded).
+    pub(super) fn on_ws_frame(&mut self, bytes: Vec<u8>) -> Result<bool, Bug> {
+        let Some(ws) = &self.ws else { return Ok(false) };
+        if ws.phase.close_sent() {
+            ws.shared.release_queued(bytes.len())?;
+            return Ok(false);
+        }
+        self.writer.push(bytes);
+        Ok(true)
+    }
+
+    /// `IoMsg::WsClose`: the handle's `close()`, or the connection actor
+    /// reaching `WsFail`.
+    pub(super) fn on_ws_close(&mut self, code: u16, reason: &str, cfg: &Config) {
+        self.ws_close(code, reason, cfg);
+        if let Some(WsPhase::CloseSent {
+            failed: true,
+            close_when_written,
+            ..
+        }) = self.ws.as_mut().map(|ws| &mut ws.phase)
+        {
+            // Failing the connection: no need to wait for the client's
+            // close frame (RFC 6455 §7.1.7).
+            *close_when_written = true;
+        }
+    }
+
+    /// The WebSocket pump: decode and deliver frames, read, write, close.
+    pub(super) fn pump_ws<D: Deliver>(
+        &mut self,
+        log: &slog::Logger,
         scratch: &mut [u8],
-        ready: &mut Ready,
+        out: &mut D,
     ) -> Fate {
         loop {
             loop {
                 let ws = self.ws.as_mut().expect("WebSocket mode");
-                if ws.close_received || ws.failed || ws.shared.read_paused.load(Ordering::Acquire) {
+                if !ws.phase.decodes() || ws.shared.read_paused.load(Ordering::Acquire) {
                     break;
                 }
                 match ws.decoder.next() {
-                    Ok(Some(incoming)) => self.on_incoming(incoming, app, ready),
+                    Ok(Some(incoming)) => self.on_incoming(incoming, out),
                     Ok(None) => break,
                     Err(e) => {
-                        slog::debug!(app.log, "WebSocket protocol error"; "code" => e.code, "reason" => e.reason);
-                        ws.failed = true;
-                        let _ = app.scheduler.deliver_deferred(
-                            &self.actor,
-                            Event::Ws(WebSocketEvent::Error(e.reason.to_owned())),
-                            ready,
-                        );
+                        slog::debug!(log, "WebSocket protocol error"; "code" => e.code, "reason" => e.reason);
+                        match &mut ws.phase {
+                            WsPhase::CloseSent { failed, .. } => *failed = true,
+                            phase => *phase = WsPhase::Failed,
+                        }
+                        out.deliver(Event::Ws(WebSocketEvent::Error(e.reason.to_owned())));
                         // The close frame is sent when the connection actor
                         // reaches this event (see `Event::WsFail`).
-                        let _ = app.scheduler.deliver_deferred(
-                            &self.actor,
-                            Event::WsFail {
-                                code: e.code,
-                                reason: e.reason,
-                            },
-                            ready,
-                        );
+                        out.deliver(Event::WsFail {
+                            code: e.code,
+                            reason: e.reason,
+                        });
                         break;
                     }
                 }
-                if self.actor.queued_events() >= WS_HIGH_WATER {
+                if out.queued_events() >= WS_HIGH_WATER {
                     let shared = &self.ws.as_ref().expect("WebSocket mode").shared;
                     shared.read_paused.store(true, Ordering::SeqCst);
                     // Re-check: the workers may have drained the mailbox
                     // before they could see the flag.
-                    if self.actor.queued_events() >= connection::WS_LOW_WATER
+                    if out.queued_events() >= connection::WS_LOW_WATER
                         || !shared.read_paused.swap(false, Ordering::AcqRel)
                     {
                         break;
@@ -86,11 +230,9 @@ impl IoConn {
                 }
             }
             let ws = self.ws.as_ref().expect("WebSocket mode");
-            if ws.close_received
-                || ws.failed
+            if !ws.phase.decodes()
                 || ws.shared.read_paused.load(Ordering::Acquire)
-                || self.peer_eof
-                || !self.read_ready
+                || !self.input.can_read()
             {
                 break;
             }
@@ -111,7 +253,7 @@ impl IoConn {
         let ws = self.ws.as_ref().expect("WebSocket mode");
         if written > 0 {
             if let Err(bug) = ws.shared.release_queued(written) {
-                slog::error!(app.log, "closing the connection"; "error" => %bug);
+                slog::error!(log, "closing the connection"; "error" => %bug);
                 return Fate::Close;
             }
             self.last_activity = Instant::now();
@@ -120,29 +262,34 @@ impl IoConn {
             return Fate::Close;
         }
         if self.writer.is_empty() {
-            let handshake_done = ws.close_sent && ws.close_received;
-            if handshake_done || self.close_when_done {
-                if self.peer_eof {
+            let done = matches!(
+                ws.phase,
+                WsPhase::Closed { .. }
+                    | WsPhase::CloseSent {
+                        close_when_written: true,
+                        ..
+                    }
+            );
+            if done {
+                if self.input.is_eof() {
                     return Fate::Close;
                 }
                 // The server closes the TCP connection first (RFC 6455 §7.1.1).
-                let _ = self.stream.shutdown(Shutdown::Write);
-                self.lingering = Some(Instant::now() + LINGER);
-                return self.discard_input(scratch);
+                return self.linger(false, scratch);
             }
-            if self.peer_eof {
+            if self.input.is_eof() {
                 return Fate::Close;
             }
         }
         Fate::Keep
     }
 
-    fn on_incoming(&mut self, incoming: Incoming, app: &Arc<App>, ready: &mut Ready) {
+    fn on_incoming<D: Deliver>(&mut self, incoming: Incoming, out: &mut D) {
         let message = match incoming {
             Incoming::Text(t) => Message::Text(t),
             Incoming::Binary(b) => Message::Binary(b),
             Incoming::Ping(p) => {
-                if !self.ws.as_ref().expect("WebSocket mode").close_sent {
+                if !self.ws.as_ref().expect("WebSocket mode").phase.close_sent() {
                     self.ws_push(codec::encode(OpCode::Control(Control::Pong), &p));
                 }
                 Message::Ping(p)
@@ -150,27 +297,33 @@ impl IoConn {
             Incoming::Pong(p) => Message::Pong(p),
             Incoming::Close(frame) => {
                 let ws = self.ws.as_mut().expect("WebSocket mode");
-                ws.close_received = true;
-                if !ws.close_sent {
-                    // Echo the client's code (RFC 6455 §5.5.1).
-                    let (code, reason) = match &frame {
-                        Some((code, reason)) => (*code, reason.clone()),
-                        None => (1005, String::new()),
-                    };
-                    ws.close_info = Some(CloseInfo { code, reason });
-                    ws.shared.begin_close();
-                    ws.close_sent = true;
-                    let echo = codec::encode_close(frame.as_ref().map(|(code, _)| *code), "");
-                    self.ws_push(echo);
+                match std::mem::replace(&mut ws.phase, WsPhase::Failed) {
+                    WsPhase::CloseSent { deadline, info, .. } => {
+                        ws.phase = WsPhase::Closed {
+                            deadline: Some(deadline),
+                            info,
+                        };
+                    }
+                    WsPhase::Open | WsPhase::Failed => {
+                        // Echo the client's code (RFC 6455 §5.5.1).
+                        let (code, reason) = match &frame {
+                            Some((code, reason)) => (*code, reason.clone()),
+                            None => (1005, String::new()),
+                        };
+                        ws.phase = WsPhase::Closed {
+                            deadline: None,
+                            info: CloseInfo { code, reason },
+                        };
+                        ws.shared.begin_close();
+                        let echo = codec::encode_close(frame.as_ref().map(|(code, _)| *code), "");
+                        self.ws_push(echo);
+                    }
+                    closed @ WsPhase::Closed { .. } => ws.phase = closed,
                 }
                 return;
             }
         };
-        let _ = app.scheduler.deliver_deferred(
-            &self.actor,
-            Event::Ws(WebSocketEvent::Message(message)),
-            ready,
-        );
+        out.deliver(Event::Ws(WebSocketEvent::Message(message)));
     }
 
     /// Queues a frame the IO actor itself produced, counted in the budget.
@@ -183,18 +336,23 @@ impl IoConn {
 
     /// Sends a close frame unless one was sent, and starts the wait for the
     /// client's.
-    pub(super) fn ws_close(&mut self, code: u16, reason: &str, app: &Arc<App>) {
+    pub(super) fn ws_close(&mut self, code: u16, reason: &str, cfg: &Config) {
         let Some(ws) = self.ws.as_mut() else { return };
         ws.shared.begin_close();
-        if ws.close_sent {
-            return;
-        }
-        ws.close_sent = true;
-        ws.close_info = Some(CloseInfo {
-            code,
-            reason: reason.to_owned(),
-        });
-        ws.close_deadline = Some(Instant::now() + app.config.ws_close_timeout);
+        let failed = match ws.phase {
+            WsPhase::Open => false,
+            WsPhase::Failed => true,
+            WsPhase::CloseSent { .. } | WsPhase::Closed { .. } => return,
+        };
+        ws.phase = WsPhase::CloseSent {
+            deadline: Instant::now() + cfg.ws_close_timeout,
+            info: CloseInfo {
+                code,
+                reason: reason.to_owned(),
+            },
+            failed,
+            close_when_written: false,
+        };
         self.ws_push(codec::encode_close(Some(code), reason));
     }
 }

@@ -1,0 +1,816 @@
+//! The IO actor's HTTP half: one connection's state machine, from bytes
+//! read to requests dispatched and responses written.
+//!
+//! It knows neither mio nor the scheduler: it reads and writes a
+//! [`Socket`] and hands its requests (and, after a `101`, its WebSocket
+//! events, see `ws.rs`) to a [`Deliver`]. Both are generic parameters, not
+//! trait objects, so the hot path gains no `dyn` call; the point is that
+//! the tests below drive a connection with a scripted socket and see
+//! exactly what it wrote and dispatched.
+//!
+//! The state is three enums, each changed only by the inputs named on its
+//! variants: [`Input`] (the socket's read side), [`Phase`] (the HTTP
+//! connection's life) and, after a `101`, `ws::WsPhase` (the closing
+//! handshake).
+
+use super::pipeline::{Bug, Pipeline};
+use super::spare::Spare;
+use super::writer::Writer;
+use super::ws::WsConn;
+use super::{LINGER, MAX_PIPELINE, MAX_WRITE_BACKLOG};
+use crate::app::Config;
+use crate::connection::Event;
+use crate::http::reader::{HttpError, Limits, Parsed, Reader};
+use crate::http::request::{serialize, Version};
+use crate::http::Headers;
+use std::io::{self, Read, Write};
+use std::time::Instant;
+
+/// What a connection needs of its socket.
+pub(super) trait Socket: Read + Write {
+    /// Sends our FIN (`shutdown(SHUT_WR)`): the start of a lingering close.
+    fn shutdown_write(&self) -> io::Result<()>;
+}
+
+/// Where a connection's output goes: the connection actor's mailbox.
+pub(super) trait Deliver {
+    /// Pushes `event` to the mailbox. A refused push (the mailbox is
+    /// sealed by a WebSocket close) is dropped: nothing is owed after it.
+    fn deliver(&mut self, event: Event);
+    /// Events waiting in the mailbox: the WebSocket high-water check.
+    fn queued_events(&self) -> usize;
+}
+
+/// What the IO actor does with a connection after pumping it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Fate {
+    Keep,
+    /// Close the socket now (dropping it) and deliver the WebSocket
+    /// `Close`, if any.
+    Close,
+}
+
+/// The socket's read side, as edge-triggered epoll lets us know it.
+///
+/// ```text
+///            event: readable              read: short, or WouldBlock
+///   Drained ───────────────────▶ Ready ─────────────────────────────▶ Drained
+///      │   event: FIN/error (EPOLLRDHUP, EPOLLERR)   │
+///      └──────────────────────▶ FinSeen ◀────────────┘
+///   Ready / Drained / FinSeen ── read: 0 (EOF) ──▶ Eof (final)
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Input {
+    /// The socket may hold unread bytes: an edge is remembered until a
+    /// read shows the socket empty.
+    Ready,
+    /// The socket is empty; the next byte raises a new edge.
+    Drained,
+    /// epoll reported the peer's FIN: read until EOF, short reads
+    /// included, since the FIN raises no further edge. A `WouldBlock` here
+    /// (TCP never returns one with a FIN queued) moves to `Drained`; any
+    /// later event carries RDHUP again, epoll reporting the socket's
+    /// current state.
+    FinSeen,
+    /// A read returned 0: nothing more can arrive.
+    Eof,
+}
+
+impl Input {
+    /// An epoll event for the socket. `read_closed`: RDHUP, HUP or ERR.
+    pub(super) fn on_event(&mut self, readable: bool, read_closed: bool) {
+        *self = match *self {
+            Input::Eof => Input::Eof,
+            _ if read_closed => Input::FinSeen,
+            Input::FinSeen => Input::FinSeen,
+            _ if readable => Input::Ready,
+            other => other,
+        };
+    }
+
+    /// Bytes may have arrived that no edge will announce (the decoder was
+    /// just seeded after a `101`): read once more.
+    pub(super) fn rearm(&mut self) {
+        if *self == Input::Drained {
+            *self = Input::Ready;
+        }
+    }
+
+    pub(super) fn can_read(self) -> bool {
+        matches!(self, Input::Ready | Input::FinSeen)
+    }
+
+    pub(super) fn is_eof(self) -> bool {
+        self == Input::Eof
+    }
+}
+
+/// The HTTP connection's life.
+///
+/// ```text
+///   Open ── request without keep-alive ─────────────▶ Closing(ClientAsked)
+///   Open ── unreadable request, 408 ────────────────▶ Closing(ErrorOwed)
+///   Open, ClientAsked ── IoMsg::Drain ──────────────▶ Closing(Draining)
+///   any Closing but ErrorSent ── close response ────▶ Closing(AnsweredClose)
+///   ErrorOwed ── nothing pending: error queued ─────▶ Closing(ErrorSent)
+///   ErrorSent, AnsweredClose, Draining
+///         ── nothing pending, all written ──────────▶ Lingering (or gone on EOF)
+/// ```
+///
+/// Every `Closing` reads no more requests. After a `101` only `Lingering`
+/// matters (the WebSocket's own closing is `ws::WsPhase`).
+#[derive(Debug)]
+pub(super) enum Phase {
+    /// Requests are read and dispatched.
+    Open,
+    /// No more requests are read; see [`Why`] for what ends it.
+    Closing(Why),
+    /// Our write side is shut; input is read and dropped until EOF or
+    /// `until`, so a client still sending does not turn our close into a
+    /// reset that destroys the response before it reads it.
+    Lingering {
+        until: Instant,
+        /// Entered after a `Connection: close` answer: responses still
+        /// posted are dropped, not a natron bug.
+        answered_close: bool,
+    },
+}
+
+/// Why a connection reads no more requests.
+#[derive(Debug)]
+pub(super) enum Why {
+    /// The last request dispatched said `Connection: close`. Its answer
+    /// says close too (moving to `AnsweredClose`); until then nothing
+    /// else ends the connection.
+    ClientAsked,
+    /// A request could not be read (400, 408, 413, 431, ...): its response
+    /// waits until every earlier request is answered, goes out last, and
+    /// the connection closes.
+    ErrorOwed(Vec<u8>),
+    /// The error response is queued: close once it is written.
+    ErrorSent,
+    /// A response said `Connection: close`: the requests dispatched behind
+    /// it (and an error owed behind them) are never answered, later
+    /// responses are dropped (RFC 9112 §9.6); close once it is written.
+    AnsweredClose,
+    /// Server shutdown: close once the requests in flight are answered and
+    /// written.
+    Draining,
+}
+
+impl Phase {
+    /// Closes once nothing is pending and everything is written.
+    fn closes_when_done(&self) -> bool {
+        matches!(
+            self,
+            Phase::Closing(Why::ErrorSent | Why::AnsweredClose | Why::Draining)
+        )
+    }
+
+    /// Responses posted now are dropped (a `Connection: close` answer went
+    /// out before them).
+    fn drops_responses(&self) -> bool {
+        matches!(
+            self,
+            Phase::Closing(Why::AnsweredClose)
+                | Phase::Lingering {
+                    answered_close: true,
+                    ..
+                }
+        )
+    }
+
+    /// A timeout (408) may be owed: no error is owed yet and no closing
+    /// is under way that would end the connection anyway.
+    pub(super) fn may_time_out(&self) -> bool {
+        matches!(self, Phase::Open | Phase::Closing(Why::ClientAsked))
+    }
+
+    pub(super) fn linger_until(&self) -> Option<Instant> {
+        match self {
+            Phase::Lingering { until, .. } => Some(*until),
+            _ => None,
+        }
+    }
+}
+
+/// The per-socket state of the IO actor.
+pub(super) struct Conn<S> {
+    pub(super) stream: S,
+    pub(super) reader: Reader,
+    pub(super) writer: Writer,
+    /// Requests handed to the connection actor and not yet answered, and
+    /// where an upgrade waits among them.
+    pub(super) pipeline: Pipeline,
+    pub(super) input: Input,
+    pub(super) phase: Phase,
+    /// A `100 Continue` owed once nothing is pending (one for a request
+    /// whose head arrived while earlier ones were unanswered).
+    pub(super) continue_owed: bool,
+    pub(super) last_activity: Instant,
+    /// When the head now being read started (the header timeout's clock).
+    pub(super) head_started: Option<Instant>,
+    /// Set once the connection speaks WebSocket.
+    pub(super) ws: Option<Box<WsConn>>,
+}
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+impl<S: Socket> Conn<S> {
+    /// A new connection; `draining`: the server is shutting down, so it
+    /// answers what it has read and closes.
+    pub(super) fn new(stream: S, now: Instant, draining: bool) -> Self {
+        Conn {
+            stream,
+            reader: Reader::new(),
+            writer: Writer::default(),
+            pipeline: Pipeline::default(),
+            input: Input::Ready,
+            phase: if draining {
+                Phase::Closing(Why::Draining)
+            } else {
+                Phase::Open
+            },
+            continue_owed: false,
+            last_activity: now,
+            head_started: None,
+            ws: None,
+        }
+    }
+
+    fn can_dispatch(&self) -> bool {
+        matches!(self.phase, Phase::Open)
+            && !self.pipeline.upgrade_waiting()
+            && self.pipeline.pending() < MAX_PIPELINE
+            && self.writer.queued_bytes() < MAX_WRITE_BACKLOG
+    }
+
+    /// `count` responses (`IoMsg::Response`). `Ok(false)`: dropped, as
+    /// they follow a `Connection: close` answer.
+    pub(super) fn on_response(
+        &mut self,
+        bytes: Vec<u8>,
+        count: usize,
+        close: bool,
+    ) -> Result<bool, Bug> {
+        if self.phase.drops_responses() {
+            // Nothing is sent after a `Connection: close` response
+            // (RFC 9112 §9.6).
+            return Ok(false);
+        }
+        if self.ws.is_some() {
+            return Err(Bug("HTTP response after the switch to WebSocket"));
+        }
+        self.pipeline.answered_many(count)?;
+        self.writer.push(bytes);
+        self.last_activity = Instant::now();
+        if close {
+            // Requests dispatched behind this one are dropped unanswered
+            // (the connection actor skips them); so is an error owed to a
+            // request behind them.
+            self.phase = Phase::Closing(Why::AnsweredClose);
+            self.pipeline.clear();
+        }
+        Ok(true)
+    }
+
+    /// Server shutdown (`IoMsg::Drain`): HTTP reads no more requests and
+    /// closes once the ones in flight are answered; a WebSocket sends 1001.
+    pub(super) fn drain(&mut self, cfg: &Config) {
+        if self.ws.is_some() {
+            self.ws_close(1001, "server shutting down", cfg);
+        } else if matches!(self.phase, Phase::Open | Phase::Closing(Why::ClientAsked)) {
+            // An owed error, a close answer or a linger end the connection
+            // anyway, and must keep what they say.
+            self.phase = Phase::Closing(Why::Draining);
+        }
+    }
+
+    /// A timeout while a request is being read: 408, then close.
+    pub(super) fn time_out(&mut self) {
+        self.phase = Phase::Closing(Why::ErrorOwed(error_response(HttpError {
+            status: 408,
+            reason: "request not received in time",
+        })));
+    }
+
+    /// Does everything the connection's state allows: hand out buffered
+    /// requests, read, write, close.
+    pub(super) fn pump<D: Deliver>(
+        &mut self,
+        cfg: &Config,
+        log: &slog::Logger,
+        scratch: &mut [u8],
+        spare: &mut Spare,
+        out: &mut D,
+    ) -> Fate {
+        if let Phase::Lingering { .. } = self.phase {
+            return self.discard_input(scratch);
+        }
+        if self.ws.is_some() {
+            return self.pump_ws(log, scratch, out);
+        }
+        let limits = Limits {
+            max_headers_len: cfg.max_headers_len,
+            max_body_len: cfg.max_body_len,
+        };
+        loop {
+            while self.can_dispatch() {
+                match self.reader.next(&limits) {
+                    Ok(Parsed::Request(raw, flags)) => {
+                        if let Err(bug) = self.pipeline.dispatched(flags.upgrade) {
+                            slog::error!(log, "closing the connection"; "error" => %bug);
+                            return Fate::Close;
+                        }
+                        if !raw.keep_alive {
+                            self.phase = Phase::Closing(Why::ClientAsked);
+                        }
+                        out.deliver(Event::Request(raw));
+                    }
+                    Ok(Parsed::Continue) => {
+                        if self.pipeline.pending() == 0 {
+                            self.writer.push(CONTINUE.to_vec());
+                        } else {
+                            self.continue_owed = true;
+                        }
+                    }
+                    Ok(Parsed::NeedMore) => break,
+                    Err(e) => {
+                        slog::debug!(log, "bad request"; "status" => e.status, "reason" => e.reason);
+                        self.phase = Phase::Closing(Why::ErrorOwed(error_response(e)));
+                    }
+                }
+            }
+            if !self.can_dispatch() || !self.input.can_read() {
+                break;
+            }
+            match self.read_once(scratch) {
+                Ok(0) => {}
+                Ok(n) => {
+                    if self.reader.has_no_buffer() {
+                        self.reader.give_buffer(spare.take());
+                    }
+                    self.reader.extend(&scratch[..n]);
+                }
+                Err(_) => return Fate::Close,
+            }
+        }
+
+        if self.pipeline.pending() == 0 {
+            if self.continue_owed {
+                self.continue_owed = false;
+                if self.reader.in_body() {
+                    self.writer.push(CONTINUE.to_vec());
+                }
+            }
+            if let Phase::Closing(Why::ErrorOwed(_)) = self.phase {
+                let Phase::Closing(Why::ErrorOwed(response)) =
+                    std::mem::replace(&mut self.phase, Phase::Closing(Why::ErrorSent))
+                else {
+                    unreachable!("matched just above")
+                };
+                self.writer.push(response);
+            }
+        }
+
+        let before = self.writer.queued_bytes();
+        match self.writer.flush(&mut self.stream) {
+            Ok(_) => {}
+            Err(_) => return Fate::Close,
+        }
+        if self.writer.queued_bytes() < before {
+            self.last_activity = Instant::now();
+        }
+
+        // The header clock runs only while the client owes us a head.
+        if self.pipeline.pending() > 0 || self.reader.is_idle() || self.reader.in_body() {
+            self.head_started = None;
+        } else if self.head_started.is_none() {
+            self.head_started = Some(Instant::now());
+        }
+
+        if self.writer.is_empty() && self.pipeline.pending() == 0 {
+            if self.phase.closes_when_done() {
+                if self.input.is_eof() {
+                    return Fate::Close;
+                }
+                let answered_close = matches!(self.phase, Phase::Closing(Why::AnsweredClose));
+                self.reader = Reader::new();
+                return self.linger(answered_close, scratch);
+            }
+            if self.input.is_eof() {
+                // Nothing more can arrive, and everything is answered.
+                return Fate::Close;
+            }
+        }
+        if let Some(buf) = self.reader.take_idle_buffer() {
+            spare.give(buf);
+        }
+        Fate::Keep
+    }
+
+    /// Reads once into `scratch` and returns how many bytes arrived: 0 on
+    /// EOF (`Input::Eof`), `WouldBlock` (`Input::Drained`) or EINTR.
+    pub(super) fn read_once(&mut self, scratch: &mut [u8]) -> io::Result<usize> {
+        match self.stream.read(scratch) {
+            Ok(0) => {
+                self.input = Input::Eof;
+                Ok(0)
+            }
+            Ok(n) => {
+                self.last_activity = Instant::now();
+                // A short read emptied the socket's receive queue: any byte
+                // arriving later raises a new edge (edge-triggered epoll
+                // queues an event on every arrival), so the read that would
+                // only say `WouldBlock` is skipped: one syscall less per
+                // request. Not once the FIN was reported (`FinSeen`): it
+                // raises no further edge, so reading goes on until EOF.
+                if n < scratch.len() && self.input == Input::Ready {
+                    self.input = Input::Drained;
+                }
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                self.input = Input::Drained;
+                Ok(0)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(0),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Starts the lingering close: our FIN, then input dropped.
+    pub(super) fn linger(&mut self, answered_close: bool, scratch: &mut [u8]) -> Fate {
+        let _ = self.stream.shutdown_write();
+        self.phase = Phase::Lingering {
+            until: Instant::now() + LINGER,
+            answered_close,
+        };
+        self.discard_input(scratch)
+    }
+
+    /// Lingering close: read and drop until EOF, an error or `WouldBlock`.
+    fn discard_input(&mut self, scratch: &mut [u8]) -> Fate {
+        loop {
+            match self.stream.read(scratch) {
+                Ok(0) => return Fate::Close,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Fate::Keep,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Fate::Close,
+            }
+        }
+    }
+}
+
+/// The response natron sends for a request it refuses before any handler.
+fn error_response(e: HttpError) -> Vec<u8> {
+    let headers = Headers::from([("Content-Type", "text/plain; charset=utf-8")]);
+    serialize(
+        e.status,
+        headers,
+        e.reason.as_bytes().to_vec(),
+        Version::Http11,
+        false,
+        None,
+        true,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    //! A connection driven by a scripted socket: what it dispatched, what
+    //! it wrote, and its fate, with no mio, no scheduler and no threads.
+    use super::*;
+    use std::cell::Cell;
+    use std::collections::VecDeque;
+
+    /// One read's worth of the script.
+    enum Step {
+        Data(Vec<u8>),
+        Block,
+        /// Every read from here on returns 0.
+        Eof,
+    }
+
+    #[derive(Default)]
+    struct FakeSocket {
+        script: VecDeque<Step>,
+        /// Every byte written, in order.
+        written: Vec<u8>,
+        /// Most bytes one write takes (0: no limit).
+        per_write: usize,
+        /// Each write that took bytes is followed by one `WouldBlock`.
+        block_after_write: bool,
+        blocked: bool,
+        shut: Cell<bool>,
+    }
+
+    impl Read for FakeSocket {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            match self.script.pop_front() {
+                None | Some(Step::Block) => Err(io::ErrorKind::WouldBlock.into()),
+                Some(Step::Eof) => {
+                    self.script.push_front(Step::Eof);
+                    Ok(0)
+                }
+                Some(Step::Data(mut d)) => {
+                    let n = d.len().min(buf.len());
+                    buf[..n].copy_from_slice(&d[..n]);
+                    if n < d.len() {
+                        self.script.push_front(Step::Data(d.split_off(n)));
+                    }
+                    Ok(n)
+                }
+            }
+        }
+    }
+
+    impl Write for FakeSocket {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if self.blocked {
+                self.blocked = false;
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let n = match self.per_write {
+                0 => buf.len(),
+                cap => buf.len().min(cap),
+            };
+            self.written.extend_from_slice(&buf[..n]);
+            self.blocked = self.block_after_write;
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Socket for FakeSocket {
+        fn shutdown_write(&self) -> io::Result<()> {
+            self.shut.set(true);
+            Ok(())
+        }
+    }
+
+    #[derive(Default)]
+    struct Sink(Vec<Event>);
+
+    impl Deliver for Sink {
+        fn deliver(&mut self, event: Event) {
+            self.0.push(event);
+        }
+        fn queued_events(&self) -> usize {
+            self.0.len()
+        }
+    }
+
+    struct Harness {
+        conn: Conn<FakeSocket>,
+        cfg: Config,
+        log: slog::Logger,
+        scratch: Vec<u8>,
+        spare: Spare,
+        sink: Sink,
+    }
+
+    impl Harness {
+        fn new(script: Vec<Step>) -> Harness {
+            let socket = FakeSocket {
+                script: script.into(),
+                ..FakeSocket::default()
+            };
+            Harness {
+                conn: Conn::new(socket, Instant::now(), false),
+                cfg: Config::default(),
+                log: slog::Logger::root(slog::Discard, slog::o!()),
+                scratch: vec![0; super::super::READ_CHUNK],
+                spare: Spare::default(),
+                sink: Sink::default(),
+            }
+        }
+
+        fn pump(&mut self) -> Fate {
+            self.conn.pump(
+                &self.cfg,
+                &self.log,
+                &mut self.scratch,
+                &mut self.spare,
+                &mut self.sink,
+            )
+        }
+
+        /// A readable edge, then a pump.
+        fn arrive(&mut self, bytes: &str) -> Fate {
+            self.conn
+                .stream
+                .script
+                .push_back(Step::Data(bytes.as_bytes().to_vec()));
+            self.conn.input.on_event(true, false);
+            self.pump()
+        }
+
+        /// The answer to the oldest request, as the connection actor posts
+        /// it, then a pump.
+        fn answer(&mut self, bytes: &str, close: bool) -> Fate {
+            assert_eq!(
+                self.conn.on_response(bytes.as_bytes().to_vec(), 1, close),
+                Ok(true)
+            );
+            self.pump()
+        }
+
+        fn dispatched(&self) -> Vec<String> {
+            self.sink
+                .0
+                .iter()
+                .map(|e| match e {
+                    Event::Request(raw) => raw.target.clone(),
+                    _ => panic!("not a request"),
+                })
+                .collect()
+        }
+
+        fn written(&self) -> String {
+            String::from_utf8_lossy(&self.conn.stream.written).into_owned()
+        }
+    }
+
+    fn get(path: &str) -> String {
+        format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n")
+    }
+
+    fn data(s: &str) -> Step {
+        Step::Data(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn pipelined_requests_are_dispatched_in_order_and_answered_in_order() {
+        let mut h = Harness::new(vec![data(&(get("/a") + &get("/b")))]);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert_eq!(h.dispatched(), ["/a", "/b"]);
+        assert_eq!(h.conn.pipeline.pending(), 2);
+        assert_eq!(h.written(), "");
+        h.answer("A;", false);
+        h.answer("B;", false);
+        assert_eq!(h.written(), "A;B;");
+        assert_eq!(h.conn.pipeline.pending(), 0);
+        assert!(matches!(h.conn.phase, Phase::Open));
+        // A third request on the same connection.
+        assert_eq!(h.arrive(&get("/c")), Fate::Keep);
+        assert_eq!(h.dispatched(), ["/a", "/b", "/c"]);
+    }
+
+    #[test]
+    fn an_invalid_request_gets_its_400_after_the_earlier_answer_then_lingers() {
+        let mut h = Harness::new(vec![data(&(get("/a") + "GE(T / HTTP/1.1\r\n\r\n"))]);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert_eq!(h.dispatched(), ["/a"]);
+        // The 400 waits for /a's answer.
+        assert_eq!(h.written(), "");
+        assert!(!h.conn.stream.shut.get());
+        assert_eq!(h.answer("A;", false), Fate::Keep);
+        let out = h.written();
+        assert!(out.starts_with("A;HTTP/1.1 400 Bad Request\r\n"), "{out}");
+        assert!(out.contains("Connection: close\r\n"), "{out}");
+        // Lingering close: our FIN sent, input drained until EOF.
+        assert!(h.conn.stream.shut.get());
+        assert!(matches!(h.conn.phase, Phase::Lingering { .. }));
+        h.conn.stream.script.push_back(data("more junk"));
+        h.conn.stream.script.push_back(Step::Eof);
+        h.conn.input.on_event(true, false);
+        assert_eq!(h.pump(), Fate::Close);
+        assert_eq!(h.dispatched(), ["/a"]);
+    }
+
+    #[test]
+    fn nothing_is_read_after_a_connection_close_request() {
+        let close = "GET /a HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+        let mut h = Harness::new(vec![
+            data(&(close.to_owned() + &get("/b"))),
+            data(&get("/c")),
+        ]);
+        // FIN seen: a short read does not end the burst, so only the
+        // phase can stop reading.
+        h.conn.input.on_event(true, true);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert_eq!(h.dispatched(), ["/a"]);
+        assert!(matches!(h.conn.phase, Phase::Closing(Why::ClientAsked)));
+        assert_eq!(h.conn.stream.script.len(), 1, "/c was read");
+        // The close answer: written, then a lingering close that drops
+        // the unread /c instead of dispatching it.
+        assert_eq!(h.answer("A;", true), Fate::Keep);
+        assert!(h.conn.stream.shut.get());
+        assert!(h.conn.stream.script.is_empty(), "/c was not drained");
+        assert_eq!(h.dispatched(), ["/a"]);
+        assert_eq!(h.written(), "A;");
+    }
+
+    #[test]
+    fn a_response_written_one_byte_per_call_arrives_whole_and_in_order() {
+        let mut h = Harness::new(vec![data(&(get("/a") + &get("/b")))]);
+        h.conn.stream.per_write = 1;
+        h.conn.stream.block_after_write = true;
+        h.pump();
+        let first = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst";
+        let second = "HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond";
+        h.answer(first, false);
+        h.answer(second, false);
+        let mut pumps = 0;
+        while !h.conn.writer.is_empty() {
+            assert_eq!(h.pump(), Fate::Keep);
+            pumps += 1;
+            assert!(pumps < 1000);
+        }
+        assert!(pumps > 10, "the socket took more than a byte per call");
+        assert_eq!(h.written(), format!("{first}{second}"));
+    }
+
+    #[test]
+    fn would_block_ends_the_burst_until_the_next_edge() {
+        let mut h = Harness::new(vec![data(&get("/a")), Step::Block, data(&get("/b"))]);
+        // FIN seen: only `WouldBlock` (or EOF) ends the burst.
+        h.conn.input.on_event(true, true);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert_eq!(h.dispatched(), ["/a"]);
+        assert_eq!(h.conn.input, Input::Drained);
+        h.conn.input.on_event(true, false);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert_eq!(h.dispatched(), ["/a", "/b"]);
+    }
+
+    #[test]
+    fn eof_with_nothing_pending_closes() {
+        let mut h = Harness::new(vec![Step::Eof]);
+        assert_eq!(h.pump(), Fate::Close);
+        assert_eq!(h.written(), "");
+    }
+
+    #[test]
+    fn eof_with_a_request_pending_waits_for_its_answer() {
+        let mut h = Harness::new(vec![data(&get("/a")), Step::Eof]);
+        h.conn.input.on_event(true, true);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert!(h.conn.input.is_eof());
+        assert_eq!(h.answer("A;", false), Fate::Close);
+        assert_eq!(h.written(), "A;");
+    }
+
+    #[test]
+    fn expect_continue_is_answered_when_nothing_is_pending() {
+        let post =
+            "POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        let mut h = Harness::new(vec![data(post)]);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert_eq!(h.written(), "HTTP/1.1 100 Continue\r\n\r\n");
+        assert!(h.dispatched().is_empty());
+        h.arrive("hello");
+        assert_eq!(h.dispatched(), ["/u"]);
+        match &h.sink.0[0] {
+            Event::Request(raw) => assert_eq!(raw.body, b"hello"),
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn expect_continue_behind_a_pending_request_waits_for_its_answer() {
+        let post =
+            "POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        let mut h = Harness::new(vec![data(&(get("/a") + post))]);
+        h.pump();
+        assert_eq!(h.dispatched(), ["/a"]);
+        assert_eq!(h.written(), "");
+        h.answer("A;", false);
+        assert_eq!(h.written(), "A;HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    #[test]
+    fn a_close_answer_drops_the_error_owed_behind_it() {
+        let mut h = Harness::new(vec![data(&(get("/a") + "GE(T / HTTP/1.1\r\n\r\n"))]);
+        h.pump();
+        assert!(matches!(h.conn.phase, Phase::Closing(Why::ErrorOwed(_))));
+        assert_eq!(h.answer("A;", true), Fate::Keep);
+        assert_eq!(h.written(), "A;");
+        assert!(h.conn.stream.shut.get());
+        // Posted after the close answer: dropped, not a bug.
+        assert_eq!(h.conn.on_response(b"late".to_vec(), 1, false), Ok(false));
+    }
+
+    #[test]
+    fn input_follows_the_edges() {
+        let mut i = Input::Ready;
+        i.on_event(true, false);
+        assert_eq!(i, Input::Ready);
+        i = Input::Drained;
+        i.on_event(false, false);
+        assert_eq!(i, Input::Drained, "a writable-only event");
+        i.on_event(true, false);
+        assert_eq!(i, Input::Ready);
+        i.on_event(true, true);
+        assert_eq!(i, Input::FinSeen);
+        i.on_event(true, false);
+        assert_eq!(i, Input::FinSeen);
+        i = Input::Eof;
+        i.on_event(true, true);
+        assert_eq!(i, Input::Eof);
+    }
+}
