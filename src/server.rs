@@ -146,6 +146,19 @@ impl ServerBuilder {
         self
     }
 
+    /// How long a lingering close waits, at most, for the client to finish
+    /// sending (RFC 9112 §9.6). After a response that closes the connection
+    /// (`Connection: close`, an error such as 413, a WebSocket close),
+    /// natron shuts its write side and reads and drops what the client
+    /// still sends, so that closing with request bytes unread does not
+    /// reset the connection and destroy the response before the client
+    /// reads it. An idle keep-alive connection closed at shutdown owes
+    /// nothing and does not linger. Default 2 s.
+    pub fn linger_timeout(mut self, t: Duration) -> Self {
+        self.config.linger_timeout = t;
+        self
+    }
+
     /// How many connections (HTTP and WebSocket) may be open at once.
     /// Past it, new connections wait in the kernel's listen backlog until
     /// one closes (they are not accepted, so they hold no file descriptor

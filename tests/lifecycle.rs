@@ -12,7 +12,7 @@ mod common;
 
 use common::*;
 use natron::{Request, Server};
-use std::io;
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -472,4 +472,55 @@ fn a_fixed_pool_does_not_grow() {
     let (result, _) = s.stop();
     result.unwrap();
     assert_no_leaks(base_fds);
+}
+
+/// An idle keep-alive connection owes nothing at shutdown: natron closes
+/// it at once (the client reads EOF) and `serve` does not wait for the
+/// client's FIN. The linger and the grace are set far beyond the stop
+/// timeout, so a close that lingered would hold `serve` past it.
+#[test]
+fn close_does_not_linger_on_an_idle_keep_alive_connection() {
+    let _serial = serial();
+    let s = start(
+        builder()
+            .handler(echo)
+            .linger_timeout(Duration::from_secs(600))
+            .shutdown_grace(Duration::from_secs(600)),
+    );
+    let mut idle = Client::connect(s.addr);
+    idle.send(get("/"));
+    assert_eq!(idle.read_response().status, 200);
+    // The client keeps its socket open (no FIN from it) until `serve` has
+    // returned.
+    let (result, _) = s.stop();
+    result.unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(idle.stream.read(&mut buf).unwrap(), 0, "EOF, not a reset");
+}
+
+/// After a response that closes the connection, natron still lingers: a
+/// client that goes on sending (here, a body natron refused with 413) gets
+/// the whole response, not a reset; the linger ends at `linger_timeout`.
+#[test]
+fn a_refused_upload_is_answered_whole_while_the_client_goes_on_sending() {
+    let _serial = serial();
+    let s = start(
+        builder()
+            .handler(echo)
+            .max_body_len(1024)
+            .linger_timeout(Duration::from_millis(200)),
+    );
+    let mut c = Client::connect(s.addr);
+    c.send(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n");
+    c.send(vec![b'x'; 64 * 1024]);
+    assert_eq!(c.read_response().status, 413);
+    // The client keeps sending into the lingering close until natron ends
+    // it: EOF or a reset, never a hang.
+    // (The deadline only turns a linger that never ends into a failure.)
+    let chunk = vec![b'x'; 16 * 1024];
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while c.try_send(&chunk).is_ok() {
+        assert!(Instant::now() < deadline, "the linger never ended");
+    }
+    s.stop().0.unwrap();
 }

@@ -17,14 +17,14 @@ use super::pipeline::{Bug, Pipeline};
 use super::spare::Spare;
 use super::writer::Writer;
 use super::ws::WsConn;
-use super::{LINGER, MAX_PIPELINE, MAX_WRITE_BACKLOG};
+use super::{MAX_PIPELINE, MAX_WRITE_BACKLOG};
 use crate::app::Config;
 use crate::connection::Event;
 use crate::http::reader::{HttpError, Limits, Parsed, Reader};
 use crate::http::request::{serialize, Version};
 use crate::http::Headers;
 use std::io::{self, Read, Write};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// What a connection needs of its socket.
 pub(super) trait Socket: Read + Write {
@@ -212,6 +212,9 @@ pub(super) struct Conn<S> {
     pub(super) head_started: Option<Instant>,
     /// Set once the connection speaks WebSocket.
     pub(super) ws: Option<Box<WsConn>>,
+    /// How long a lingering close waits for the client's FIN
+    /// (`ServerBuilder::linger_timeout`).
+    pub(super) linger: Duration,
 }
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -219,7 +222,7 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 impl<S: Socket> Conn<S> {
     /// A new connection; `draining`: the server is shutting down, so it
     /// answers what it has read and closes.
-    pub(super) fn new(stream: S, now: Instant, draining: bool) -> Self {
+    pub(super) fn new(stream: S, now: Instant, draining: bool, linger: Duration) -> Self {
         Conn {
             stream,
             reader: Reader::new(),
@@ -235,6 +238,7 @@ impl<S: Socket> Conn<S> {
             last_activity: now,
             head_started: None,
             ws: None,
+            linger,
         }
     }
 
@@ -394,6 +398,22 @@ impl<S: Socket> Conn<S> {
                 if self.input.is_eof() {
                     return Fate::Close;
                 }
+                if matches!(self.phase, Phase::Closing(Why::Draining)) && self.reader.is_idle() {
+                    // An idle keep-alive connection at shutdown owes nothing;
+                    // lingering would only hold `serve` for the client's FIN.
+                    // A close resets the connection only if request bytes sit
+                    // unread here, so look once: none, and it closes now.
+                    match self.stream.read(scratch) {
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                            let _ = self.stream.shutdown_write();
+                            return Fate::Close;
+                        }
+                        Ok(0) => return Fate::Close,
+                        // A request racing the drain: it is dropped, and the
+                        // close lingers so that it does not become a reset.
+                        _ => {}
+                    }
+                }
                 let answered_close = matches!(self.phase, Phase::Closing(Why::AnsweredClose));
                 self.reader = Reader::new();
                 return self.linger(answered_close, scratch);
@@ -443,7 +463,7 @@ impl<S: Socket> Conn<S> {
     pub(super) fn linger(&mut self, answered_close: bool, scratch: &mut [u8]) -> Fate {
         let _ = self.stream.shutdown_write();
         self.phase = Phase::Lingering {
-            until: Instant::now() + LINGER,
+            until: Instant::now() + self.linger,
             answered_close,
         };
         self.discard_input(scratch)
@@ -580,7 +600,7 @@ mod tests {
                 ..FakeSocket::default()
             };
             Harness {
-                conn: Conn::new(socket, Instant::now(), false),
+                conn: Conn::new(socket, Instant::now(), false, Duration::from_secs(2)),
                 cfg: Config::default(),
                 log: slog::Logger::root(slog::Discard, slog::o!()),
                 scratch: vec![0; super::super::READ_CHUNK],

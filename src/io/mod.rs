@@ -19,7 +19,7 @@
 //! * Error responses (400, 413, 431, ...) wait until every earlier request
 //!   is answered, then go out last, and the connection closes.
 //! * Closing after a response is a *lingering close*: shut the write side,
-//!   then read and discard for up to [`LINGER`], so a client still sending
+//!   then read and discard for up to `linger_timeout` (2 s), so a client still sending
 //!   (say, the body we refused with 413) does not turn our close into a
 //!   reset that destroys the response before it reads it.
 //! * Timeouts: a head must arrive within `header_timeout` of its first
@@ -59,7 +59,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use tungstenite::protocol::frame::coding::{Control, OpCode};
 
 /// Requests of one connection handed out and not yet answered.
@@ -70,8 +70,6 @@ pub(crate) const MAX_PIPELINE: usize = 32;
 pub(crate) const MAX_WRITE_BACKLOG: usize = 1 << 20;
 /// WebSocket events waiting in one mailbox before reading pauses.
 pub(crate) const WS_HIGH_WATER: usize = 64;
-/// How long a closing connection's input is drained.
-const LINGER: Duration = Duration::from_secs(2);
 const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -331,7 +329,12 @@ impl IoActor {
             self.app.clone(),
             self.handle.clone(),
         ));
-        let conn = Conn::new(stream, Instant::now(), self.draining);
+        let conn = Conn::new(
+            stream,
+            Instant::now(),
+            self.draining,
+            self.app.config.linger_timeout,
+        );
         self.conns.insert(id, IoConn { conn, actor });
         self.dirty.push(id);
     }
