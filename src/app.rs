@@ -12,7 +12,7 @@ use crate::handler::Handler;
 use crate::http::forwarded::OriginPolicy;
 use crate::websocket::WebSocketHandler;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::thread;
 use std::time::Duration;
 
@@ -106,6 +106,11 @@ pub(crate) struct App {
     pub(crate) scheduler: Scheduler<Connection>,
     /// Open connections, against `max_connections`.
     pub(crate) conn_limit: ConnLimit<mio::Waker>,
+    /// Open connections that speak WebSocket.
+    pub(crate) websockets: AtomicUsize,
+    /// Bytes in the IO actors' writers, not yet written (each IO actor
+    /// adds its connections' changes after every pump).
+    pub(crate) outbound_bytes: AtomicUsize,
     pub(crate) draining: AtomicBool,
     pub(crate) next_conn_id: AtomicU64,
 }

@@ -68,7 +68,7 @@ pub use http::{Headers, Request, Response, Version};
 #[cfg(not(loom))]
 pub use router::Router;
 #[cfg(not(loom))]
-pub use server::{Server, ServerBuilder, ServerHandle};
+pub use server::{Server, ServerBuilder, ServerHandle, Stats};
 #[cfg(not(loom))]
 pub use websocket::{
     CloseInfo, Message, SendError, UpgradeError, WebSocket, WebSocketEvent, WebSocketHandler,

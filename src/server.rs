@@ -28,7 +28,7 @@ use crate::pool::Pool;
 use crate::websocket::WebSocketHandler;
 use std::io;
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -269,6 +269,8 @@ impl ServerBuilder {
                 config: self.config,
                 scheduler: Scheduler::new(),
                 conn_limit: ConnLimit::new(max_connections),
+                websockets: AtomicUsize::new(0),
+                outbound_bytes: AtomicUsize::new(0),
                 draining: AtomicBool::new(false),
                 next_conn_id: AtomicU64::new(1),
             }),
@@ -324,6 +326,32 @@ pub struct Server {
 #[derive(Clone)]
 pub struct ServerHandle {
     shared: Arc<Shared>,
+    app: Arc<App>,
+}
+
+/// A snapshot of a server's state, from [`ServerHandle::stats`]. Each
+/// field is read on its own (atomic loads and one short lock), so the
+/// fields need not add up at one instant.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Open connections speaking HTTP/1.x (accepted and not yet closed,
+    /// WebSockets excluded).
+    pub http_connections: usize,
+    /// Open WebSocket connections.
+    pub websocket_connections: usize,
+    /// Worker threads running a handler (or about to).
+    pub workers_busy: usize,
+    /// Worker threads parked or looking for work.
+    pub workers_idle: usize,
+    /// Connections queued for a worker: the run queue's depth.
+    pub run_queue_depth: usize,
+    /// Bytes of responses and WebSocket frames waiting for their sockets.
+    pub outbound_bytes_queued: usize,
+    /// How many times the open connections reached `max_connections`,
+    /// which stops the acceptor until one closes (new connections wait in
+    /// the listen backlog meanwhile; none is refused).
+    pub connection_limit_reached: usize,
 }
 
 impl Server {
@@ -346,6 +374,7 @@ impl Server {
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             shared: self.shared.clone(),
+            app: self.app.clone(),
         }
     }
 
@@ -381,6 +410,7 @@ impl Server {
         drop(guard);
         // The acceptor's eventfd goes with the acceptor, even while handles
         // live on.
+        self.app.conn_limit.clear_waker();
         self.shared
             .acceptor_waker
             .lock()
@@ -522,6 +552,25 @@ impl Server {
 }
 
 impl ServerHandle {
+    /// What the server is doing now: connections, workers, the run queue
+    /// and bytes waiting to be written. Cheap: a few atomic loads and one
+    /// uncontended lock; safe to call often from any thread (a metrics
+    /// endpoint, a health check).
+    pub fn stats(&self) -> Stats {
+        let load = self.app.scheduler.load();
+        let open = self.app.conn_limit.open();
+        let websockets = self.app.websockets.load(Ordering::Relaxed).min(open);
+        Stats {
+            http_connections: open - websockets,
+            websocket_connections: websockets,
+            workers_busy: load.workers - load.idle,
+            workers_idle: load.idle,
+            run_queue_depth: load.queued,
+            outbound_bytes_queued: self.app.outbound_bytes.load(Ordering::Relaxed),
+            connection_limit_reached: self.app.conn_limit.times_full(),
+        }
+    }
+
     /// Stops the server. Callable from any thread (a handler's included),
     /// any number of times, before or during [`Server::serve`].
     ///

@@ -69,6 +69,8 @@ pub struct ConnLimit<W: Wake> {
     /// The acceptor's waker, set when it starts. Locked only by a close
     /// that finds the acceptor waiting.
     waker: Mutex<Option<Arc<W>>>,
+    /// Times the acceptor began to wait (for `stats()`).
+    waits: AtomicUsize,
 }
 
 impl<W: Wake> ConnLimit<W> {
@@ -77,6 +79,7 @@ impl<W: Wake> ConnLimit<W> {
             max: max.clamp(1, WAITING - 1),
             state: AtomicUsize::new(0),
             waker: Mutex::new(None),
+            waits: AtomicUsize::new(0),
         }
     }
 
@@ -86,6 +89,23 @@ impl<W: Wake> ConnLimit<W> {
 
     pub fn set_waker(&self, waker: Arc<W>) {
         *lock(&self.waker) = Some(waker);
+    }
+
+    /// Drops the waker (its eventfd) once the acceptor is gone, so that a
+    /// `ServerHandle` kept after `serve` returns holds no descriptor.
+    pub fn clear_waker(&self) {
+        *lock(&self.waker) = None;
+    }
+
+    /// How many times the acceptor found the count at the limit and
+    /// began to wait.
+    pub fn times_full(&self) -> usize {
+        self.waits.load(Ordering::Relaxed)
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.state.load(Ordering::Relaxed) & !WAITING
     }
 
     /// Counts an accepted connection.
@@ -130,7 +150,10 @@ impl<W: Wake> ConnLimit<W> {
                 .state
                 .compare_exchange(s, s | WAITING, Ordering::AcqRel, Ordering::Acquire)
             {
-                Ok(_) => return false,
+                Ok(_) => {
+                    self.waits.fetch_add(1, Ordering::Relaxed);
+                    return false;
+                }
                 // A close (or an accept's count) came in between: look again.
                 Err(now) => s = now,
             }

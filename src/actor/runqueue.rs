@@ -75,6 +75,17 @@ pub struct Backlog {
     pub workers: usize,
 }
 
+/// How busy the workers are, for `ServerHandle::stats`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    /// Worker threads (running or waiting for work).
+    pub workers: usize,
+    /// Of those, parked or looking for work.
+    pub idle: usize,
+    /// Connection actors queued for a worker.
+    pub queued: usize,
+}
+
 pub struct RunQueue<T> {
     state: Mutex<State<T>>,
     /// The pool's monitor waits here for the pool to saturate.
@@ -306,6 +317,16 @@ impl<T> RunQueue<T> {
 
     /// The backlog now: `None` if a worker is parked (it would have been
     /// woken) or no job waits.
+    /// Workers, idle workers and queued jobs, read together.
+    pub fn load(&self) -> Load {
+        let st = lock(&self.state);
+        Load {
+            workers: st.workers,
+            idle: (st.idle.len() + st.searching + st.starting).min(st.workers),
+            queued: st.items.len(),
+        }
+    }
+
     pub fn backlog(&self) -> Option<Backlog> {
         let st = lock(&self.state);
         if !st.idle.is_empty() {

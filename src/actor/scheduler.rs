@@ -23,7 +23,7 @@
 //! * No lock is held while an actor handles an event.
 
 use crate::actor::mailbox::{Mailbox, Push};
-use crate::actor::runqueue::{Backlog, Parker, Pop, RunQueue};
+use crate::actor::runqueue::{Backlog, Load, Parker, Pop, RunQueue};
 use crate::actor::sync::{current_thread, lock, Arc, AtomicUsize, Mutex, Ordering, ThreadId};
 use std::time::Duration;
 
@@ -192,6 +192,11 @@ impl<A: Actor> Scheduler<A> {
     /// How backed up the pool is (`None`: a worker is free or nothing waits).
     pub fn backlog(&self) -> Option<Backlog> {
         self.queue.backlog()
+    }
+
+    /// Workers, idle workers and queued connection actors.
+    pub fn load(&self) -> Load {
+        self.queue.load()
     }
 
     /// For the pool's monitor: blocks until a push finds every worker busy

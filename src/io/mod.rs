@@ -58,6 +58,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 use tungstenite::protocol::frame::coding::{Control, OpCode};
@@ -167,6 +168,22 @@ pub(crate) fn io_actor(app: Arc<App>) -> io::Result<(IoActor, IoHandle)> {
 struct IoConn {
     conn: Conn<TcpStream>,
     actor: Arc<Connection>,
+    /// This connection's share of `App::outbound_bytes`.
+    accounted: usize,
+}
+
+impl IoConn {
+    /// Brings `App::outbound_bytes` up to date with this connection's
+    /// writer.
+    fn account_outbound(&mut self, total: &AtomicUsize) {
+        let now = self.conn.writer.queued_bytes();
+        if now > self.accounted {
+            total.fetch_add(now - self.accounted, Ordering::Relaxed);
+        } else if now < self.accounted {
+            total.fetch_sub(self.accounted - now, Ordering::Relaxed);
+        }
+        self.accounted = now;
+    }
 }
 
 impl Socket for TcpStream {
@@ -265,9 +282,10 @@ impl IoActor {
                 IoMsg::Upgrade { conn, response, ws } => match self.conns.get_mut(&conn) {
                     Some(c) => (
                         conn,
-                        c.conn
-                            .upgrade(response, ws, cfg, self.draining)
-                            .map(|()| true),
+                        c.conn.upgrade(response, ws, cfg, self.draining).map(|()| {
+                            self.app.websockets.fetch_add(1, Ordering::Relaxed);
+                            true
+                        }),
                     ),
                     None => continue,
                 },
@@ -335,7 +353,14 @@ impl IoActor {
             self.draining,
             self.app.config.linger_timeout,
         );
-        self.conns.insert(id, IoConn { conn, actor });
+        self.conns.insert(
+            id,
+            IoConn {
+                conn,
+                actor,
+                accounted: 0,
+            },
+        );
         self.dirty.push(id);
     }
 
@@ -361,6 +386,7 @@ impl IoActor {
                 slog::error!(app.log, "internal error on a connection; closing it");
                 Fate::Close
             });
+            c.account_outbound(&app.outbound_bytes);
             if let Fate::Close = fate {
                 self.close(id);
             }
@@ -440,6 +466,10 @@ impl IoActor {
 /// it out of the epoll set); a WebSocket gets its one `Close` event.
 fn close_conn(c: IoConn, app: &Arc<App>) {
     app.conn_limit.closed();
+    app.outbound_bytes.fetch_sub(c.accounted, Ordering::Relaxed);
+    if c.conn.ws.is_some() {
+        app.websockets.fetch_sub(1, Ordering::Relaxed);
+    }
     c.actor.mark_closed();
     if let Some(ws) = c.conn.ws {
         ws.shared.mark_closed();
