@@ -9,7 +9,7 @@ use crate::actor::limit::ConnLimit;
 use crate::actor::scheduler::Scheduler;
 use crate::connection::Connection;
 use crate::handler::Handler;
-use crate::http::forwarded::OriginPolicy;
+use crate::http::forwarded::{OriginPolicy, ProxyHeaders};
 use crate::websocket::WebSocketHandler;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -43,6 +43,8 @@ pub(crate) struct Config {
     pub(crate) origin_policy: OriginPolicy,
     /// Peers whose `Forwarded` / `X-Forwarded-*` fields are believed.
     pub(crate) trusted_proxies: Vec<IpAddr>,
+    /// Which forwarding fields the trusted proxies write.
+    pub(crate) proxy_headers: ProxyHeaders,
     /// Open connections past which the acceptor waits (0: derived from
     /// the open-file limit at `build`).
     pub(crate) max_connections: usize,
@@ -90,6 +92,7 @@ impl Default for Config {
             linger_timeout: Duration::from_secs(2),
             origin_policy: OriginPolicy::default(),
             trusted_proxies: Vec::new(),
+            proxy_headers: ProxyHeaders::default(),
             max_connections: 0,
             invalid: None,
         }

@@ -64,7 +64,7 @@ pub mod websocket;
 #[cfg(not(loom))]
 pub use handler::Handler;
 #[cfg(not(loom))]
-pub use http::{Headers, Request, Response, Version};
+pub use http::{Headers, ProxyHeaders, Request, Response, Version};
 #[cfg(not(loom))]
 pub use router::Router;
 #[cfg(not(loom))]

@@ -21,7 +21,7 @@ use crate::actor::limit::{self, ConnLimit};
 use crate::actor::scheduler::Scheduler;
 use crate::app::{App, Config};
 use crate::handler::Handler;
-use crate::http::forwarded::OriginPolicy;
+use crate::http::forwarded::{OriginPolicy, ProxyHeaders};
 use crate::io::acceptor::{self, Acceptor};
 use crate::io::{io_actor, IoMsg};
 use crate::pool::Pool;
@@ -209,22 +209,33 @@ impl ServerBuilder {
         self
     }
 
-    /// Believes the forwarding fields (`Forwarded`, RFC 7239, else
-    /// `X-Forwarded-For` and `X-Forwarded-Host`) of requests that come
-    /// from these addresses: [`Request::remote_addr`](crate::Request::remote_addr)
-    /// is then the client the proxy names (the nearest hop, reading from
-    /// the right, that is not itself a trusted proxy; port 0 when the
-    /// proxy gives none), and [`Request::host`](crate::Request::host) and
-    /// the `Origin` check use the forwarded host. From any other peer these
-    /// fields are ignored, since a client can write them. Default: none.
+    /// Believes the forwarding fields of requests that come from these
+    /// addresses (IPv4 also when seen as IPv4-mapped IPv6): by default
+    /// `X-Forwarded-For` and `X-Forwarded-Host`, or `Forwarded` (RFC 7239)
+    /// with [`ServerBuilder::proxy_headers`]; the other kind is ignored.
+    /// [`Request::remote_addr`](crate::Request::remote_addr) is then the
+    /// client the proxy names (the nearest hop, reading from the right,
+    /// that is not itself a trusted proxy; port 0 when the proxy gives
+    /// none), and [`Request::host`](crate::Request::host) and the `Origin`
+    /// check use the forwarded host. From any other peer these fields are
+    /// ignored, since a client can write them. Default: none.
     ///
-    /// A proxy that passes the client's `Host` through (nginx:
-    /// `proxy_set_header Host $host;`) needs no forwarded host; one that
-    /// rewrites it (nginx's default, `Host: $proxy_host`) must send
-    /// `X-Forwarded-Host $host` or `Forwarded: host=...`, or browser
-    /// upgrades fail the `Origin` check.
+    /// The proxy must *set* the host field, replacing whatever the client
+    /// sent (nginx: `proxy_set_header X-Forwarded-Host $host;`), or strip
+    /// it (`proxy_set_header X-Forwarded-Host "";`): a proxy passes client
+    /// fields on unchanged. nginx's default rewrites `Host` to the
+    /// upstream's name, so without a forwarded host (or `proxy_set_header
+    /// Host $host;`) browser upgrades fail the `Origin` check.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
         self.config.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
+
+    /// Which forwarding fields the [trusted
+    /// proxies](ServerBuilder::trusted_proxies) write. Default
+    /// [`ProxyHeaders::XForwarded`].
+    pub fn proxy_headers(mut self, kind: ProxyHeaders) -> Self {
+        self.config.proxy_headers = kind;
         self
     }
 

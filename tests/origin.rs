@@ -9,7 +9,7 @@ mod common_ws;
 
 use common::builder;
 use common_ws::{Raw, SAMPLE_KEY};
-use natron::{Request, ServerBuilder, WebSocket, WebSocketEvent};
+use natron::{ProxyHeaders, Request, ServerBuilder, WebSocket, WebSocketEvent};
 use std::net::IpAddr;
 
 /// A server whose `/ws` upgrades and whose `/who` answers
@@ -159,13 +159,9 @@ fn forwarding_fields_count_only_from_trusted_proxies() {
         ),
         "203.0.113.7:0 app.example.com"
     );
-    assert_eq!(
-        who(
-            &s,
-            "Forwarded: for=\"[2001:db8::1]:4711\";host=app.example.com;proto=https\r\n"
-        ),
-        "[2001:db8::1]:4711 app.example.com"
-    );
+    // The proxy writes X-Forwarded-*; a `Forwarded` it passed on is the
+    // client's own and is ignored.
+    assert_peer(&who(&s, "Forwarded: for=127.0.0.1;host=admin.internal\r\n"));
     // No forwarding fields: the peer itself.
     assert_peer(&who(&s, ""));
     // nginx's default rewrites Host; X-Forwarded-Host carries the one the
@@ -180,6 +176,25 @@ fn forwarding_fields_count_only_from_trusted_proxies() {
         upgrade(&s, "backend:9000", "Origin: https://app.example.com\r\n").0,
         403
     );
+    s.stop().0.expect("serve returned Ok");
+
+    // An RFC 7239 proxy: `Forwarded` counts, a client's X-Forwarded-* not.
+    let s = server(
+        builder()
+            .trusted_proxies([loopback])
+            .proxy_headers(ProxyHeaders::Forwarded),
+    );
+    assert_eq!(
+        who(
+            &s,
+            "Forwarded: for=\"[2001:db8::1]:4711\";host=app.example.com;proto=https\r\n"
+        ),
+        "[2001:db8::1]:4711 app.example.com"
+    );
+    assert_peer(&who(
+        &s,
+        "X-Forwarded-For: 203.0.113.7\r\nX-Forwarded-Host: admin.internal\r\n",
+    ));
     s.stop().0.expect("serve returned Ok");
 }
 

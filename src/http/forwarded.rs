@@ -166,21 +166,38 @@ pub(crate) struct Forwarded {
     pub(crate) host: Option<String>,
 }
 
-/// Reads `Forwarded` (RFC 7239) if present, else `X-Forwarded-For` and
-/// `X-Forwarded-Host`. The client is the nearest address, walking from
-/// the right (the hop our proxy added), that is not itself a trusted
-/// proxy: entries further left were written by whoever sent them and can
-/// be forged.
-pub(crate) fn forwarded(headers: &Headers, trusted: &[IpAddr]) -> Forwarded {
-    let fwd: Vec<&str> = headers.get_all("forwarded").collect();
-    if !fwd.is_empty() {
+/// Which forwarding fields the server's trusted proxies write. Only those
+/// are read, the others ignored: a proxy passes on whatever fields of the
+/// other kind the client itself sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProxyHeaders {
+    /// `X-Forwarded-For` (the proxy appends the address it saw) and
+    /// `X-Forwarded-Host` (the proxy sets it, replacing the client's):
+    /// nginx (`proxy_set_header X-Forwarded-For
+    /// $proxy_add_x_forwarded_for; proxy_set_header X-Forwarded-Host
+    /// $host;`), HAProxy, most cloud load balancers.
+    #[default]
+    XForwarded,
+    /// `Forwarded` (RFC 7239), to which each proxy appends an element.
+    Forwarded,
+}
+
+/// Reads the forwarding fields of `kind`. The client is the nearest
+/// address, walking from the right (the hop our proxy added), that is not
+/// itself a trusted proxy: entries further left were written by whoever
+/// sent them and can be forged.
+pub(crate) fn forwarded(headers: &Headers, trusted: &[IpAddr], kind: ProxyHeaders) -> Forwarded {
+    if kind == ProxyHeaders::Forwarded {
+        let fwd: Vec<&str> = headers.get_all("forwarded").collect();
         let elements: Vec<&str> = fwd.iter().flat_map(|v| v.split(',')).collect();
         let mut out = Forwarded::default();
         for element in elements.iter().rev() {
             let for_ = param(element, "for").and_then(|v| node(&v));
             match for_ {
-                Some(addr) if trusted.contains(&addr.ip()) => continue,
+                Some(addr) if is_trusted(trusted, addr.ip()) => continue,
                 Some(addr) => {
+                    // Written by the trusted hop after it: the client it
+                    // saw, and the host that client asked for.
                     out.client = Some(addr);
                     out.host = param(element, "host");
                     break;
@@ -188,8 +205,9 @@ pub(crate) fn forwarded(headers: &Headers, trusted: &[IpAddr]) -> Forwarded {
                 None => break, // "unknown", obfuscated or malformed: stop trusting
             }
         }
-        if out.host.is_none() {
-            // The host our proxy saw is in the element it added: the last.
+        if out.client.is_some() && out.host.is_none() {
+            // The element our own peer (trusted) appended, last, names
+            // the host it was asked for.
             out.host = elements.last().and_then(|e| param(e, "host"));
         }
         return out;
@@ -202,7 +220,7 @@ pub(crate) fn forwarded(headers: &Headers, trusted: &[IpAddr]) -> Forwarded {
     let mut client = None;
     for ip in ips.iter().rev() {
         match node(ip) {
-            Some(addr) if trusted.contains(&addr.ip()) => continue,
+            Some(addr) if is_trusted(trusted, addr.ip()) => continue,
             Some(addr) => {
                 client = Some(addr);
                 break;
@@ -217,6 +235,14 @@ pub(crate) fn forwarded(headers: &Headers, trusted: &[IpAddr]) -> Forwarded {
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty());
     Forwarded { client, host }
+}
+
+/// Whether `ip` is one of `trusted`, an IPv4 address also when written
+/// as IPv4-mapped IPv6 (`::ffff:10.0.0.1`, as a dual-stack listener sees
+/// it).
+pub(crate) fn is_trusted(trusted: &[IpAddr], ip: IpAddr) -> bool {
+    let ip = ip.to_canonical();
+    trusted.iter().any(|t| t.to_canonical() == ip)
 }
 
 /// The value of `name` in one `Forwarded` element (`for=...;host=...`),
@@ -320,12 +346,14 @@ mod tests {
         let f = forwarded(
             &headers(&[("Forwarded", "for=198.51.100.9;host=forged, for=203.0.113.7:4711;host=app.example.com;proto=https")]),
             &[proxy],
+            ProxyHeaders::Forwarded,
         );
         assert_eq!(f.client, Some("203.0.113.7:4711".parse().unwrap()));
         assert_eq!(f.host.as_deref(), Some("app.example.com"));
         let f = forwarded(
             &headers(&[("Forwarded", "for=\"[2001:db8::1]:80\", for=10.0.0.1;host=h")]),
             &[proxy],
+            ProxyHeaders::Forwarded,
         );
         assert_eq!(f.client, Some("[2001:db8::1]:80".parse().unwrap()));
         assert_eq!(f.host.as_deref(), Some("h"));
@@ -341,10 +369,44 @@ mod tests {
                 ("X-Forwarded-Host", "app.example.com"),
             ]),
             &[proxy],
+            ProxyHeaders::XForwarded,
         );
         assert_eq!(f.client, Some("203.0.113.7:0".parse().unwrap()));
         assert_eq!(f.host.as_deref(), Some("app.example.com"));
-        let f = forwarded(&headers(&[("X-Forwarded-For", "garbage")]), &[proxy]);
+        let f = forwarded(
+            &headers(&[("X-Forwarded-For", "garbage")]),
+            &[proxy],
+            ProxyHeaders::XForwarded,
+        );
         assert_eq!(f, Forwarded::default());
+    }
+
+    #[test]
+    fn only_the_configured_kind_is_read() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        // nginx appends X-Forwarded-For and passes the client's Forwarded on.
+        let h = headers(&[
+            ("Forwarded", "for=127.0.0.1;host=admin.internal"),
+            ("X-Forwarded-For", "203.0.113.7"),
+        ]);
+        let f = forwarded(&h, &[proxy], ProxyHeaders::XForwarded);
+        assert_eq!(f.client, Some("203.0.113.7:0".parse().unwrap()));
+        assert_eq!(f.host, None);
+        // An RFC 7239 proxy: the client's X-Forwarded-* are ignored.
+        let h = headers(&[
+            ("X-Forwarded-For", "127.0.0.1"),
+            ("X-Forwarded-Host", "admin.internal"),
+            ("Forwarded", "for=203.0.113.7;host=app"),
+        ]);
+        let f = forwarded(&h, &[proxy], ProxyHeaders::Forwarded);
+        assert_eq!(f.client, Some("203.0.113.7:0".parse().unwrap()));
+        assert_eq!(f.host.as_deref(), Some("app"));
+    }
+
+    #[test]
+    fn mapped_ipv4_proxies_are_trusted() {
+        let proxy: IpAddr = "10.0.0.1".parse().unwrap();
+        assert!(is_trusted(&[proxy], "::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!is_trusted(&[proxy], "10.0.0.2".parse().unwrap()));
     }
 }

@@ -14,5 +14,6 @@ pub(crate) mod request;
 pub mod status;
 pub mod url;
 
+pub use forwarded::ProxyHeaders;
 pub use headers::{Headers, HeadersIter};
 pub use request::{ErrorHandler, Request, Response, Version};

@@ -92,8 +92,8 @@ impl Request {
         let mut remote_addr = conn.remote;
         let mut forwarded_host = None;
         let trusted = &conn.app.config.trusted_proxies;
-        if !trusted.is_empty() && trusted.contains(&conn.remote.ip()) {
-            let f = forwarded::forwarded(&raw.headers, trusted);
+        if !trusted.is_empty() && forwarded::is_trusted(trusted, conn.remote.ip()) {
+            let f = forwarded::forwarded(&raw.headers, trusted, conn.app.config.proxy_headers);
             remote_addr = f.client.unwrap_or(remote_addr);
             forwarded_host = f.host;
         }

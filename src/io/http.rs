@@ -463,7 +463,10 @@ impl<S: Socket> Conn<S> {
     pub(super) fn linger(&mut self, answered_close: bool, scratch: &mut [u8]) -> Fate {
         let _ = self.stream.shutdown_write();
         self.phase = Phase::Lingering {
-            until: Instant::now() + self.linger,
+            // A huge `linger_timeout` means "until the client's FIN".
+            until: Instant::now()
+                .checked_add(self.linger)
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
             answered_close,
         };
         self.discard_input(scratch)
