@@ -13,6 +13,7 @@ use crate::http::forwarded::{OriginPolicy, ProxyHeaders};
 use crate::websocket::WebSocketHandler;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
@@ -108,7 +109,7 @@ pub(crate) struct App {
     pub(crate) config: Config,
     pub(crate) scheduler: Scheduler<Connection>,
     /// Open connections, against `max_connections`.
-    pub(crate) conn_limit: ConnLimit<mio::Waker>,
+    pub(crate) conn_limit: Arc<ConnLimit<mio::Waker>>,
     /// Open connections that speak WebSocket.
     pub(crate) websockets: AtomicUsize,
     /// Bytes in the IO actors' writers, not yet written (each IO actor

@@ -279,7 +279,7 @@ impl ServerBuilder {
                     .unwrap_or_else(|| slog::Logger::root(slog::Discard, slog::o!())),
                 config: self.config,
                 scheduler: Scheduler::new(),
-                conn_limit: ConnLimit::new(max_connections),
+                conn_limit: Arc::new(ConnLimit::new(max_connections)),
                 websockets: AtomicUsize::new(0),
                 outbound_bytes: AtomicUsize::new(0),
                 draining: AtomicBool::new(false),

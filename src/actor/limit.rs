@@ -56,6 +56,17 @@ fn open_file_limit() -> Option<usize> {
     usize::try_from(rl.rlim_cur).ok()
 }
 
+/// One open connection's place in the count; dropping it is the close.
+pub struct Permit<W: Wake> {
+    limit: Arc<ConnLimit<W>>,
+}
+
+impl<W: Wake> Drop for Permit<W> {
+    fn drop(&mut self) {
+        self.limit.closed();
+    }
+}
+
 /// Set in [`ConnLimit::state`] while the acceptor sleeps because the
 /// server is full; the rest of the word is the open count.
 const WAITING: usize = 1 << (usize::BITS - 1);
@@ -106,6 +117,18 @@ impl<W: Wake> ConnLimit<W> {
     /// Connections open now.
     pub fn open(&self) -> usize {
         self.state.load(Ordering::Relaxed) & !WAITING
+    }
+
+    /// Counts an accepted connection until the returned permit drops:
+    /// carried with the socket (in `IoMsg::Accept`, then the IO actor's
+    /// connection), so however the socket goes (closed, dropped with an
+    /// IO actor that died, refused by `epoll`), its count goes with it.
+    /// (An associated function: loom's `Arc` cannot be a receiver.)
+    pub fn permit(limit: &Arc<Self>) -> Permit<W> {
+        limit.opened();
+        Permit {
+            limit: limit.clone(),
+        }
     }
 
     /// Counts an accepted connection.

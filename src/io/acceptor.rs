@@ -14,6 +14,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use std::io;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) const LISTENER: Token = Token(0);
@@ -27,7 +28,7 @@ pub(crate) struct Acceptor<'a> {
     pub(crate) listener: TcpListener,
     pub(crate) ios: Vec<IoHandle>,
     pub(crate) stop: &'a AtomicBool,
-    pub(crate) limit: &'a ConnLimit<mio::Waker>,
+    pub(crate) limit: &'a Arc<ConnLimit<mio::Waker>>,
     pub(crate) log: slog::Logger,
 }
 
@@ -76,11 +77,11 @@ impl Acceptor<'_> {
                 full = false;
                 match self.listener.accept() {
                     Ok((stream, addr)) => {
-                        self.limit.opened();
                         // Responses and frames leave in one write each;
                         // Nagle would only add latency.
                         let _ = stream.set_nodelay(true);
-                        self.ios[next].post(IoMsg::Accept(stream, addr));
+                        let permit = ConnLimit::permit(self.limit);
+                        self.ios[next].post(IoMsg::Accept(stream, addr, permit));
                         next = (next + 1) % self.ios.len();
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,

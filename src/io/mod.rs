@@ -47,6 +47,7 @@
 //! * however the socket ends, exactly one `Close` event is delivered,
 //!   as the mailbox's last event.
 
+use crate::actor::limit::Permit;
 use crate::actor::outbox::{outbox, Inbox, Outbox};
 use crate::actor::scheduler::Scheduler;
 use crate::app::App;
@@ -92,7 +93,8 @@ type Ready = Vec<Arc<Connection>>;
 /// A message to an IO actor.
 pub(crate) enum IoMsg {
     /// A new socket from the acceptor.
-    Accept(TcpStream, SocketAddr),
+    /// A new socket, with its place in the connection count.
+    Accept(TcpStream, SocketAddr, Permit<Waker>),
     /// `count` serialised responses (pipelined ones leave together) for
     /// connection `conn`, answering its oldest unanswered requests.
     Response {
@@ -170,6 +172,9 @@ struct IoConn {
     actor: Arc<Connection>,
     /// This connection's share of `App::outbound_bytes`.
     accounted: usize,
+    /// Its place in the connection count, given back when this drops,
+    /// after the socket above has closed (fields drop in order).
+    _permit: Permit<Waker>,
 }
 
 impl IoConn {
@@ -266,8 +271,8 @@ impl IoActor {
         while let Some(msg) = self.inbox.try_recv() {
             let cfg = &self.app.config;
             let (conn, result) = match msg {
-                IoMsg::Accept(stream, addr) => {
-                    self.accept(stream, addr);
+                IoMsg::Accept(stream, addr, permit) => {
+                    self.accept(stream, addr, permit);
                     continue;
                 }
                 IoMsg::Response {
@@ -329,7 +334,7 @@ impl IoActor {
         }
     }
 
-    fn accept(&mut self, mut stream: TcpStream, addr: SocketAddr) {
+    fn accept(&mut self, mut stream: TcpStream, addr: SocketAddr, permit: Permit<Waker>) {
         let id = self.app.next_conn_id();
         // Both interests once, edge-triggered: no re-registration per write.
         if let Err(e) = self.poll.registry().register(
@@ -338,7 +343,6 @@ impl IoActor {
             Interest::READABLE | Interest::WRITABLE,
         ) {
             slog::warn!(self.app.log, "cannot register socket"; "error" => %e);
-            self.app.conn_limit.closed();
             return;
         }
         let actor = Arc::new(Connection::new(
@@ -359,6 +363,7 @@ impl IoActor {
                 conn,
                 actor,
                 accounted: 0,
+                _permit: permit,
             },
         );
         self.dirty.push(id);
@@ -465,7 +470,6 @@ impl IoActor {
 /// Ends a connection: the socket closes when `c` drops (which also takes
 /// it out of the epoll set); a WebSocket gets its one `Close` event.
 fn close_conn(c: IoConn, app: &Arc<App>) {
-    app.conn_limit.closed();
     app.outbound_bytes.fetch_sub(c.accounted, Ordering::Relaxed);
     if c.conn.ws.is_some() {
         app.websockets.fetch_sub(1, Ordering::Relaxed);
