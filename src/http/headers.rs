@@ -186,6 +186,40 @@ impl Headers {
         let mut fields = std::mem::take(&mut self.fields);
         fields.retain(|f| !self.name_of(f).eq_ignore_ascii_case(name));
         self.fields = fields;
+        self.compact_if_sparse();
+    }
+
+    /// Copies the live names and values into a fresh buffer once removed
+    /// fields' bytes are most of it, so a list that is `set` again and
+    /// again stays the size of what it holds.
+    fn compact_if_sparse(&mut self) {
+        let span_len = |s: Span| (s.end - s.start) as usize;
+        let live: usize = self
+            .fields
+            .iter()
+            .map(|f| {
+                span_len(f.value)
+                    + match f.name {
+                        Name::InBuf(n) => span_len(n),
+                        Name::Static(_) => 0,
+                    }
+            })
+            .sum();
+        if self.buf.len() <= 2 * live + 256 {
+            return;
+        }
+        let old = std::mem::replace(&mut self.buf, String::with_capacity(live));
+        let fields = std::mem::take(&mut self.fields);
+        self.fields.reserve(fields.len());
+        for f in fields {
+            let copy = |s: Span| &old[s.start as usize..s.end as usize];
+            let name = match f.name {
+                Name::InBuf(n) => Name::InBuf(self.push_str(copy(n))),
+                name => name,
+            };
+            let value = self.push_str(copy(f.value));
+            self.fields.push(Field { name, value });
+        }
     }
 
     /// Fields in order, as `(name, value)`.
@@ -340,6 +374,19 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, Headers::from([("a", "1")]));
         assert!(Headers::from(()).is_empty());
+    }
+
+    #[test]
+    fn setting_again_and_again_does_not_grow_the_buffer() {
+        let mut h = Headers::from([("Content-Type", "text/plain"), ("X-Keep", "k")]);
+        for i in 0..100_000 {
+            h.set("X-Counter", i.to_string());
+        }
+        assert!(h.buf.len() < 1024, "{} bytes kept", h.buf.len());
+        assert_eq!(h.get("x-counter"), Some("99999"));
+        assert_eq!(h.get("content-type"), Some("text/plain"));
+        let names: Vec<_> = h.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["Content-Type", "X-Keep", "X-Counter"]);
     }
 
     #[test]
