@@ -227,7 +227,9 @@ impl ServerBuilder {
     /// upstream's name, so without a forwarded host (or `proxy_set_header
     /// Host $host;`) browser upgrades fail the `Origin` check.
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
-        self.config.trusted_proxies = proxies.into_iter().collect();
+        // Canonical once here (IPv4-mapped IPv6 as IPv4), so each request
+        // compares only its peer's canonical form.
+        self.config.trusted_proxies = proxies.into_iter().map(|ip| ip.to_canonical()).collect();
         self
     }
 

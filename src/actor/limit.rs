@@ -81,7 +81,7 @@ pub struct ConnLimit<W: Wake> {
     /// that finds the acceptor waiting.
     waker: Mutex<Option<Arc<W>>>,
     /// Times the acceptor began to wait (for `stats()`).
-    waits: AtomicUsize,
+    times_full: AtomicUsize,
 }
 
 impl<W: Wake> ConnLimit<W> {
@@ -90,7 +90,7 @@ impl<W: Wake> ConnLimit<W> {
             max: max.clamp(1, WAITING - 1),
             state: AtomicUsize::new(0),
             waker: Mutex::new(None),
-            waits: AtomicUsize::new(0),
+            times_full: AtomicUsize::new(0),
         }
     }
 
@@ -111,7 +111,7 @@ impl<W: Wake> ConnLimit<W> {
     /// How many times the acceptor found the count at the limit and
     /// began to wait.
     pub fn times_full(&self) -> usize {
-        self.waits.load(Ordering::Relaxed)
+        self.times_full.load(Ordering::Relaxed)
     }
 
     /// Connections open now.
@@ -141,7 +141,7 @@ impl<W: Wake> ConnLimit<W> {
         let before = self
             .state
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |s| {
-                Some(((s & !WAITING).saturating_sub(1)) & !WAITING)
+                Some((s & !WAITING).saturating_sub(1))
             })
             .unwrap_or_else(|s| s);
         debug_assert!(before & !WAITING > 0, "more connections closed than opened");
@@ -174,7 +174,7 @@ impl<W: Wake> ConnLimit<W> {
                 .compare_exchange(s, s | WAITING, Ordering::AcqRel, Ordering::Acquire)
             {
                 Ok(_) => {
-                    self.waits.fetch_add(1, Ordering::Relaxed);
+                    self.times_full.fetch_add(1, Ordering::Relaxed);
                     return false;
                 }
                 // A close (or an accept's count) came in between: look again.

@@ -188,46 +188,32 @@ pub enum ProxyHeaders {
 /// sent them and can be forged.
 pub(crate) fn forwarded(headers: &Headers, trusted: &[IpAddr], kind: ProxyHeaders) -> Forwarded {
     if kind == ProxyHeaders::Forwarded {
-        let fwd: Vec<&str> = headers.get_all("forwarded").collect();
-        let elements: Vec<&str> = fwd.iter().flat_map(|v| v.split(',')).collect();
-        let mut out = Forwarded::default();
-        for element in elements.iter().rev() {
-            let for_ = param(element, "for").and_then(|v| node(&v));
-            match for_ {
-                Some(addr) if is_trusted(trusted, addr.ip()) => continue,
-                Some(addr) => {
-                    // Written by the trusted hop after it: the client it
-                    // saw, and the host that client asked for.
-                    out.client = Some(addr);
-                    out.host = param(element, "host");
-                    break;
-                }
-                None => break, // "unknown", obfuscated or malformed: stop trusting
-            }
-        }
-        if out.client.is_some() && out.host.is_none() {
-            // The element our own peer (trusted) appended, last, names
-            // the host it was asked for.
-            out.host = elements.last().and_then(|e| param(e, "host"));
-        }
-        return out;
+        let elements: Vec<&str> = headers
+            .get_all("forwarded")
+            .flat_map(|v| v.split(','))
+            .collect();
+        let hops: Vec<_> = elements
+            .iter()
+            .map(|e| param(e, "for").and_then(|v| node(&v)))
+            .collect();
+        let Some((i, client)) = nearest_untrusted(&hops, trusted) else {
+            return Forwarded::default();
+        };
+        // The element written by the trusted hop after the client names
+        // the host the client asked for; else the one our own peer
+        // appended, last.
+        let host = param(elements[i], "host").or_else(|| param(elements.last()?, "host"));
+        return Forwarded {
+            client: Some(client),
+            host,
+        };
     }
-    let ips: Vec<&str> = headers
+    let hops: Vec<_> = headers
         .get_all("x-forwarded-for")
         .flat_map(|v| v.split(','))
-        .map(str::trim)
+        .map(node)
         .collect();
-    let mut client = None;
-    for ip in ips.iter().rev() {
-        match node(ip) {
-            Some(addr) if is_trusted(trusted, addr.ip()) => continue,
-            Some(addr) => {
-                client = Some(addr);
-                break;
-            }
-            None => break,
-        }
-    }
+    let client = nearest_untrusted(&hops, trusted).map(|(_, addr)| addr);
     let host = headers
         .get_all("x-forwarded-host")
         .last()
@@ -237,12 +223,31 @@ pub(crate) fn forwarded(headers: &Headers, trusted: &[IpAddr], kind: ProxyHeader
     Forwarded { client, host }
 }
 
-/// Whether `ip` is one of `trusted`, an IPv4 address also when written
+/// The client among proxy hops listed oldest first: walking from the
+/// right (the nearest hop), the first address that is not a trusted
+/// proxy, with its index. `None` at an unreadable hop ("unknown",
+/// obfuscated, malformed): what lies left of it was not written by a
+/// trusted proxy.
+fn nearest_untrusted(
+    hops: &[Option<SocketAddr>],
+    trusted: &[IpAddr],
+) -> Option<(usize, SocketAddr)> {
+    for (i, hop) in hops.iter().enumerate().rev() {
+        match *hop {
+            Some(addr) if is_trusted(trusted, addr.ip()) => continue,
+            Some(addr) => return Some((i, addr)),
+            None => return None,
+        }
+    }
+    None
+}
+
+/// Whether `ip` is one of `trusted` (canonical addresses, see
+/// `ServerBuilder::trusted_proxies`), an IPv4 address also when written
 /// as IPv4-mapped IPv6 (`::ffff:10.0.0.1`, as a dual-stack listener sees
 /// it).
 pub(crate) fn is_trusted(trusted: &[IpAddr], ip: IpAddr) -> bool {
-    let ip = ip.to_canonical();
-    trusted.iter().any(|t| t.to_canonical() == ip)
+    trusted.contains(&ip.to_canonical())
 }
 
 /// The value of `name` in one `Forwarded` element (`for=...;host=...`),
