@@ -74,7 +74,11 @@ fn main() {
         })
         .build();
     println!("chat on http://{addr}");
-    server.serve(addr.as_str()).expect("serve");
+    // A port in use is an error that names the address; say it and fail.
+    if let Err(e) = server.serve(addr.as_str()) {
+        eprintln!("chat: {e}");
+        std::process::exit(1);
+    }
 }
 
 /// Sends `text` to every member. The lock is held only to copy the set:

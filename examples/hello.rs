@@ -14,5 +14,9 @@ fn main() {
     });
     let server = Server::new(router);
     println!("serving on http://localhost:8080");
-    server.serve(("localhost", 8080)).expect("serve");
+    // A port in use is an error that names the address; say it and fail.
+    if let Err(e) = server.serve(("localhost", 8080)) {
+        eprintln!("hello: {e}");
+        std::process::exit(1);
+    }
 }

@@ -53,6 +53,8 @@ pub mod http;
 #[cfg(not(loom))]
 mod io;
 #[cfg(not(loom))]
+mod listen;
+#[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
 pub mod router;
@@ -65,6 +67,8 @@ pub mod websocket;
 pub use handler::Handler;
 #[cfg(not(loom))]
 pub use http::{Headers, ProxyHeaders, Request, Response, Version};
+#[cfg(not(loom))]
+pub use listen::ListenAddrs;
 #[cfg(not(loom))]
 pub use router::Router;
 #[cfg(not(loom))]

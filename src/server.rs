@@ -24,10 +24,11 @@ use crate::handler::Handler;
 use crate::http::forwarded::{OriginPolicy, ProxyHeaders};
 use crate::io::acceptor::{self, Acceptor};
 use crate::io::{io_actor, IoMsg};
+use crate::listen::{self, ListenAddrs};
 use crate::pool::Pool;
 use crate::websocket::WebSocketHandler;
 use std::io;
-use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
@@ -322,7 +323,9 @@ enum State {
     #[default]
     Starting,
     Binding,
-    Ready(SocketAddr),
+    /// Listening on these addresses (at least one; the first is
+    /// `local_addr`).
+    Ready(Arc<[SocketAddr]>),
     Draining,
     Failed(String),
     Closed,
@@ -395,7 +398,67 @@ impl Server {
     /// serves until [`ServerHandle::close`] is called. Returns once every
     /// natron thread has been joined (see the module docs for a handler
     /// that never returns).
-    pub fn serve(self, addr: impl ToSocketAddrs) -> io::Result<()> {
+    ///
+    /// `addr` is anything [`ListenAddrs`] takes: `"host:port"`,
+    /// `("host", port)`, a `SocketAddr`... Every address it names is
+    /// served, on one port: `localhost` is `127.0.0.1` and `::1` (RFC 6761
+    /// §6.3) whatever `/etc/hosts` says, and with port `0` the port the
+    /// first address got is reused for the others, so a client may use
+    /// either family. An address the host cannot bind (IPv6 disabled:
+    /// `EADDRNOTAVAIL`, `EAFNOSUPPORT`) is logged and skipped as long as
+    /// one address is bound. The addresses are in
+    /// [`ServerHandle::local_addrs`].
+    ///
+    /// # Errors
+    ///
+    /// * a port in use: an error of kind [`io::ErrorKind::AddrInUse`]
+    ///   whose message names the address, e.g. `cannot listen on
+    ///   127.0.0.1:8080: Address already in use (os error 98)`;
+    /// * `addr` does not resolve, or no address of it can be bound;
+    /// * an invalid configuration ([`io::ErrorKind::InvalidInput`]);
+    /// * a thread or `epoll` instance cannot be created.
+    ///
+    /// ```no_run
+    /// let server = natron::Server::new(|req: natron::Request| req.respond(200, (), "hi"));
+    /// if let Err(e) = server.serve(("localhost", 8080)) {
+    ///     eprintln!("{e}"); // "cannot listen on 127.0.0.1:8080: Address already in use ..."
+    ///     std::process::exit(1);
+    /// }
+    /// ```
+    pub fn serve(self, addr: impl ListenAddrs) -> io::Result<()> {
+        self.serve_with(|log| listen::bind(addr, log))
+    }
+
+    /// Serves on a listener the caller already has: inherited through
+    /// socket activation (systemd's `LISTEN_FDS`), or bound by a test
+    /// that wants the port before the server runs. It is switched to
+    /// non-blocking mode; natron closes it when serving ends. Otherwise as
+    /// [`Server::serve`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::serve`], less the binding errors; and the error of
+    /// making `listener` non-blocking or reading its address.
+    ///
+    /// ```no_run
+    /// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    /// let port = listener.local_addr().unwrap().port();
+    /// let server = natron::Server::new(|req: natron::Request| req.respond(200, (), "hi"));
+    /// // The port is known (and taken) before serving starts.
+    /// println!("listening on {port}");
+    /// server.serve_listener(listener).unwrap();
+    /// ```
+    pub fn serve_listener(self, listener: std::net::TcpListener) -> io::Result<()> {
+        self.serve_with(move |_| {
+            listener.set_nonblocking(true)?;
+            Ok(vec![mio::net::TcpListener::from_std(listener)])
+        })
+    }
+
+    fn serve_with(
+        self,
+        bind: impl FnOnce(&slog::Logger) -> io::Result<Vec<mio::net::TcpListener>>,
+    ) -> io::Result<()> {
         {
             let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
             if self.shared.closing.load(Ordering::Acquire) {
@@ -419,7 +482,7 @@ impl Server {
             }
         }
         let guard = FailOnUnwind(&self.shared);
-        let result = self.serve_inner(addr);
+        let result = self.serve_inner(bind);
         drop(guard);
         // The acceptor's eventfd goes with the acceptor, even while handles
         // live on.
@@ -438,18 +501,30 @@ impl Server {
         result
     }
 
-    /// Serves on `localhost:port`, Mummy's default address.
+    /// Serves on `localhost:port` (`127.0.0.1` and `::1`), Mummy's
+    /// default address.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::serve`].
     pub fn serve_port(self, port: u16) -> io::Result<()> {
         self.serve(("localhost", port))
     }
 
-    fn serve_inner(&self, addr: impl ToSocketAddrs) -> io::Result<()> {
+    fn serve_inner(
+        &self,
+        bind: impl FnOnce(&slog::Logger) -> io::Result<Vec<mio::net::TcpListener>>,
+    ) -> io::Result<()> {
         let app = &self.app;
         if let Some(e) = &app.config.invalid {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, e.clone()));
         }
-        let listener = bind(addr)?;
-        let local = listener.local_addr()?;
+        let listeners = bind(&app.log)?;
+        let local: Arc<[SocketAddr]> = listeners
+            .iter()
+            .map(|l| l.local_addr())
+            .collect::<io::Result<Vec<_>>>()?
+            .into();
         let poll = mio::Poll::new()?;
         let waker = Arc::new(mio::Waker::new(poll.registry(), acceptor::WAKER)?);
         app.conn_limit.set_waker(waker.clone());
@@ -501,16 +576,18 @@ impl Server {
             if self.shared.closing.load(Ordering::Acquire) {
                 // close() ran while binding and waits for the listener to
                 // close; it never opened for clients.
-                drop(listener);
+                drop(listeners);
                 Ok(())
             } else {
-                *state = State::Ready(local);
+                *state = State::Ready(local.clone());
                 self.shared.changed.notify_all();
                 drop(state);
-                slog::info!(app.log, "serving"; "addr" => %local);
+                for addr in local.iter() {
+                    slog::info!(app.log, "serving"; "addr" => %addr);
+                }
                 Acceptor {
                     poll,
-                    listener,
+                    listeners,
                     ios: ios.clone(),
                     limit: &app.conn_limit,
                     stop: &self.shared.closing,
@@ -633,7 +710,7 @@ impl ServerHandle {
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &*state {
-                State::Ready(addr) => return Ok(*addr),
+                State::Ready(addrs) => return Ok(addrs[0]),
                 State::Failed(e) => {
                     return Err(io::Error::other(format!("server failed to start: {e}")))
                 }
@@ -658,23 +735,18 @@ impl ServerHandle {
         }
     }
 
-    /// The bound address once ready.
+    /// The bound address once ready (the first, when several are bound:
+    /// see [`Self::local_addrs`]).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        match &*self.shared.state.lock().unwrap_or_else(|e| e.into_inner()) {
-            State::Ready(addr) => Some(*addr),
-            _ => None,
-        }
+        self.local_addrs().first().copied()
     }
-}
 
-/// Binds the first address of `addr` that works (backlog 1024).
-fn bind(addr: impl ToSocketAddrs) -> io::Result<mio::net::TcpListener> {
-    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to bind");
-    for a in addr.to_socket_addrs()? {
-        match mio::net::TcpListener::bind(a) {
-            Ok(l) => return Ok(l),
-            Err(e) => last = e,
+    /// Every bound address once ready (`127.0.0.1:port` and `[::1]:port`
+    /// for `localhost`), empty before and after.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        match &*self.shared.state.lock().unwrap_or_else(|e| e.into_inner()) {
+            State::Ready(addrs) => addrs.to_vec(),
+            _ => Vec::new(),
         }
     }
-    Err(last)
 }

@@ -1,5 +1,6 @@
-//! The acceptor actor: owns the listening socket, accepts connections and
-//! deals them round-robin to the IO actors.
+//! The acceptor actor: owns the listening sockets (one, or one per address
+//! family for `localhost`), accepts connections and deals them round-robin
+//! to the IO actors.
 //!
 //! It runs on the thread that called `serve`. It never blocks except in
 //! `epoll_wait`; `close()` wakes it through its `Waker`. When the process
@@ -17,15 +18,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-pub(crate) const LISTENER: Token = Token(0);
-pub(crate) const WAKER: Token = Token(1);
+pub(crate) const WAKER: Token = Token(0);
+/// Listener `i` is registered as `Token(FIRST_LISTENER + i)`.
+const FIRST_LISTENER: usize = 1;
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
 /// Reaching `max_connections` is logged at most this often.
 const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 
 pub(crate) struct Acceptor<'a> {
     pub(crate) poll: Poll,
-    pub(crate) listener: TcpListener,
+    pub(crate) listeners: Vec<TcpListener>,
     pub(crate) ios: Vec<IoHandle>,
     pub(crate) stop: &'a AtomicBool,
     pub(crate) limit: &'a Arc<ConnLimit<mio::Waker>>,
@@ -35,9 +37,11 @@ pub(crate) struct Acceptor<'a> {
 impl Acceptor<'_> {
     /// Accepts until `stop` is set (and the waker fires).
     pub(crate) fn run(mut self) -> io::Result<()> {
-        self.poll
-            .registry()
-            .register(&mut self.listener, LISTENER, Interest::READABLE)?;
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            self.poll
+                .registry()
+                .register(l, Token(FIRST_LISTENER + i), Interest::READABLE)?;
+        }
         let mut events = Events::with_capacity(64);
         let mut next = 0usize;
         let mut backoff = false;
@@ -54,10 +58,14 @@ impl Acceptor<'_> {
                 return Err(e);
             }
             backoff = false;
+            // Every listener is drained to `WouldBlock` on every wake-up
+            // (they are edge-triggered, and there are one or two): a
+            // wake-up by the limit's waker names no listener.
+            let mut listener = 0;
             // Checked before every accept: once `close()` has begun,
             // what waits in the backlog is reset with the listener, never
             // accepted (the `close()` contract).
-            while !self.stop.load(Ordering::Acquire) {
+            while listener < self.listeners.len() && !self.stop.load(Ordering::Acquire) {
                 if !self.limit.may_accept() {
                     // Sleep in `poll` until a close wakes us (or `close()`);
                     // a new connection's edge wakes us once, not in a loop.
@@ -75,7 +83,7 @@ impl Acceptor<'_> {
                     break;
                 }
                 full = false;
-                match self.listener.accept() {
+                match self.listeners[listener].accept() {
                     Ok((stream, addr)) => {
                         // Responses and frames leave in one write each;
                         // Nagle would only add latency.
@@ -84,7 +92,7 @@ impl Acceptor<'_> {
                         self.ios[next].post(IoMsg::Accept(stream, addr, permit));
                         next = (next + 1) % self.ios.len();
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener += 1,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if matches!(e.raw_os_error(), Some(libc_emfile) if is_resource_exhaustion(libc_emfile)) =>
                     {
