@@ -8,7 +8,7 @@ use crate::actor::mailbox::Mailbox;
 use crate::actor::scheduler::{Actor, Done, Hold};
 use crate::actor::sync::lock;
 use crate::app::App;
-use crate::http::request::{RawRequest, Request};
+use crate::http::request::{RawRequest, Request, Responder, Unanswered};
 use crate::io::{IoHandle, IoMsg};
 use crate::websocket::{WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
@@ -56,6 +56,25 @@ pub(crate) struct Connection {
     /// Holds the run right of an upgrading request until its handler
     /// returns (see `release_after_handler`).
     upgrade: Hold<Connection>,
+    /// The request whose handler runs, if dropped unanswered before that
+    /// handler returned (see `park_unanswered`).
+    unanswered: Mutex<Slot>,
+}
+
+/// Where a request dropped unanswered waits for its handler's result.
+///
+/// `running` is set by the connection actor around the handler call; a
+/// `Responder` dropped while it is set parks itself in `parked` (any
+/// thread: the handler may have passed it on), and the actor answers it
+/// when the handler returns, from its `Err` if any. Both sides change the
+/// slot under its lock, so a drop racing the handler's return is either
+/// parked before the actor looks (and answered by it) or sees `running`
+/// clear (and answers itself): never neither, never both. No user code
+/// runs under the lock.
+#[derive(Default)]
+struct Slot {
+    running: bool,
+    parked: Option<Responder>,
 }
 
 impl Connection {
@@ -70,6 +89,20 @@ impl Connection {
             ws: OnceLock::new(),
             pending: Mutex::new(Held::default()),
             upgrade: Hold::new(),
+            unanswered: Mutex::new(Slot::default()),
+        }
+    }
+
+    /// Parks a request dropped unanswered while its handler runs, to be
+    /// answered when the handler returns; hands it back if the handler has
+    /// returned (the caller answers it now).
+    pub(crate) fn park_unanswered(&self, responder: Responder) -> Option<Responder> {
+        let mut slot = lock(&self.unanswered);
+        if slot.running && slot.parked.is_none() {
+            slot.parked = Some(responder);
+            None
+        } else {
+            Some(responder)
         }
     }
 
@@ -166,15 +199,37 @@ impl Actor for Connection {
                 }
                 let request = Request::new(*raw, done);
                 this.upgrade.set_running(true);
-                // The request moves into the handler; if the handler panics,
-                // its drop during unwinding answers 500 (see `Responder`).
+                lock(&this.unanswered).running = true;
+                // The request moves into the handler. Dropped unanswered
+                // before the handler returns (a `?`, a panic unwinding), it
+                // parks in `unanswered` and is answered below.
                 let result = catch_unwind(AssertUnwindSafe(|| this.app.handler.handle(request)));
-                // An upgrade's run right, parked until now.
-                drop(this.upgrade.set_running(false));
-                if let Err(panic) = result {
-                    slog::error!(this.app.log, "request handler panicked";
-                        "panic" => panic_message(&panic), "remote" => %this.remote);
+                let parked = {
+                    let mut slot = lock(&this.unanswered);
+                    slot.running = false;
+                    slot.parked.take()
+                };
+                let why = match result {
+                    Ok(Ok(())) => Unanswered::Dropped,
+                    Ok(Err(e)) => Unanswered::Failed(e),
+                    Err(panic) => {
+                        slog::error!(this.app.log, "request handler panicked";
+                            "panic" => panic_message(&panic), "remote" => %this.remote);
+                        Unanswered::Panicked
+                    }
+                };
+                match (parked, why) {
+                    (Some(responder), why) => responder.answer_unanswered(why),
+                    (None, Unanswered::Failed(e)) => {
+                        slog::error!(this.app.log, "handler returned an error for a request it had answered or passed on; the error is only logged";
+                            "error" => %e, "remote" => %this.remote);
+                    }
+                    (None, _) => {}
                 }
+                // An upgrade's run right, parked until now (after the
+                // answer above: it goes out before the connection's next
+                // event can run).
+                drop(this.upgrade.set_running(false));
             }
             Event::WsFail { code, reason } => {
                 if let Some(ws) = this.ws.get() {

@@ -64,9 +64,11 @@ mod server;
 pub mod websocket;
 
 #[cfg(not(loom))]
-pub use handler::Handler;
+pub use handler::{Error, Handler, HandlerResult};
 #[cfg(not(loom))]
-pub use http::{Headers, ProxyHeaders, Request, Response, Version};
+pub use http::{
+    Headers, IntoStatus, Parts, ProxyHeaders, Request, Responder, Response, StatusCode, Version,
+};
 #[cfg(not(loom))]
 pub use listen::ListenAddrs;
 #[cfg(not(loom))]

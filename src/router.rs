@@ -82,14 +82,15 @@
 //!   in `OPTIONS *`), the not-found handler runs: by default a `text/plain`
 //!   `404`.
 //!
-//! A custom method-not-allowed handler is called with the request only: it
-//! must build its own `Allow` header (RFC 9110 requires one on a `405`).
+//! A custom method-not-allowed handler finds the path's methods in
+//! [`Request::allowed_methods`]; a `405` it sends without an `Allow` field
+//! gets one with them (RFC 9110 §15.5.6 requires it).
 //!
 //! The error handler set with [`Router::error_handler`] is installed on
 //! every request the router receives, before any of the above runs, so it
 //! also covers the not-found and method-not-allowed handlers.
 
-use crate::handler::Handler;
+use crate::handler::{Error, Handler};
 use crate::http::{ErrorHandler, Request, Response};
 use std::fmt;
 use std::sync::Arc;
@@ -278,20 +279,22 @@ impl fmt::Debug for Router {
 }
 
 impl Handler for Router {
-    fn handle(&self, mut request: Request) {
+    /// Dispatches `request`; the result is the handler's that ran.
+    fn handle(&self, mut request: Request) -> Result<(), Error> {
         if let Some(error_handler) = &self.error_handler {
             request.set_error_handler(Arc::clone(error_handler));
         }
         match self.resolve(request.method(), request.path()) {
             Resolution::Route(index, params) => {
                 request.path_params = params;
-                self.routes[index].handler.handle(request);
+                self.routes[index].handler.handle(request)
             }
             Resolution::NotFound => match &self.not_found {
                 Some(handler) => handler.handle(request),
                 None => {
                     let r = Response::plain(404);
                     request.respond(r.status, r.headers, r.body);
+                    Ok(())
                 }
             },
             Resolution::MethodNotAllowed(allow) => match &self.method_not_allowed {
@@ -303,6 +306,7 @@ impl Handler for Router {
                     let mut r = Response::plain(405);
                     r.headers.set("Allow", allow);
                     request.respond(r.status, r.headers, r.body);
+                    Ok(())
                 }
             },
         }

@@ -275,13 +275,21 @@ fn first_match_wins() {
     );
 }
 
+fn route_panics(_req: Request) {
+    panic!("route panic (expected)")
+}
+
+fn not_found_panics(_req: Request) {
+    panic!("not-found panic (expected)")
+}
+
 #[test]
 fn error_handler_answers_panics_and_drops() {
     let mut r = Router::new();
-    r.get("/panic", |_req: Request| panic!("route panic (expected)"))
+    r.get("/panic", route_panics)
         .get("/drop", drop::<Request>)
         .get("/ok", named("ok"))
-        .not_found(|_req: Request| panic!("not-found panic (expected)"))
+        .not_found(not_found_panics)
         .error_handler(|reason| {
             Response::new(
                 503,
@@ -319,7 +327,7 @@ fn error_handler_answers_panics_and_drops() {
 #[test]
 fn error_handler_that_panics_falls_back_to_500() {
     let mut r = Router::new();
-    r.get("/panic", |_req: Request| panic!("route panic (expected)"))
+    r.get("/panic", route_panics)
         .error_handler(|_| panic!("error handler panic (expected)"));
     let s = serve(r);
     let mut c = s.client();

@@ -169,6 +169,30 @@ impl Headers {
             .any(|t| t.trim().eq_ignore_ascii_case(token))
     }
 
+    /// Checks that every field may be sent as it is: each name is a
+    /// non-empty token (RFC 9110 §5.1) and no value holds a control
+    /// character but HTAB (§5.5), so none can split the response (CR, LF)
+    /// or cut it (NUL).
+    ///
+    /// # Errors
+    ///
+    /// A message naming the first bad field.
+    pub(crate) fn check_fields(&self) -> Result<(), String> {
+        for (name, value) in self.iter() {
+            if name.is_empty() || !name.bytes().all(is_tchar) {
+                return Err(format!(
+                    "invalid header name {name:?} (RFC 9110 §5.1: a token)"
+                ));
+            }
+            if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f) {
+                return Err(format!(
+                    "invalid value of header {name}: {value:?} (RFC 9110 §5.5: no CR, LF, NUL or other controls)"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Appends a field, keeping any existing ones of the same name.
     pub fn append(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
         self.push_named(name.as_ref(), value.as_ref());
@@ -323,6 +347,31 @@ impl<K: AsRef<str>, V: AsRef<str>, const N: usize> From<[(K, V); N]> for Headers
 impl<K: AsRef<str>, V: AsRef<str>> From<Vec<(K, V)>> for Headers {
     fn from(fields: Vec<(K, V)>) -> Self {
         fields.into_iter().collect()
+    }
+}
+
+/// A `tchar` of RFC 9110 §5.6.2: what a field name is made of.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// The `http` crate's map, fields in its iteration order. A value that is
+/// not UTF-8 (`obs-text` a peer sent) is carried with its invalid bytes
+/// replaced by U+FFFD; values built with `HeaderValue::from_static` or
+/// `from_str` are always UTF-8.
+impl From<&::http::HeaderMap> for Headers {
+    fn from(map: &::http::HeaderMap) -> Self {
+        let mut headers = Headers::with_capacity(map.len(), 0);
+        for (name, value) in map {
+            headers.append(name, String::from_utf8_lossy(value.as_bytes()));
+        }
+        headers
+    }
+}
+
+impl From<::http::HeaderMap> for Headers {
+    fn from(map: ::http::HeaderMap) -> Self {
+        Headers::from(&map)
     }
 }
 

@@ -16,4 +16,5 @@ pub mod url;
 
 pub use forwarded::ProxyHeaders;
 pub use headers::{Headers, HeadersIter};
-pub use request::{ErrorHandler, Request, Response, Version};
+pub use request::{ErrorHandler, Parts, Request, Responder, Response, Version};
+pub use status::{IntoStatus, InvalidStatus, StatusCode};

@@ -3,6 +3,7 @@
 use crate::actor::scheduler::Done;
 use crate::connection::Connection;
 use crate::http::compress::{self, Encoding};
+use crate::http::status::IntoStatus;
 use crate::http::{date, forwarded, status, url, Headers};
 use std::fmt;
 use std::net::SocketAddr;
@@ -62,14 +63,30 @@ impl Response {
 /// handler panicked (`reason` says so) or dropped the request.
 pub type ErrorHandler = Arc<dyn Fn(&str) -> Response + Send + Sync>;
 
-/// An HTTP request.
+/// An HTTP request: its [`Parts`] (what the client sent) and its
+/// [`Responder`] (the one way to answer it).
 ///
-/// Answer it with [`Request::respond`], which consumes it, so a request is
+/// Read it through the methods of [`Parts`] (`req.path()`,
+/// `req.header("host")`, ...), which a `Request` dereferences to. Answer
+/// it with [`Request::respond`], which consumes it, so a request is
 /// answered at most once. It may be moved to another thread and answered
 /// there; the connection's next request is handled only after this one is
-/// answered, so pipelined responses keep their order. A request dropped
-/// unanswered (or whose handler panicked) is answered `500` and logged.
+/// answered, so pipelined responses keep their order.
+///
+/// A request dropped unanswered is answered for the handler: from the
+/// `Err` the handler returned (see [`crate::Handler`]), else `500`, and
+/// logged. To keep what it sent while answering, split it with
+/// [`Request::into_parts`].
 pub struct Request {
+    parts: Parts,
+    pub(crate) responder: Responder,
+}
+
+/// What the client sent: method, target, version, headers, body, and what
+/// natron learned on the way (path parameters, the client's address).
+/// Owned: it lives on after the request is answered.
+#[derive(Clone)]
+pub struct Parts {
     pub(crate) method: std::borrow::Cow<'static, str>,
     pub(crate) uri: String,
     pub(crate) version: Version,
@@ -82,7 +99,19 @@ pub struct Request {
     /// The host a trusted proxy forwarded, which `host()` prefers to the
     /// `Host` field.
     pub(crate) forwarded_host: Option<String>,
-    pub(crate) responder: Responder,
+}
+
+impl std::ops::Deref for Request {
+    type Target = Parts;
+    fn deref(&self) -> &Parts {
+        &self.parts
+    }
+}
+
+impl std::ops::DerefMut for Request {
+    fn deref_mut(&mut self) -> &mut Parts {
+        &mut self.parts
+    }
 }
 
 impl Request {
@@ -112,19 +141,94 @@ impl Request {
                 error_handler: None,
                 allow: None,
             },
-            method: raw.method,
-            uri: raw.target,
-            version: raw.version,
-            path,
-            query,
-            path_params: Vec::new(),
-            headers: raw.headers,
-            body: raw.body,
-            remote_addr,
-            forwarded_host,
+            parts: Parts {
+                method: raw.method,
+                uri: raw.target,
+                version: raw.version,
+                path,
+                query,
+                path_params: Vec::new(),
+                headers: raw.headers,
+                body: raw.body,
+                remote_addr,
+                forwarded_host,
+            },
         }
     }
 
+    /// Splits the request into what the client sent and the means to
+    /// answer it, so the handler can keep borrowing the former while it
+    /// answers with the latter:
+    ///
+    /// ```
+    /// # fn handler(req: natron::Request) {
+    /// let (parts, responder) = req.into_parts();
+    /// let id = parts.path_param("id").unwrap_or("");
+    /// responder.respond(200, (), format!("user {id}"));
+    /// # }
+    /// ```
+    pub fn into_parts(self) -> (Parts, Responder) {
+        (self.parts, self.responder)
+    }
+
+    /// Sends the response: see [`Responder::respond`].
+    ///
+    /// ```
+    /// # fn handler(req: natron::Request) {
+    /// req.respond(200, [("Content-Type", "text/plain")], "hello");
+    /// # }
+    /// ```
+    pub fn respond(
+        self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+        body: impl Into<Vec<u8>>,
+    ) {
+        self.responder.respond(status, headers, body);
+    }
+
+    /// Turns this request into a WebSocket (RFC 6455): answers `101
+    /// Switching Protocols`, and from then on the connection's events go
+    /// to the server's WebSocket handler, starting with `Open`.
+    ///
+    /// A request that is not a valid upgrade is answered here (`400` with
+    /// the reason, or `426` with `Sec-WebSocket-Version: 13`) and the
+    /// error returned. Messages sent on the returned handle before the
+    /// handler returns reach the client before anything sent from the
+    /// `Open` event.
+    pub fn upgrade_to_websocket(self) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
+        crate::websocket::upgrade(self, &[])
+    }
+
+    /// Like [`Request::upgrade_to_websocket`], selecting the first
+    /// subprotocol the client offers (in its order) that is in `supported`.
+    /// Without a match, no subprotocol is selected.
+    pub fn upgrade_to_websocket_with(
+        self,
+        supported: &[&str],
+    ) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
+        crate::websocket::upgrade(self, supported)
+    }
+
+    /// The methods the path allows, as in an `Allow` header, when a
+    /// [`crate::Router`] hands this request to its method-not-allowed
+    /// handler; `None` otherwise.
+    pub fn allowed_methods(&self) -> Option<&str> {
+        self.responder.allow.as_deref()
+    }
+
+    pub(crate) fn set_allowed_methods(&mut self, allow: String) {
+        self.responder.allow = Some(allow);
+    }
+
+    /// Installs the builder of the response sent if this request is not
+    /// answered (panic or drop).
+    pub(crate) fn set_error_handler(&mut self, handler: ErrorHandler) {
+        self.responder.error_handler = Some(handler);
+    }
+}
+
+impl Parts {
     /// The method, e.g. `GET`.
     pub fn method(&self) -> &str {
         &self.method
@@ -216,54 +320,6 @@ impl Request {
             .as_deref()
             .or_else(|| self.headers.get("host"))
     }
-
-    /// Sends the response. `Content-Length`, `Date` and `Connection` are
-    /// set by natron; the body is compressed when the client accepts gzip
-    /// or deflate, the body is larger than ~860 bytes and no
-    /// `Content-Encoding` is set. HEAD responses carry no body.
-    pub fn respond(mut self, status: u16, headers: impl Into<Headers>, body: impl Into<Vec<u8>>) {
-        self.responder.send(status, headers.into(), body.into());
-    }
-
-    /// Turns this request into a WebSocket (RFC 6455): answers `101
-    /// Switching Protocols`, and from then on the connection's events go
-    /// to the server's WebSocket handler, starting with `Open`.
-    ///
-    /// A request that is not a valid upgrade is answered here (`400` with
-    /// the reason, or `426` with `Sec-WebSocket-Version: 13`) and the
-    /// error returned. Messages sent on the returned handle before the
-    /// handler returns reach the client before anything sent from the
-    /// `Open` event.
-    pub fn upgrade_to_websocket(self) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
-        crate::websocket::upgrade(self, &[])
-    }
-
-    /// Like [`Request::upgrade_to_websocket`], selecting the first
-    /// subprotocol the client offers (in its order) that is in `supported`.
-    /// Without a match, no subprotocol is selected.
-    pub fn upgrade_to_websocket_with(
-        self,
-        supported: &[&str],
-    ) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
-        crate::websocket::upgrade(self, supported)
-    }
-
-    /// The methods the path allows, as in an `Allow` header, when a
-    /// [`crate::Router`] hands this request to its method-not-allowed
-    /// handler; `None` otherwise.
-    pub fn allowed_methods(&self) -> Option<&str> {
-        self.responder.allow.as_deref()
-    }
-
-    pub(crate) fn set_allowed_methods(&mut self, allow: String) {
-        self.responder.allow = Some(allow);
-    }
-
-    /// Installs the builder of the response sent if this request is not
-    /// answered (panic or drop).
-    pub(crate) fn set_error_handler(&mut self, handler: ErrorHandler) {
-        self.responder.error_handler = Some(handler);
-    }
 }
 
 impl fmt::Debug for Request {
@@ -279,9 +335,12 @@ impl fmt::Debug for Request {
     }
 }
 
-/// The answering half of a request: holds the connection's run right, so
-/// the next event of the connection waits until this one is answered.
-pub(crate) struct Responder {
+/// The answering half of a request, from [`Request::into_parts`]. It holds
+/// the connection's run right: the connection's next request waits until
+/// this one is answered, so pipelined responses keep their order. `Send`:
+/// it may be answered on any thread. Dropped unanswered, it answers as a
+/// dropped [`Request`] does (see [`crate::Handler`]).
+pub struct Responder {
     done: Option<Done<Connection>>,
     keep_alive: bool,
     version: Version,
@@ -292,7 +351,75 @@ pub(crate) struct Responder {
     allow: Option<String>,
 }
 
+impl fmt::Debug for Responder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Responder")
+            .field("answered", &self.done.is_none())
+            .field("version", &self.version)
+            .field("keep_alive", &self.keep_alive)
+            .finish()
+    }
+}
+
+/// Why a request is answered by natron rather than its handler.
+pub(crate) enum Unanswered {
+    /// The handler returned `Ok(())` without answering.
+    Dropped,
+    /// The handler panicked.
+    Panicked,
+    /// The handler returned this error.
+    Failed(crate::handler::Error),
+}
+
 impl Responder {
+    /// Sends the response (RFC 9112 §6, §9).
+    ///
+    /// * `status`: a [`StatusCode`](crate::StatusCode) or an integer;
+    ///   `headers`: `()`, an array or `Vec` of `(name, value)` pairs, a
+    ///   [`Headers`], or an `http::HeaderMap`; `body`: bytes or a string.
+    /// * natron sets `Content-Length`, `Date` (unless given) and
+    ///   `Connection`; it compresses the body when the client accepts gzip
+    ///   or deflate, the body is over ~860 bytes and no `Content-Encoding`
+    ///   is set. A `HEAD` response carries no body.
+    /// * **Nothing invalid reaches the wire.** A status that is not a final
+    ///   three-digit code (`42`, `2001`, a `1xx`), a field name that is not
+    ///   a token (RFC 9110 §5.1: no spaces, no colons) or a value with a
+    ///   control character (CR, LF, NUL: §5.5) is a handler bug: the
+    ///   client gets `500`, and the server's logger an error naming the
+    ///   bad status or field. Nothing is dropped silently.
+    pub fn respond(
+        mut self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+        body: impl Into<Vec<u8>>,
+    ) {
+        let headers = headers.into();
+        let checked = status
+            .into_status()
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                if s.is_informational() {
+                    Err(format!(
+                        "{} is informational, not a final response (RFC 9110 §15.2)",
+                        s.as_u16()
+                    ))
+                } else {
+                    Ok(s.as_u16())
+                }
+            })
+            .and_then(|s| headers.check_fields().map(|()| s));
+        match checked {
+            Ok(status) => self.send(status, headers, body.into()),
+            Err(why) => {
+                if let Some(done) = &self.done {
+                    slog::error!(done.actor().app.log, "invalid response from a handler; sending 500 instead"; "error" => &why);
+                }
+                let r = Response::plain(500);
+                self.send(r.status, r.headers, r.body);
+            }
+        }
+    }
+
     fn send(&mut self, status: u16, mut headers: Headers, body: Vec<u8>) {
         let Some(done) = self.done.take() else { return };
         let conn = done.actor();
@@ -322,6 +449,39 @@ impl Responder {
         // of this connection cannot run before it.
     }
 
+    /// Answers for a handler that did not (see [`crate::Handler`]).
+    pub(crate) fn answer_unanswered(self, why: Unanswered) {
+        let Some(done) = self.done.as_ref() else {
+            return;
+        };
+        let log = done.actor().app.log.clone();
+        let response = match why {
+            Unanswered::Failed(e) => {
+                if e.status() >= 500 {
+                    slog::error!(log, "handler failed"; "error" => %e);
+                } else {
+                    slog::debug!(log, "handler failed"; "error" => %e);
+                }
+                e.into_response()
+            }
+            Unanswered::Dropped | Unanswered::Panicked => {
+                let reason = if let Unanswered::Panicked = why {
+                    "handler panicked"
+                } else {
+                    "handler dropped the request without responding"
+                };
+                slog::error!(log, "request not answered, sending 500"; "reason" => reason);
+                match &self.error_handler {
+                    // The error handler is user code: if it panics too, fall back.
+                    Some(h) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(reason)))
+                        .unwrap_or_else(|_| Response::plain(500)),
+                    None => Response::plain(500),
+                }
+            }
+        };
+        self.respond(response.status, response.headers, response.body);
+    }
+
     /// Takes the run right out without answering: the request has been
     /// handed over to another protocol (WebSocket upgrade).
     pub(crate) fn take_done(&mut self) -> Option<Done<Connection>> {
@@ -342,24 +502,28 @@ impl Drop for Responder {
         let Some(done) = self.done.as_ref() else {
             return;
         };
-        let panicking = std::thread::panicking();
-        let reason = if panicking {
-            "handler panicked"
-        } else {
-            "handler dropped the request without responding"
+        let conn = done.actor().clone();
+        // Dropped while its handler runs (a `?`, a panic unwinding): the
+        // connection actor answers it when the handler returns, from its
+        // `Err` if it returns one.
+        let parked = Responder {
+            done: self.done.take(),
+            keep_alive: self.keep_alive,
+            version: self.version,
+            head: self.head,
+            encoding: self.encoding,
+            error_handler: self.error_handler.take(),
+            allow: self.allow.take(),
         };
-        slog::error!(done.actor().app.log, "request not answered, sending 500"; "reason" => reason);
-        let response = match &self.error_handler {
-            Some(h) => {
-                // The error handler is user code: if it panics too, fall back.
-                match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| h(reason))) {
-                    Ok(r) => r,
-                    Err(_) => Response::plain(500),
-                }
-            }
-            None => Response::plain(500),
-        };
-        self.send(response.status, response.headers, response.body);
+        if let Some(parked) = conn.park_unanswered(parked) {
+            // Its handler has returned: nobody else will answer it.
+            let why = if std::thread::panicking() {
+                Unanswered::Panicked
+            } else {
+                Unanswered::Dropped
+            };
+            parked.answer_unanswered(why);
+        }
     }
 }
 

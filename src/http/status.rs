@@ -1,6 +1,58 @@
-//! Reason phrases (RFC 9110 §15).
+//! Status codes (RFC 9110 §15): what `respond` accepts, and reason phrases.
 
-/// The standard reason phrase of `status`, or `""` for unknown codes.
+pub use ::http::StatusCode;
+use std::fmt;
+
+/// A status code a response may be sent with: a [`StatusCode`], or an
+/// integer (so `req.respond(200, ...)` reads as it does everywhere).
+///
+/// Integers are checked when the response is sent: a value outside
+/// `100..=999` (RFC 9110 §15: three digits), or an informational `1xx`
+/// (not a final response, §15.2), never reaches the wire; the client gets
+/// `500` and the server's logger an error naming the value.
+pub trait IntoStatus {
+    /// The status, or why it is not one.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidStatus`] for a value that is not a three-digit code.
+    fn into_status(self) -> Result<StatusCode, InvalidStatus>;
+}
+
+/// A value given as a status code that is not one (see [`IntoStatus`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidStatus(pub i64);
+
+impl fmt::Display for InvalidStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is not an HTTP status code (100..=999)", self.0)
+    }
+}
+
+impl std::error::Error for InvalidStatus {}
+
+impl IntoStatus for StatusCode {
+    fn into_status(self) -> Result<StatusCode, InvalidStatus> {
+        Ok(self)
+    }
+}
+
+macro_rules! integer_status {
+    ($($t:ty),*) => {$(
+        impl IntoStatus for $t {
+            fn into_status(self) -> Result<StatusCode, InvalidStatus> {
+                u16::try_from(self)
+                    .ok()
+                    .and_then(|n| StatusCode::from_u16(n).ok())
+                    .ok_or(InvalidStatus(self as i64))
+            }
+        }
+    )*};
+}
+integer_status!(u16, i32, u32, u64, usize, i64);
+
+/// The standard reason phrase of `status` (the `http` crate's for codes
+/// not listed here), or `""` for unknown codes.
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
@@ -50,7 +102,10 @@ pub fn reason(status: u16) -> &'static str {
         503 => "Service Unavailable",
         504 => "Gateway Timeout",
         505 => "HTTP Version Not Supported",
-        _ => "",
+        _ => StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or(""),
     }
 }
 

@@ -1,0 +1,285 @@
+//! The handler API's shape: `?` in handlers and who answers a request the
+//! handler did not, checked statuses and fields, and a request that splits.
+
+mod common;
+
+use common::{builder, serve, start};
+use natron::{Error, Request, Router, StatusCode};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
+
+const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+/// A slog drain that keeps each record as `message key=value ...`.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<String>>>);
+
+impl slog::Drain for Captured {
+    type Ok = ();
+    type Err = slog::Never;
+    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
+        struct Line(String);
+        impl slog::Serializer for Line {
+            fn emit_arguments(
+                &mut self,
+                key: slog::Key,
+                val: &std::fmt::Arguments,
+            ) -> slog::Result {
+                self.0.push_str(&format!(" {key}={val}"));
+                Ok(())
+            }
+        }
+        let mut line = Line(record.msg().to_string());
+        use slog::KV;
+        let _ = record.kv().serialize(record, &mut line);
+        let _ = values.serialize(record, &mut line);
+        self.0.lock().unwrap().push(line.0);
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn logger(&self) -> slog::Logger {
+        slog::Logger::root(slog::Drain::fuse(self.clone()), slog::o!())
+    }
+    /// Waits (bounded) for a logged line containing every one of `parts`.
+    fn wait_for(&self, parts: &[&str]) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(l) = self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| parts.iter().all(|p| l.contains(p)))
+            {
+                return l.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no log line with {parts:?} in {:?}",
+                self.0.lock().unwrap()
+            );
+            std::thread::yield_now();
+        }
+    }
+}
+
+#[test]
+fn an_err_answers_with_its_status_and_message() {
+    let server = serve(|req: Request| -> Result<(), Error> {
+        let id: u32 = req
+            .query_param("id")
+            .unwrap_or("")
+            .parse()
+            .map_err(|_| Error::new(400, "id must be a number"))?;
+        if id == 0 {
+            return Err(Error::new(404, "no such user"));
+        }
+        req.respond(200, (), format!("user {id}"));
+        Ok(())
+    });
+    server
+        .request("GET /?id=7 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", "user 7");
+    server
+        .request("GET /?id=x HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 400 Bad Request", "id must be a number");
+    server
+        .request("GET /?id=0 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 404 Not Found", "no such user");
+}
+
+#[test]
+fn a_std_error_through_question_mark_is_a_500_without_its_detail_but_logged() {
+    let log = Captured::default();
+    let server = start(builder().logger(log.logger()).handler(
+        |req: Request| -> Result<(), Error> {
+            let n: i32 = "secret-detail".parse()?;
+            req.respond(200, (), n.to_string());
+            Ok(())
+        },
+    ));
+    let r = server.request(GET);
+    r.assert(
+        "HTTP/1.1 500 Internal Server Error",
+        "Internal Server Error",
+    );
+    log.wait_for(&["handler failed", "500", "invalid digit"]);
+}
+
+#[test]
+fn ok_without_answering_is_a_500_and_a_panic_too() {
+    let server = serve(|req: Request| {
+        if req.path() == "/panic" {
+            panic!("boom");
+        }
+        // Dropped unanswered.
+    });
+    let r = server.request(GET);
+    assert_eq!(r.status, 500, "{r:?}");
+    let r = server.request("GET /panic HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 500, "{r:?}");
+    // The connection and the server carry on.
+    assert_eq!(server.request(GET).status, 500);
+}
+
+#[test]
+fn the_routers_error_handler_shapes_the_500_but_not_an_err() {
+    let mut router = Router::new();
+    router.get("/drop", |_req: Request| {});
+    router.get("/err", |_req: Request| -> Result<(), Error> {
+        Err(Error::new(409, "conflict"))
+    });
+    router.error_handler(|reason| natron::Response::new(503, (), format!("sorry: {reason}")));
+    let server = serve(router);
+    let r = server.request("GET /drop HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(r.body_str().starts_with("sorry: handler dropped"), "{r:?}");
+    server
+        .request("GET /err HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 409 Conflict", "conflict");
+}
+
+#[test]
+fn an_err_after_answering_changes_nothing_and_is_logged() {
+    let log = Captured::default();
+    let server = start(builder().logger(log.logger()).handler(
+        |req: Request| -> Result<(), Error> {
+            req.respond(200, (), "answered");
+            Err(Error::new(500, "too late"))
+        },
+    ));
+    let mut c = server.client();
+    c.send(GET);
+    c.read_response().assert("HTTP/1.1 200 OK", "answered");
+    log.wait_for(&["only logged", "too late"]);
+    // Nothing more on the connection: the next request gets its own answer.
+    c.send(GET);
+    c.read_response().assert("HTTP/1.1 200 OK", "answered");
+}
+
+#[test]
+fn a_request_passed_to_another_thread_is_that_threads_to_answer() {
+    let (tx, rx) = mpsc::channel::<Request>();
+    let rx = Mutex::new(rx);
+    std::thread::spawn(move || {
+        while let Ok(req) = rx.lock().unwrap().recv() {
+            if req.path() == "/answer" {
+                req.respond(200, (), "from a thread");
+            } else {
+                drop(req); // After its handler returned: 500 at once.
+            }
+        }
+    });
+    let tx = Mutex::new(tx);
+    let server = serve(move |req: Request| -> Result<(), Error> {
+        tx.lock().unwrap().send(req).unwrap();
+        // The request lives on elsewhere: this error is only logged.
+        Err(Error::new(418, "ignored"))
+    });
+    server
+        .request("GET /answer HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", "from a thread");
+    let r = server.request("GET /drop HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert!(r.status == 500 || r.status == 418, "{r:?}");
+}
+
+#[test]
+fn into_parts_lets_a_handler_borrow_what_it_answers_with() {
+    let mut router = Router::new();
+    router.get("/users/@id", |req: Request| {
+        let (parts, responder) = req.into_parts();
+        let id = parts.path_param("id").unwrap_or("");
+        responder.respond(
+            200,
+            (),
+            format!("user {id} from {}", parts.remote_addr().ip()),
+        );
+    });
+    let server = serve(router);
+    server
+        .request("GET /users/42 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", "user 42 from 127.0.0.1");
+}
+
+#[test]
+fn a_dropped_responder_is_answered_like_a_dropped_request() {
+    let server = serve(|req: Request| -> Result<(), Error> {
+        let (_parts, responder) = req.into_parts();
+        drop(responder);
+        Err(Error::new(422, "parts were bad"))
+    });
+    server
+        .request(GET)
+        .assert("HTTP/1.1 422 Unprocessable Content", "parts were bad");
+}
+
+#[test]
+fn invalid_statuses_and_fields_never_reach_the_wire() {
+    let log = Captured::default();
+    let server = start(
+        builder()
+            .logger(log.logger())
+            .handler(|req: Request| match req.path() {
+                "/2001" => req.respond(2001, (), "x"),
+                "/42" => req.respond(42, (), "x"),
+                "/negative" => req.respond(-1, (), "x"),
+                "/101" => req.respond(101, (), "x"),
+                "/space" => req.respond(200, [("Bad Name", "v")], "x"),
+                "/colon" => req.respond(200, [("a:b", "v")], "x"),
+                "/empty" => req.respond(200, [("", "v")], "x"),
+                "/crlf" => req.respond(200, [("X-Ok", "a\r\nSet-Cookie: evil=1")], "x"),
+                "/nul" => req.respond(200, [("X-Ok", "a\0b")], "x"),
+                "/teapot" => req.respond(StatusCode::IM_A_TEAPOT, (), "short and stout"),
+                "/tab" => req.respond(299, [("X-Tab", "a\tb")], "ok"),
+                _ => req.respond(404, (), ""),
+            }),
+    );
+    for (path, logged) in [
+        ("/2001", "2001 is not an HTTP status code"),
+        ("/42", "42 is not an HTTP status code"),
+        ("/negative", "-1 is not an HTTP status code"),
+        ("/101", "101 is informational"),
+        ("/space", "invalid header name \"Bad Name\""),
+        ("/colon", "invalid header name \"a:b\""),
+        ("/empty", "invalid header name \"\""),
+        ("/crlf", "invalid value of header X-Ok"),
+        ("/nul", "invalid value of header X-Ok"),
+    ] {
+        let mut c = server.client();
+        c.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let r = c.read_response();
+        assert_eq!(
+            r.status_line, "HTTP/1.1 500 Internal Server Error",
+            "{path}: {r:?}"
+        );
+        assert!(r.header("set-cookie").is_none(), "{path}: {r:?}");
+        log.wait_for(&["invalid response", logged]);
+        // The connection is still usable: the 500 was a whole response.
+        c.send("GET /teapot HTTP/1.1\r\nHost: x\r\n\r\n");
+        c.read_response()
+            .assert("HTTP/1.1 418 I'm a teapot", "short and stout");
+    }
+    let r = server.request("GET /tab HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(r.status, 299, "{r:?}");
+    assert_eq!(r.header("x-tab"), Some("a\tb"));
+}
+
+#[test]
+fn the_http_crates_header_map_is_accepted() {
+    let server = serve(|req: Request| {
+        let mut map = http::HeaderMap::new();
+        map.insert(
+            http::header::CONTENT_TYPE,
+            "application/json".parse().unwrap(),
+        );
+        map.append("x-many", http::HeaderValue::from_static("1"));
+        map.append("x-many", http::HeaderValue::from_static("2"));
+        req.respond(StatusCode::CREATED, map, "{}");
+    });
+    let r = server.request(GET);
+    r.assert("HTTP/1.1 201 Created", "{}");
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert_eq!(r.header_all("x-many"), vec!["1", "2"]);
+}
