@@ -15,7 +15,7 @@
 //! wake-ups, a pool thread starting), so they are compared between
 //! commits, not timed.
 
-use natron::{Message, Request, Server, WebSocket, WebSocketEvent};
+use natron::{Message, Request, Server, WebSocket, WebSocketEvent, WebSocketUpgrade};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -168,10 +168,10 @@ fn ws(addr: SocketAddr) {
 /// live heap after `n` upgrades, less the live heap before, over `n`.
 /// Kernel socket buffers are not heap and not counted (`measure.sh idle`
 /// counts RSS).
-fn idle_ws(addr: SocketAddr) {
+fn idle_ws(addr: SocketAddr, path: &str, label: &str) {
     let cookie = "c".repeat(600);
     let request = format!(
-        "GET /ws HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
          User-Agent: Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36\r\n\
          Accept-Encoding: gzip, deflate, br\r\nAccept-Language: en-US,en;q=0.9\r\nCache-Control: no-cache\r\n\
          Pragma: no-cache\r\nCookie: session={cookie}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
@@ -214,17 +214,25 @@ fn idle_ws(addr: SocketAddr) {
     let client = (n * std::mem::size_of::<TcpStream>()) as i64;
     println!(
         "{:<34} {:>8.0} heap bytes per idle WebSocket (1 KiB upgrade request, {n} open)",
-        "idle WebSocket",
+        label,
         (after - before - client) as f64 / n as f64
     );
     drop(socks);
 }
 
-fn main() {
+/// A server for one measurement: each idle-WebSocket figure starts from a
+/// fresh server, so none inherits another's grown tables and buffers.
+fn start() -> (
+    natron::ServerHandle,
+    thread::JoinHandle<std::io::Result<()>>,
+    SocketAddr,
+) {
     let server = Server::builder()
         .handler(|req: Request| {
             if req.path() == "/ws" {
                 let _ = req.upgrade_to_websocket();
+            } else if req.path() == "/ws-lean" {
+                let _ = req.upgrade(WebSocketUpgrade::new().request_headers(false));
             } else {
                 req.respond(200, [("Content-Type", "text/plain")], "Hello, World!");
             }
@@ -238,10 +246,23 @@ fn main() {
     let handle = server.handle();
     let serving = thread::spawn(move || server.serve(("127.0.0.1", 0)));
     let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
+    (handle, serving, addr)
+}
+
+fn main() {
     println!("natron allocations, end to end (server side; the client allocates nothing per op)");
+    let (handle, serving, addr) = start();
     http(addr);
     ws(addr);
-    idle_ws(addr);
     handle.close();
     serving.join().unwrap().unwrap();
+    for (path, label) in [
+        ("/ws", "idle WebSocket"),
+        ("/ws-lean", "idle WebSocket, headers not kept"),
+    ] {
+        let (handle, serving, addr) = start();
+        idle_ws(addr, path, label);
+        handle.close();
+        serving.join().unwrap().unwrap();
+    }
 }

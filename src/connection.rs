@@ -242,7 +242,12 @@ impl Actor for Connection {
                 });
             }
             Event::Ws(event) => {
-                let (Some(ws), Some(handler)) = (this.ws.get(), this.app.ws_handler.as_ref())
+                let Some(ws) = this.ws.get() else { return };
+                let Some(handler) = ws
+                    .shared
+                    .handler
+                    .as_deref()
+                    .or(this.app.ws_handler.as_deref())
                 else {
                     return;
                 };

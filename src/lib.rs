@@ -78,6 +78,7 @@ pub use server::{Server, ServerBuilder, ServerHandle, Stats};
 #[cfg(not(loom))]
 pub use websocket::{
     CloseInfo, Message, SendError, UpgradeError, WebSocket, WebSocketEvent, WebSocketHandler,
+    WebSocketUpgrade,
 };
 
 /// Crate internals for the micro-benchmarks in `benches/micro.rs` only.

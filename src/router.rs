@@ -92,6 +92,7 @@
 
 use crate::handler::{Error, Handler};
 use crate::http::{ErrorHandler, Request, Response};
+use crate::websocket::{WebSocketHandler, WebSocketUpgrade};
 use std::fmt;
 use std::sync::Arc;
 
@@ -187,6 +188,34 @@ impl Router {
     /// [`Router::route`].
     pub fn patch(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("PATCH", pattern, handler)
+    }
+
+    /// Routes `GET pattern` to a WebSocket upgrade whose events go to
+    /// `handler` (instead of the server's
+    /// [`websocket_handler`](crate::ServerBuilder::websocket_handler)).
+    /// The upgrade request (path parameters included) is in
+    /// [`WebSocket::request`](crate::WebSocket::request) at every event. A
+    /// request that is not a valid upgrade is answered `400`/`403`/`426`
+    /// with the reason. To attach data at upgrade, route a `GET` to a
+    /// handler that calls [`Request::upgrade`].
+    ///
+    /// ```
+    /// use natron::{Message, Router, WebSocket, WebSocketEvent};
+    ///
+    /// let mut router = Router::new();
+    /// router.websocket("/rooms/@room", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if let WebSocketEvent::Message(Message::Text(t)) = event {
+    ///         let room = ws.request().path_param("room").unwrap_or("");
+    ///         let _ = ws.send_text(&format!("[{room}] {t}"));
+    ///     }
+    /// });
+    /// ```
+    pub fn websocket(&mut self, pattern: &str, handler: impl WebSocketHandler) -> &mut Self {
+        let handler: Arc<dyn WebSocketHandler> = Arc::new(handler);
+        self.get(pattern, move |req: Request| {
+            // A refused upgrade has been answered with its reason.
+            let _ = req.upgrade(WebSocketUpgrade::new().shared_handler(handler.clone()));
+        })
     }
 
     /// Replaces the default `404` for paths no route matches.

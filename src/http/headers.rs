@@ -216,7 +216,21 @@ impl Headers {
     /// Copies the live names and values into a fresh buffer once removed
     /// fields' bytes are most of it, so a list that is `set` again and
     /// again stays the size of what it holds.
+    /// Copies the live names and values into a buffer of their size, for
+    /// a list kept long (a WebSocket's upgrade request).
+    pub(crate) fn shrink_to_fit(&mut self) {
+        self.compact(0);
+        self.buf.shrink_to_fit();
+        self.fields.shrink_to_fit();
+    }
+
     fn compact_if_sparse(&mut self) {
+        self.compact(256);
+    }
+
+    /// Compacts when the buffer holds more than twice the live bytes plus
+    /// `slack`.
+    fn compact(&mut self, slack: usize) {
         let span_len = |s: Span| (s.end - s.start) as usize;
         let live: usize = self
             .fields
@@ -229,7 +243,7 @@ impl Headers {
                     }
             })
             .sum();
-        if self.buf.len() <= 2 * live + 256 {
+        if self.buf.len() <= 2 * live + slack && (slack > 0 || self.buf.len() == live) {
             return;
         }
         let old = std::mem::replace(&mut self.buf, String::with_capacity(live));

@@ -197,7 +197,23 @@ impl Request {
     /// handler returns reach the client before anything sent from the
     /// `Open` event.
     pub fn upgrade_to_websocket(self) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
-        crate::websocket::upgrade(self, &[])
+        crate::websocket::upgrade(self, crate::WebSocketUpgrade::new())
+    }
+
+    /// Like [`Request::upgrade_to_websocket`], with options: subprotocols,
+    /// a handler for this connection's events and data attached to it
+    /// (see [`WebSocketUpgrade`](crate::WebSocketUpgrade)).
+    ///
+    /// # Errors
+    ///
+    /// As [`Request::upgrade_to_websocket`]: the request was not a valid
+    /// upgrade, its `Origin` was refused, or no handler is configured
+    /// (neither here nor on the server); it has been answered.
+    pub fn upgrade(
+        self,
+        options: crate::WebSocketUpgrade,
+    ) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
+        crate::websocket::upgrade(self, options)
     }
 
     /// Like [`Request::upgrade_to_websocket`], selecting the first
@@ -207,7 +223,7 @@ impl Request {
         self,
         supported: &[&str],
     ) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
-        crate::websocket::upgrade(self, supported)
+        crate::websocket::upgrade(self, crate::WebSocketUpgrade::new().protocols(supported))
     }
 
     /// The methods the path allows, as in an `Allow` header, when a

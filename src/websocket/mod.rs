@@ -21,9 +21,11 @@ pub(crate) mod codec;
 mod upgrade;
 
 pub(crate) use upgrade::upgrade;
-pub use upgrade::UpgradeError;
+pub use upgrade::{UpgradeError, WebSocketUpgrade};
 
+use crate::http::Parts;
 use crate::io::{Bug, IoHandle, IoMsg};
+use std::any::Any;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
@@ -68,6 +70,21 @@ pub struct CloseInfo {
 
 /// Handles WebSocket events. Runs on a worker thread; may block, but while
 /// it runs, that connection's next event waits.
+///
+/// # Ordering (what makes per-connection state safe)
+///
+/// For each connection, events are handled **one at a time, in this
+/// order**: [`WebSocketEvent::Open`] first; then messages and errors in
+/// arrival order; then exactly one [`WebSocketEvent::Close`], last. An
+/// event's handling starts only after the previous one's returned (it
+/// may run on another worker thread, with a happens-before edge between
+/// them). So state kept per connection (in [`WebSocket::data`], or in a
+/// map keyed by [`WebSocket`], inserted on `Open` and removed on `Close`)
+/// is never touched by two events of that connection at once, is created
+/// before any message and is never touched by an event after `Close`.
+/// Other threads may still call `send` on a handle at any time; after
+/// `Close`, their sends return `Err(Closed)`. Tested in
+/// `tests/websocket_context.rs`.
 pub trait WebSocketHandler: Send + Sync + 'static {
     /// Handles one event of `websocket`.
     fn handle(&self, websocket: WebSocket, event: WebSocketEvent);
@@ -126,10 +143,25 @@ pub(crate) struct WsShared {
     /// The IO actor stopped reading because too many events wait.
     pub(crate) read_paused: AtomicBool,
     protocol: Option<String>,
+    /// The upgrade request, less its handshake fields.
+    request: Parts,
+    /// What the upgrading handler attached (`WebSocketUpgrade::data`).
+    data: Option<Box<dyn Any + Send + Sync>>,
+    /// This connection's handler, if the upgrade named one; else the
+    /// server's.
+    pub(crate) handler: Option<Arc<dyn WebSocketHandler>>,
+}
+
+/// What a WebSocket keeps of its upgrade, besides the socket.
+pub(crate) struct Context {
+    pub(crate) protocol: Option<String>,
+    pub(crate) request: Parts,
+    pub(crate) data: Option<Box<dyn Any + Send + Sync>>,
+    pub(crate) handler: Option<Arc<dyn WebSocketHandler>>,
 }
 
 impl WsShared {
-    pub(crate) fn new(id: u64, io: IoHandle, max_queued: usize, protocol: Option<String>) -> Self {
+    pub(crate) fn new(id: u64, io: IoHandle, max_queued: usize, context: Context) -> Self {
         WsShared {
             id,
             io,
@@ -137,7 +169,10 @@ impl WsShared {
             queued: AtomicUsize::new(0),
             max_queued,
             read_paused: AtomicBool::new(false),
-            protocol,
+            protocol: context.protocol,
+            request: context.request,
+            data: context.data,
+            handler: context.handler,
         }
     }
 
@@ -255,6 +290,53 @@ impl WebSocket {
     /// The subprotocol selected at upgrade, if any.
     pub fn protocol(&self) -> Option<&str> {
         self.shared.protocol.as_deref()
+    }
+
+    /// The request that opened this WebSocket: its path, query, path
+    /// parameters, headers and the client's address, as the upgrading
+    /// handler saw them. The handshake's own fields (`Upgrade`,
+    /// `Connection`, `Sec-WebSocket-Key`, `-Version`, `-Extensions`) are
+    /// left out, so what is kept per connection is what the application
+    /// reads (cookies, `Origin`, `User-Agent`...).
+    ///
+    /// ```
+    /// use natron::{WebSocket, WebSocketEvent};
+    ///
+    /// fn on_event(ws: WebSocket, event: WebSocketEvent) {
+    ///     if let WebSocketEvent::Open = event {
+    ///         let room = ws.request().path_param("room").unwrap_or("lobby");
+    ///         let _ = ws.send_text(&format!("welcome to {room}"));
+    ///     }
+    /// }
+    /// ```
+    pub fn request(&self) -> &Parts {
+        &self.shared.request
+    }
+
+    /// What the upgrading handler attached with
+    /// [`WebSocketUpgrade::data`], if it is a `T`. Set once, at upgrade,
+    /// before any event: every event of the connection sees it. For state
+    /// that changes, attach a `Mutex` or atomics.
+    ///
+    /// ```
+    /// use natron::{Request, WebSocket, WebSocketEvent, WebSocketUpgrade};
+    ///
+    /// struct User { name: String }
+    ///
+    /// fn upgrade(req: Request) {
+    ///     let user = User { name: req.query_param("name").unwrap_or("anon").to_owned() };
+    ///     let _ = req.upgrade(WebSocketUpgrade::new().data(user).handler(
+    ///         |ws: WebSocket, event: WebSocketEvent| {
+    ///             let user = ws.data::<User>().expect("set at upgrade");
+    ///             if let WebSocketEvent::Open = event {
+    ///                 let _ = ws.send_text(&format!("hello {}", user.name));
+    ///             }
+    ///         },
+    ///     ));
+    /// }
+    /// ```
+    pub fn data<T: Any>(&self) -> Option<&T> {
+        self.shared.data.as_deref()?.downcast_ref()
     }
 
     /// Bytes queued for this connection and not yet written.
