@@ -22,7 +22,8 @@ const PAGE: &str = r#"<!doctype html>
 <form id="f"><input id="m" autocomplete="off" autofocus size="50"> <button>Send</button></form>
 <script>
 const log = document.getElementById("log");
-const ws = new WebSocket(`ws://${location.host}/ws`);
+const name = prompt("Your name?") || "guest";
+const ws = new WebSocket(`ws://${location.host}/ws?name=${encodeURIComponent(name)}`);
 const add = (t) => { const p = document.createElement("p"); p.textContent = t; log.append(p); log.scrollTop = log.scrollHeight; };
 ws.onmessage = (e) => add(e.data);
 ws.onclose = (e) => add(`(closed: ${e.code})`);
@@ -47,32 +48,32 @@ fn main() {
     router.get("/", |req: Request| {
         req.respond(200, [("Content-Type", "text/html; charset=utf-8")], PAGE);
     });
-    router.get("/ws", |req: Request| {
-        let _ = req.upgrade_to_websocket();
-    });
-
-    let ws_room = room.clone();
-    let server = Server::builder()
-        .handler(router)
-        .websocket_handler(move |ws: WebSocket, event: WebSocketEvent| match event {
+    // Each event sees the upgrade request: the name comes from its query.
+    // Open comes first and Close last, one event at a time per
+    // connection, so the room's membership needs no more care than this.
+    router.websocket("/ws", move |ws: WebSocket, event: WebSocketEvent| {
+        let name = ws.request().query_param("name").unwrap_or("guest");
+        match event {
             WebSocketEvent::Open => {
                 let n = {
-                    let mut members = ws_room.lock().unwrap();
+                    let mut members = room.lock().unwrap();
                     members.insert(ws.clone());
                     members.len()
                 };
-                broadcast(&ws_room, &format!("user {} joined ({n} here)", ws.id()));
+                broadcast(&room, &format!("{name} joined ({n} here)"));
             }
             WebSocketEvent::Message(Message::Text(text)) => {
-                broadcast(&ws_room, &format!("user {}: {text}", ws.id()));
+                broadcast(&room, &format!("{name}: {text}"));
             }
             WebSocketEvent::Close(_) => {
-                ws_room.lock().unwrap().remove(&ws);
-                broadcast(&ws_room, &format!("user {} left", ws.id()));
+                room.lock().unwrap().remove(&ws);
+                broadcast(&room, &format!("{name} left"));
             }
             _ => {}
-        })
-        .build();
+        }
+    });
+
+    let server = Server::builder().handler(router).build();
     println!("chat on http://{addr}");
     // A port in use is an error that names the address; say it and fail.
     if let Err(e) = server.serve(addr.as_str()) {

@@ -103,6 +103,19 @@ impl Error {
     /// An error answered with `status` and `message` (`text/plain`).
     /// `status` is checked when sent, like any status (see
     /// [`IntoStatus`](crate::http::IntoStatus)).
+    ///
+    /// ```
+    /// use natron::{Error, Request};
+    ///
+    /// fn handler(req: Request) -> Result<(), Error> {
+    ///     let Some(token) = req.header("authorization") else {
+    ///         return Err(Error::new(401, "a token is needed"));
+    ///     };
+    ///     let body = format!("hello {token}");
+    ///     req.respond(200, (), body);
+    ///     Ok(())
+    /// }
+    /// ```
     pub fn new(status: u16, message: impl Into<String>) -> Error {
         Error {
             response: Response::new(

@@ -209,6 +209,28 @@ impl Request {
     /// As [`Request::upgrade_to_websocket`]: the request was not a valid
     /// upgrade, its `Origin` was refused, or no handler is configured
     /// (neither here nor on the server); it has been answered.
+    ///
+    /// ```
+    /// use natron::{Request, WebSocket, WebSocketEvent, WebSocketUpgrade};
+    ///
+    /// fn feed(req: Request) {
+    ///     let Some(user) = req.header("x-user").map(str::to_owned) else {
+    ///         return req.respond(401, (), "who are you?");
+    ///     };
+    ///     let upgrade = WebSocketUpgrade::new().data(user).handler(
+    ///         |ws: WebSocket, event: WebSocketEvent| {
+    ///             if let WebSocketEvent::Open = event {
+    ///                 let user: &String = ws.data().unwrap();
+    ///                 let _ = ws.send_text(&format!("feed of {user}"));
+    ///             }
+    ///         },
+    ///     );
+    ///     if let Err(e) = upgrade_and_log(req, upgrade) {
+    ///         eprintln!("not upgraded: {e}"); // already answered 400/403/426
+    ///     }
+    /// }
+    /// # fn upgrade_and_log(req: Request, u: WebSocketUpgrade) -> Result<WebSocket, natron::UpgradeError> { req.upgrade(u) }
+    /// ```
     pub fn upgrade(
         self,
         options: crate::WebSocketUpgrade,
@@ -403,6 +425,22 @@ impl Responder {
     ///   control character (CR, LF, NUL: §5.5) is a handler bug: the
     ///   client gets `500`, and the server's logger an error naming the
     ///   bad status or field. Nothing is dropped silently.
+    ///
+    /// ```
+    /// use natron::{Request, StatusCode};
+    ///
+    /// fn handler(req: Request) {
+    ///     let (parts, responder) = req.into_parts();
+    ///     match parts.header("accept") {
+    ///         Some(a) if a.contains("json") => responder.respond(
+    ///             StatusCode::OK,
+    ///             [("Content-Type", "application/json")],
+    ///             r#"{"ok":true}"#,
+    ///         ),
+    ///         _ => responder.respond(406, (), "JSON only"),
+    ///     }
+    /// }
+    /// ```
     pub fn respond(
         mut self,
         status: impl IntoStatus,
