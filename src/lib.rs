@@ -57,6 +57,8 @@ mod listen;
 #[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
+pub mod pubsub;
+#[cfg(not(loom))]
 pub mod router;
 #[cfg(not(loom))]
 mod server;
@@ -71,6 +73,8 @@ pub use http::{
 };
 #[cfg(not(loom))]
 pub use listen::ListenAddrs;
+#[cfg(not(loom))]
+pub use pubsub::PubSub;
 #[cfg(not(loom))]
 pub use router::Router;
 #[cfg(not(loom))]
@@ -107,6 +111,7 @@ pub mod __bench {
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    pub use crate::actor::ledger::{Closed, Ledger};
     pub use crate::actor::limit::ConnLimit;
     pub use crate::actor::mailbox::{Mailbox, Push};
     pub use crate::actor::outbox::{outbox, Inbox, Outbox, Wake};

@@ -333,7 +333,7 @@ impl<S: Socket> Conn<S> {
                     }
                     Ok(Parsed::Continue) => {
                         if self.pipeline.pending() == 0 {
-                            self.writer.push(CONTINUE.to_vec());
+                            self.writer.push(super::writer::Chunk::Static(CONTINUE));
                         } else {
                             self.continue_owed = true;
                         }
@@ -364,7 +364,7 @@ impl<S: Socket> Conn<S> {
             if self.continue_owed {
                 self.continue_owed = false;
                 if self.reader.in_body() {
-                    self.writer.push(CONTINUE.to_vec());
+                    self.writer.push(super::writer::Chunk::Static(CONTINUE));
                 }
             }
             if let Phase::Closing(Why::ErrorOwed(_)) = self.phase {

@@ -112,7 +112,7 @@ pub(crate) enum IoMsg {
     },
     /// An encoded frame for WebSocket `conn` (already counted in its
     /// `queued` budget).
-    WsFrame { conn: u64, bytes: Vec<u8> },
+    WsFrame { conn: u64, bytes: writer::Chunk },
     /// Start the closing handshake of WebSocket `conn`.
     WsClose {
         conn: u64,
@@ -477,6 +477,7 @@ fn close_conn(c: IoConn, app: &Arc<App>) {
     c.actor.mark_closed();
     if let Some(ws) = c.conn.ws {
         ws.shared.mark_closed();
+        crate::pubsub::end_subscriptions(&ws.shared);
         let info = ws.phase.into_close_info();
         let _ = app
             .scheduler

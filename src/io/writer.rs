@@ -7,10 +7,46 @@
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Write};
+use std::ops::Deref;
+use std::sync::Arc;
+
+/// Bytes owed to a socket: owned by this connection (a response, a frame
+/// sent to it alone) or shared with other connections (a published frame,
+/// encoded once for every subscriber: `writev` reads it in place, nothing
+/// is copied per subscriber).
+#[derive(Clone, Debug)]
+pub enum Chunk {
+    Owned(Vec<u8>),
+    Shared(Arc<[u8]>),
+    Static(&'static [u8]),
+}
+
+impl Deref for Chunk {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Chunk::Owned(v) => v,
+            Chunk::Shared(a) => a,
+            Chunk::Static(s) => s,
+        }
+    }
+}
+
+impl From<Vec<u8>> for Chunk {
+    fn from(v: Vec<u8>) -> Chunk {
+        Chunk::Owned(v)
+    }
+}
+
+impl From<Arc<[u8]>> for Chunk {
+    fn from(a: Arc<[u8]>) -> Chunk {
+        Chunk::Shared(a)
+    }
+}
 
 #[derive(Default)]
 pub struct Writer {
-    queue: VecDeque<Vec<u8>>,
+    queue: VecDeque<Chunk>,
     /// Bytes of `queue[0]` already written.
     offset: usize,
     queued_bytes: usize,
@@ -20,7 +56,8 @@ pub struct Writer {
 const MAX_IOVECS: usize = 64;
 
 impl Writer {
-    pub fn push(&mut self, bytes: Vec<u8>) {
+    pub fn push(&mut self, bytes: impl Into<Chunk>) {
+        let bytes = bytes.into();
         if !bytes.is_empty() {
             self.queued_bytes += bytes.len();
             self.queue.push_back(bytes);
@@ -44,7 +81,11 @@ impl Writer {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut k = 0;
                 for (i, buf) in self.queue.iter().take(MAX_IOVECS).enumerate() {
-                    slices[i] = IoSlice::new(if i == 0 { &buf[self.offset..] } else { buf });
+                    slices[i] = IoSlice::new(if i == 0 {
+                        &buf[self.offset..]
+                    } else {
+                        &buf[..]
+                    });
                     k = i + 1;
                 }
                 match sock.write_vectored(&slices[..k]) {
@@ -110,6 +151,29 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    #[test]
+    fn shared_chunks_are_written_in_place_not_copied() {
+        let frame: Arc<[u8]> = Arc::from(&b"published"[..]);
+        let mut writers: Vec<Writer> = (0..3).map(|_| Writer::default()).collect();
+        for w in &mut writers {
+            w.push(Chunk::Shared(frame.clone()));
+        }
+        // One allocation, referenced by every queue.
+        assert_eq!(Arc::strong_count(&frame), 4);
+        for w in &writers {
+            match w.queue.front() {
+                Some(Chunk::Shared(a)) => assert!(std::ptr::eq(a.as_ptr(), frame.as_ptr())),
+                other => panic!("expected the shared frame, got {other:?}"),
+            }
+        }
+        for mut w in writers {
+            let mut out = Vec::new();
+            assert!(w.flush(&mut out).unwrap());
+            assert_eq!(out, b"published");
+        }
+        assert_eq!(Arc::strong_count(&frame), 1, "written chunks are released");
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl<S: Socket> Conn<S> {
 
     /// A frame the handle encoded (`IoMsg::WsFrame`). `Ok(false)`: dropped,
     /// since it was posted after our close frame (its budget refunded).
-    pub(super) fn on_ws_frame(&mut self, bytes: Vec<u8>) -> Result<bool, Bug> {
+    pub(super) fn on_ws_frame(&mut self, bytes: super::writer::Chunk) -> Result<bool, Bug> {
         let Some(ws) = &self.ws else { return Ok(false) };
         if ws.phase.close_sent() {
             ws.shared.release_queued(bytes.len())?;

@@ -23,8 +23,11 @@ mod upgrade;
 pub(crate) use upgrade::upgrade;
 pub use upgrade::{UpgradeError, WebSocketUpgrade};
 
+use crate::actor::ledger::Ledger;
 use crate::http::Parts;
+use crate::io::writer::Chunk;
 use crate::io::{Bug, IoHandle, IoMsg};
+use crate::pubsub::Subscription;
 use std::any::Any;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -43,6 +46,47 @@ pub enum Message {
     Ping(Vec<u8>),
     /// A Pong.
     Pong(Vec<u8>),
+}
+
+impl From<String> for Message {
+    fn from(text: String) -> Message {
+        Message::Text(text)
+    }
+}
+
+impl From<&str> for Message {
+    fn from(text: &str) -> Message {
+        Message::Text(text.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for Message {
+    fn from(data: Vec<u8>) -> Message {
+        Message::Binary(data)
+    }
+}
+
+impl From<&[u8]> for Message {
+    fn from(data: &[u8]) -> Message {
+        Message::Binary(data.to_vec())
+    }
+}
+
+impl Message {
+    /// The frame carrying this message (RFC 6455 §5.2): a server frame,
+    /// unmasked; Ping and Pong payloads cut to 125 bytes.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        match self {
+            Message::Text(t) => codec::encode(OpCode::Data(Data::Text), t.as_bytes()),
+            Message::Binary(b) => codec::encode(OpCode::Data(Data::Binary), b),
+            Message::Ping(p) => {
+                codec::encode(OpCode::Control(Control::Ping), &p[..p.len().min(125)])
+            }
+            Message::Pong(p) => {
+                codec::encode(OpCode::Control(Control::Pong), &p[..p.len().min(125)])
+            }
+        }
+    }
 }
 
 /// What happened on a WebSocket.
@@ -150,6 +194,9 @@ pub(crate) struct WsShared {
     /// This connection's handler, if the upgrade named one; else the
     /// server's.
     pub(crate) handler: Option<Arc<dyn WebSocketHandler>>,
+    /// Its pub/sub subscriptions: the reverse index that ends them at
+    /// close (`pubsub::end_subscriptions`).
+    pub(crate) topics: Ledger<Subscription>,
 }
 
 /// What a WebSocket keeps of its upgrade, besides the socket.
@@ -173,6 +220,7 @@ impl WsShared {
             request: context.request,
             data: context.data,
             handler: context.handler,
+            topics: Ledger::new(),
         }
     }
 
@@ -214,17 +262,7 @@ impl WebSocket {
     /// Sends a message. Never blocks. Ping and Pong payloads longer than
     /// 125 bytes are refused by the protocol; they are cut to 125.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
-        let frame = match &message {
-            Message::Text(t) => codec::encode(OpCode::Data(Data::Text), t.as_bytes()),
-            Message::Binary(b) => codec::encode(OpCode::Data(Data::Binary), b),
-            Message::Ping(p) => {
-                codec::encode(OpCode::Control(Control::Ping), &p[..p.len().min(125)])
-            }
-            Message::Pong(p) => {
-                codec::encode(OpCode::Control(Control::Pong), &p[..p.len().min(125)])
-            }
-        };
-        self.send_frame(frame)
+        self.send_frame(message.encode())
     }
 
     /// Sends a text message.
@@ -238,6 +276,11 @@ impl WebSocket {
     }
 
     fn send_frame(&self, frame: Vec<u8>) -> Result<(), SendError> {
+        self.send_chunk(Chunk::Owned(frame))
+    }
+
+    /// Queues an encoded frame (owned, or shared with other subscribers).
+    pub(crate) fn send_chunk(&self, frame: Chunk) -> Result<(), SendError> {
         let s = &self.shared;
         if s.state.load(Ordering::Acquire) != OPEN {
             return Err(SendError::Closed);

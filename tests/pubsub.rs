@@ -1,0 +1,308 @@
+//! `natron::pubsub` over real sockets: fan-out, order, cleanup at close,
+//! slow subscribers.
+
+use natron::{
+    Message, PubSub, Request, Router, SendError, Server, ServerBuilder, ServerHandle, WebSocket,
+    WebSocketEvent,
+};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::{mpsc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tungstenite::client::IntoClientRequest;
+
+type Ws = tungstenite::WebSocket<TcpStream>;
+
+struct Running {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.close();
+        if let Some(t) = self.thread.take() {
+            t.join().unwrap().unwrap();
+        }
+    }
+}
+
+/// A server whose `/ws?topics=a,b` subscribes the connection to `a` and
+/// `b` on Open, and whose text messages are published (from the sender)
+/// to the topic named before a `:` (`news:hello`).
+fn server(hub: &PubSub, builder: ServerBuilder) -> Running {
+    let mut router = Router::new();
+    let h = hub.clone();
+    router.websocket(
+        "/ws",
+        move |ws: WebSocket, event: WebSocketEvent| match event {
+            WebSocketEvent::Open => {
+                let topics = ws.request().query_param("topics").unwrap_or("").to_owned();
+                for t in topics.split(',').filter(|t| !t.is_empty()) {
+                    assert_eq!(h.subscribe(&ws, t), Ok(true));
+                }
+            }
+            WebSocketEvent::Message(Message::Text(text)) => {
+                if let Some((topic, body)) = text.split_once(':') {
+                    h.publish_from(&ws, topic, body);
+                }
+            }
+            _ => {}
+        },
+    );
+    router.get("/", |req: Request| req.respond(200, (), "ok"));
+    let server = builder.handler(router).build();
+    let handle = server.handle();
+    let thread = thread::spawn(move || server.serve("127.0.0.1:0"));
+    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
+    Running {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+fn connect(addr: SocketAddr, topics: &str) -> Ws {
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let request = format!("ws://{addr}/ws?topics={topics}")
+        .into_client_request()
+        .unwrap();
+    tungstenite::client::client(request, stream).unwrap().0
+}
+
+fn read_text(ws: &mut Ws) -> String {
+    loop {
+        match ws.read().unwrap() {
+            tungstenite::Message::Text(t) => return t.to_string(),
+            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
+            other => panic!("expected text, got {other:?}"),
+        }
+    }
+}
+
+/// Waits (bounded) for `cond`, re-checking as the server progresses.
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn many_subscribers_each_get_every_message_in_order() {
+    const SUBSCRIBERS: usize = 1000;
+    const MESSAGES: usize = 20;
+    let hub = PubSub::new();
+    let s = server(&hub, Server::builder());
+    let mut clients: Vec<Ws> = (0..SUBSCRIBERS).map(|_| connect(s.addr, "news")).collect();
+    wait_until("every subscription", || {
+        hub.subscriber_count("news") == SUBSCRIBERS
+    });
+    for m in 0..MESSAGES {
+        assert_eq!(hub.publish("news", format!("m{m}")), SUBSCRIBERS);
+    }
+    for c in &mut clients {
+        for m in 0..MESSAGES {
+            assert_eq!(read_text(c), format!("m{m}"));
+        }
+    }
+}
+
+#[test]
+fn many_topics_and_their_cleanup_at_close() {
+    const TOPICS: usize = 200;
+    let hub = PubSub::new();
+    let s = server(&hub, Server::builder());
+    let names: Vec<String> = (0..TOPICS).map(|t| format!("t{t}")).collect();
+    let mut a = connect(s.addr, &names.join(","));
+    let mut b = connect(s.addr, "t7,t9");
+    wait_until("subscriptions", || {
+        hub.topic_count() == TOPICS && hub.subscriber_count("t9") == 2
+    });
+    for name in &names {
+        let expected = if name == "t7" || name == "t9" { 2 } else { 1 };
+        assert_eq!(hub.publish(name.as_str(), name.clone()), expected, "{name}");
+    }
+    for name in &names {
+        assert_eq!(&read_text(&mut a), name);
+    }
+    assert_eq!(read_text(&mut b), "t7");
+    assert_eq!(read_text(&mut b), "t9");
+    // The client leaves: its subscriptions end with no handler code.
+    a.close(None).unwrap();
+    while a.read().is_ok() {}
+    wait_until("cleanup of the closed connection", || {
+        hub.topic_count() == 2
+    });
+    assert_eq!(hub.subscriber_count("t7"), 1);
+    assert_eq!(hub.publish("t0", "nobody"), 0);
+    b.close(None).unwrap();
+    while b.read().is_ok() {}
+    wait_until("the last topics to go", || hub.topic_count() == 0);
+}
+
+#[test]
+fn publish_from_skips_the_sender_and_send_keeps_order_with_publish() {
+    let hub = PubSub::new();
+    let s = server(&hub, Server::builder());
+    let mut a = connect(s.addr, "room");
+    let mut b = connect(s.addr, "room");
+    wait_until("both subscribed", || hub.subscriber_count("room") == 2);
+    a.send(tungstenite::Message::text("room:from a")).unwrap();
+    assert_eq!(read_text(&mut b), "from a");
+    b.send(tungstenite::Message::text("room:from b")).unwrap();
+    // `a` gets b's message and nothing of its own.
+    assert_eq!(read_text(&mut a), "from b");
+
+    // On one connection, send and publish from one thread keep call order.
+    let (tx, rx) = mpsc::channel::<WebSocket>();
+    let tx = Mutex::new(tx);
+    let hub2 = PubSub::new();
+    let h = hub2.clone();
+    let mut router = Router::new();
+    router.websocket("/ws", move |ws: WebSocket, event: WebSocketEvent| {
+        if let WebSocketEvent::Open = event {
+            h.subscribe(&ws, "x").unwrap();
+            tx.lock().unwrap().send(ws).unwrap();
+        }
+    });
+    let server2 = Server::builder().handler(router).build();
+    let handle2 = server2.handle();
+    let t2 = thread::spawn(move || server2.serve("127.0.0.1:0"));
+    let addr2 = handle2.wait_until_ready(Duration::from_secs(10)).unwrap();
+    let mut c = connect(addr2, "");
+    let ws = rx.recv_timeout(Duration::from_secs(10)).unwrap();
+    for i in 0..200 {
+        if i % 2 == 0 {
+            ws.send_text(&format!("{i}")).unwrap();
+        } else {
+            assert_eq!(hub2.publish("x", format!("{i}")), 1);
+        }
+    }
+    for i in 0..200 {
+        assert_eq!(read_text(&mut c), format!("{i}"));
+    }
+    drop(c);
+    handle2.close();
+    t2.join().unwrap().unwrap();
+}
+
+#[test]
+fn publishes_from_several_threads_each_arrive_in_their_order() {
+    const THREADS: usize = 4;
+    const EACH: usize = 500;
+    let hub = PubSub::new();
+    let s = server(&hub, Server::builder());
+    let mut clients: Vec<Ws> = (0..10).map(|_| connect(s.addr, "t")).collect();
+    wait_until("subscriptions", || hub.subscriber_count("t") == 10);
+    let publishers: Vec<_> = (0..THREADS)
+        .map(|p| {
+            let hub = hub.clone();
+            thread::spawn(move || {
+                for i in 0..EACH {
+                    assert_eq!(hub.publish("t", format!("{p}:{i}")), 10);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.join().unwrap();
+    }
+    for c in &mut clients {
+        let mut next = [0usize; THREADS];
+        for _ in 0..THREADS * EACH {
+            let text = read_text(c);
+            let (p, i) = text.split_once(':').unwrap();
+            let (p, i): (usize, usize) = (p.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[p], "publisher {p}'s messages out of order");
+            next[p] += 1;
+        }
+    }
+}
+
+#[test]
+fn a_slow_subscriber_is_closed_and_the_others_keep_receiving_in_order() {
+    // 32 MB in all: more than loopback's socket buffers can hide from the
+    // slow subscriber's 64 KiB outbound budget.
+    const MESSAGES: usize = 4000;
+    let hub = PubSub::new();
+    let s = server(&hub, Server::builder().max_outbound_len(64 * 1024));
+    let slow = connect(s.addr, "firehose");
+    let mut fast = connect(s.addr, "firehose");
+    wait_until("subscriptions", || hub.subscriber_count("firehose") == 2);
+    let read = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let read_in = read.clone();
+    let fast_reader = thread::spawn(move || {
+        for i in 0..MESSAGES {
+            let text = read_text(&mut fast);
+            assert!(text.starts_with(&format!("{i}:")), "got {text:.20} for {i}");
+            read_in.store(i + 1, std::sync::atomic::Ordering::Release);
+        }
+        fast
+    });
+    let chunk = "x".repeat(8000);
+    let mut refused_at = None;
+    for i in 0..MESSAGES {
+        // The fast subscriber reads as it goes: publish at most 4 ahead of
+        // it, so only the slow one can fill its budget.
+        wait_until("the fast reader", || {
+            read.load(std::sync::atomic::Ordering::Acquire) + 4 >= i
+        });
+        let n = hub.publish("firehose", format!("{i}:{chunk}"));
+        match refused_at {
+            None if n == 1 => refused_at = Some(i),
+            None => assert_eq!(n, 2),
+            // Once refused, never sent to again: no gap mid-stream.
+            Some(at) => assert_eq!(
+                n, 1,
+                "publish {i} reached the slow subscriber refused at {at}"
+            ),
+        }
+    }
+    assert!(
+        refused_at.is_some(),
+        "the slow subscriber was never refused"
+    );
+    fast_reader.join().unwrap();
+    // The slow one was closed with 1008 and unsubscribed.
+    wait_until("the slow subscriber's removal", || {
+        hub.subscriber_count("firehose") == 1
+    });
+    drop(slow);
+}
+
+#[test]
+fn subscribing_a_closed_websocket_is_refused() {
+    let hub = PubSub::new();
+    let (tx, rx) = mpsc::channel::<Result<bool, SendError>>();
+    let tx = Mutex::new(tx);
+    let h = hub.clone();
+    let mut router = Router::new();
+    router.websocket("/ws", move |ws: WebSocket, event: WebSocketEvent| {
+        if let WebSocketEvent::Close(_) = event {
+            // Already ended: a subscription now would be a dead subscriber.
+            let r = h.subscribe(&ws, "late");
+            assert!(h.topics(&ws).is_empty());
+            tx.lock().unwrap().send(r).unwrap();
+        }
+    });
+    let server = Server::builder().handler(router).build();
+    let handle = server.handle();
+    let t = thread::spawn(move || server.serve("127.0.0.1:0"));
+    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
+    let mut c = connect(addr, "");
+    c.close(None).unwrap();
+    while c.read().is_ok() {}
+    assert_eq!(
+        rx.recv_timeout(Duration::from_secs(10)).unwrap(),
+        Err(SendError::Closed)
+    );
+    assert_eq!(hub.subscriber_count("late"), 0);
+    handle.close();
+    t.join().unwrap().unwrap();
+}
