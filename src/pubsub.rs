@@ -33,7 +33,7 @@
 //! handlers that need it. Subscribing a WebSocket of any server works.
 
 use crate::actor::ledger::Closed;
-use crate::io::writer::Chunk;
+use crate::io::{IoHandle, IoMsg};
 use crate::websocket::{Message, SendError, WebSocket, WsShared};
 use dashmap::DashMap;
 use std::collections::HashMap;
@@ -208,10 +208,28 @@ impl PubSub {
             return 0;
         }
         let frame: Arc<[u8]> = Arc::from(message.encode());
-        subscribers
-            .iter()
-            .filter(|ws| ws.send_chunk(Chunk::Shared(frame.clone())).is_ok())
-            .count()
+        // One message per IO actor, naming its subscribers: a publish to
+        // 10,000 costs a few channel pushes, not 10,000.
+        let mut groups: Vec<(IoHandle, Vec<u64>)> = Vec::new();
+        let mut queued = 0;
+        for ws in &subscribers {
+            if ws.reserve(frame.len()).is_err() {
+                continue;
+            }
+            queued += 1;
+            let io = &ws.shared.io;
+            match groups.iter_mut().find(|(g, _)| g.same_receiver(io)) {
+                Some((_, ids)) => ids.push(ws.id()),
+                None => groups.push((io.clone(), vec![ws.id()])),
+            }
+        }
+        for (io, conns) in groups {
+            io.post(IoMsg::WsFanout {
+                conns,
+                frame: frame.clone(),
+            });
+        }
+        queued
     }
 }
 

@@ -98,6 +98,11 @@ pub fn outbox<T, W: Wake>(waker: W) -> (Outbox<T, W>, Inbox<T, W>) {
 
 impl<T, W: Wake> Outbox<T, W> {
     /// Posts a message and wakes the receiver if it may be asleep.
+    /// Whether `other` posts to the same receiver.
+    pub fn same_receiver(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     pub fn post(&self, msg: T) {
         #[cfg(natron_mutant = "lost_outbound_wakeup")]
         {

@@ -113,6 +113,13 @@ pub(crate) enum IoMsg {
     /// An encoded frame for WebSocket `conn` (already counted in its
     /// `queued` budget).
     WsFrame { conn: u64, bytes: writer::Chunk },
+    /// One published frame for several WebSockets of this IO actor (each
+    /// already counted in its `queued` budget): one message per IO actor
+    /// and publish, not one per subscriber.
+    WsFanout {
+        conns: Vec<u64>,
+        frame: std::sync::Arc<[u8]>,
+    },
     /// Start the closing handshake of WebSocket `conn`.
     WsClose {
         conn: u64,
@@ -298,6 +305,19 @@ impl IoActor {
                     Some(c) => (conn, c.conn.on_ws_frame(bytes)),
                     None => continue,
                 },
+                IoMsg::WsFanout { conns, frame } => {
+                    for conn in conns {
+                        let Some(c) = self.conns.get_mut(&conn) else {
+                            continue;
+                        };
+                        match c.conn.on_ws_frame(writer::Chunk::Shared(frame.clone())) {
+                            Ok(true) => self.dirty.push(conn),
+                            Ok(false) => {}
+                            Err(bug) => broken.push((conn, bug)),
+                        }
+                    }
+                    continue;
+                }
                 IoMsg::WsClose { conn, code, reason } => match self.conns.get_mut(&conn) {
                     Some(c) => {
                         if code == 1008 {

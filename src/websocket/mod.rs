@@ -179,7 +179,7 @@ pub struct WebSocket {
 /// State shared by the handles, the connection actor and the IO actor.
 pub(crate) struct WsShared {
     pub(crate) id: u64,
-    io: IoHandle,
+    pub(crate) io: IoHandle,
     state: AtomicU8,
     /// Bytes posted and not yet written to the socket.
     pub(crate) queued: AtomicUsize,
@@ -281,11 +281,23 @@ impl WebSocket {
 
     /// Queues an encoded frame (owned, or shared with other subscribers).
     pub(crate) fn send_chunk(&self, frame: Chunk) -> Result<(), SendError> {
+        self.reserve(frame.len())?;
+        self.shared.io.post(IoMsg::WsFrame {
+            conn: self.shared.id,
+            bytes: frame,
+        });
+        Ok(())
+    }
+
+    /// Counts `len` bytes into the outbound budget, for a frame the caller
+    /// then posts (one frame per successful call). A connection whose
+    /// budget is full is closed with 1008 here, and refuses every later
+    /// send.
+    pub(crate) fn reserve(&self, len: usize) -> Result<(), SendError> {
         let s = &self.shared;
         if s.state.load(Ordering::Acquire) != OPEN {
             return Err(SendError::Closed);
         }
-        let len = frame.len();
         let before = s.queued.fetch_add(len, Ordering::AcqRel);
         if before.saturating_add(len) > s.max_queued && before > 0 {
             s.queued.fetch_sub(len, Ordering::AcqRel);
@@ -298,10 +310,6 @@ impl WebSocket {
             }
             return Err(SendError::QueueFull);
         }
-        s.io.post(IoMsg::WsFrame {
-            conn: s.id,
-            bytes: frame,
-        });
         Ok(())
     }
 
