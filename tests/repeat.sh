@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the test suite (what `cargo test --release` runs, doctests aside)
+# Runs the test suite (what `cargo test --release --all-features` runs, doctests aside)
 # N times and reports every failing test with the run it failed in.
 #
 #   tests/repeat.sh 30            # 30 runs
@@ -25,7 +25,7 @@ flock -n 9 || { echo "repeat: another run is using $dir (set REPEAT_DIR)" >&2; e
 rm -rf "$dir" && mkdir -p "$dir/bin" "$dir/logs"
 
 echo "repeat: building" >&2
-cargo test --release --no-run --message-format=json 2>"$dir/build.log" |
+cargo test --release --all-features --no-run --message-format=json 2>"$dir/build.log" |
   python3 -c '
 import json, sys
 for line in sys.stdin:

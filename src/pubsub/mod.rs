@@ -31,6 +31,13 @@
 //!
 //! A hub is independent of any server: create one, give clones to the
 //! handlers that need it. Subscribing a WebSocket of any server works.
+//!
+//! # Across nodes (feature `redis`)
+//!
+//! [`PubSub::with_redis`] joins the hubs of several processes through a
+//! Redis server: see the [`redis`](crate::pubsub::redis) module for its
+//! guarantees (local delivery first and never delayed by Redis; exactly
+//! once per subscriber; per-node order; at-most-once across an outage).
 
 use crate::actor::ledger::Closed;
 use crate::io::{IoHandle, IoMsg};
@@ -39,6 +46,9 @@ use dashmap::DashMap;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Weak};
+
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// A pub/sub hub: topics of WebSockets. Cheap to clone (clones share the
 /// topics); `Send + Sync`.
@@ -76,10 +86,26 @@ pub struct PubSub {
 }
 
 #[derive(Default)]
-struct Hub {
+pub(crate) struct Hub {
     /// Topic -> its subscribers by connection id. A topic with none is
     /// removed.
     topics: DashMap<Arc<str>, HashMap<u64, WebSocket>>,
+    /// Where publishes also go, and which learns of topics gaining their
+    /// first local subscriber or losing their last.
+    backplane: Option<Box<dyn Backplane>>,
+}
+
+/// Another place a hub's publishes go (the Redis backplane). Its calls
+/// are made under the hub's table lock for the topic, so `topic_added`
+/// and `topic_removed` arrive in the order the topic changed; they must
+/// only queue (never block, never call back into the hub).
+pub(crate) trait Backplane: Send + Sync {
+    /// A local publish, already delivered to the local subscribers.
+    fn publish(&self, topic: &str, message: &Message);
+    /// `topic` has its first local subscriber.
+    fn topic_added(&self, topic: &str);
+    /// `topic` lost its last local subscriber.
+    fn topic_removed(&self, topic: &str);
 }
 
 /// One subscription, as its connection's ledger records it.
@@ -121,11 +147,13 @@ impl PubSub {
         ws.shared
             .topics
             .add(entry, || {
-                self.hub
-                    .topics
-                    .entry(topic)
-                    .or_default()
-                    .insert(ws.id(), ws.clone());
+                let mut subs = self.hub.topics.entry(topic.clone()).or_default();
+                if subs.is_empty() {
+                    if let Some(bp) = &self.hub.backplane {
+                        bp.topic_added(&topic);
+                    }
+                }
+                subs.insert(ws.id(), ws.clone());
             })
             .map_err(|Closed| SendError::Closed)
     }
@@ -144,8 +172,16 @@ impl PubSub {
     /// many subscribers it was queued for (a subscriber that is closing,
     /// or whose queue is full, is not counted; the latter is closed with
     /// `1008`).
+    ///
+    /// With a backplane ([`PubSub::with_redis`]), the message then goes to
+    /// the other nodes too; the count is of local subscribers only.
     pub fn publish(&self, topic: &str, message: impl Into<Message>) -> usize {
-        self.fan_out(topic, &message.into(), None)
+        let message = message.into();
+        let n = self.hub.fan_out(topic, &message, None);
+        if let Some(bp) = &self.hub.backplane {
+            bp.publish(topic, &message);
+        }
+        n
     }
 
     /// [`Self::publish`] to every subscriber but `sender`.
@@ -155,7 +191,12 @@ impl PubSub {
         topic: &str,
         message: impl Into<Message>,
     ) -> usize {
-        self.fan_out(topic, &message.into(), Some(sender.id()))
+        let message = message.into();
+        let n = self.hub.fan_out(topic, &message, Some(sender.id()));
+        if let Some(bp) = &self.hub.backplane {
+            bp.publish(topic, &message);
+        }
+        n
     }
 
     /// How many WebSockets are subscribed to `topic`.
@@ -192,11 +233,15 @@ impl PubSub {
             topic,
         }
     }
+}
 
-    fn fan_out(&self, topic: &str, message: &Message, skip: Option<u64>) -> usize {
+impl Hub {
+    /// Queues `message` for the local subscribers of `topic` (all but
+    /// `skip`); how many it was queued for.
+    pub(crate) fn fan_out(&self, topic: &str, message: &Message, skip: Option<u64>) -> usize {
         // The subscribers are copied out so that no shard lock is held
         // while frames are queued (a send may close a slow subscriber).
-        let subscribers: Vec<WebSocket> = match self.hub.topics.get(topic) {
+        let subscribers: Vec<WebSocket> = match self.topics.get(topic) {
             Some(subs) => subs
                 .iter()
                 .filter(|(id, _)| Some(**id) != skip)
@@ -231,14 +276,18 @@ impl PubSub {
         }
         queued
     }
-}
 
-impl Hub {
     fn remove(&self, topic: &Arc<str>, id: u64) {
-        if let Some(mut subs) = self.topics.get_mut(topic) {
-            subs.remove(&id);
+        if let dashmap::Entry::Occupied(mut subs) = self.topics.entry(topic.clone()) {
+            subs.get_mut().remove(&id);
+            if subs.get().is_empty() {
+                // Under the topic's lock, as its `topic_added` was.
+                if let Some(bp) = &self.backplane {
+                    bp.topic_removed(topic);
+                }
+                subs.remove();
+            }
         }
-        self.topics.remove_if(topic, |_, subs| subs.is_empty());
     }
 }
 
