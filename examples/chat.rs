@@ -1,92 +1,224 @@
-//! A chat room: open http://localhost:8080 in two browser tabs.
-//!
-//! `GET /` serves the page; `GET /ws` upgrades to a WebSocket; every text
-//! message is broadcast to everyone in the room. The room is a set of
-//! `WebSocket` handles, which are cheap to clone and usable as set members;
-//! broadcasting never blocks (a member that does not read is closed by
-//! natron when its outbound queue fills, and leaves the room on Close).
+//! A chat server: open http://localhost:8080 in a few browser tabs.
 //!
 //! ```text
-//! cargo run --release --example chat [-- --addr HOST:PORT]
+//! cargo run --release --example chat [-- --addr HOST:PORT] [--redis redis://HOST:PORT/]
 //! ```
+//!
+//! * Nicknames and rooms: the page asks for both; each room is a pub/sub
+//!   topic. Joins and leaves are announced with who is in the room (on
+//!   this server), and a joiner gets the room's last 50 messages.
+//! * Everything a user typed reaches other pages as JSON and is shown with
+//!   `textContent`: no HTML injection through a name or a message.
+//! * A message is encoded once and shared by every member's queue
+//!   (`PubSub::publish`); each page marks its own messages by the sender's
+//!   connection id, which the server tells it on joining.
+//! * `--redis URL` (feature `redis`) joins other chat servers on the same
+//!   Redis: two servers on two ports make one chat. Member lists and
+//!   history stay per server.
+//! * A dropped connection is said so on the page, which reconnects with
+//!   backoff; a message over the server's limit is refused by the page
+//!   before it is sent.
+//!
+//! Protocol: the page sends `{"text": "..."}`; the server sends
+//! `{"type": "welcome"|"message"|"join"|"leave"|"history"|"error", ...}`.
 
-use natron::{Message, Request, Router, Server, WebSocket, WebSocketEvent};
-use std::collections::HashSet;
+use natron::{
+    Message, PubSub, Request, Router, Server, WebSocket, WebSocketEvent, WebSocketUpgrade,
+};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
-const PAGE: &str = r#"<!doctype html>
-<meta charset="utf-8"><title>natron chat</title>
-<style>body{font:16px sans-serif;max-width:40em;margin:2em auto}#log{height:20em;overflow:auto;border:1px solid #ccc;padding:.5em}</style>
-<h1>natron chat</h1>
-<div id="log"></div>
-<form id="f"><input id="m" autocomplete="off" autofocus size="50"> <button>Send</button></form>
-<script>
-const log = document.getElementById("log");
-const name = prompt("Your name?") || "guest";
-const ws = new WebSocket(`ws://${location.host}/ws?name=${encodeURIComponent(name)}`);
-const add = (t) => { const p = document.createElement("p"); p.textContent = t; log.append(p); log.scrollTop = log.scrollHeight; };
-ws.onmessage = (e) => add(e.data);
-ws.onclose = (e) => add(`(closed: ${e.code})`);
-document.getElementById("f").onsubmit = (e) => {
-  e.preventDefault();
-  const m = document.getElementById("m");
-  if (m.value) { ws.send(m.value); m.value = ""; }
-};
-</script>
-"#;
+const HISTORY: usize = 50;
+const MAX_NAME: usize = 32;
+const MAX_ROOM: usize = 32;
+/// The longest message a user may send, in bytes (the page checks it too).
+const MAX_TEXT: usize = 4000;
 
-type Room = Arc<Mutex<HashSet<WebSocket>>>;
+const PAGE: &str = include_str!("chat.html");
+/// A speech-bubble icon, so browsers get no 404 for it.
+const FAVICON: &str = r##"<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 16 16"><path d="M2 2h12v9H6l-4 3z" fill="#2a7"/></svg>"##;
 
-fn main() {
-    let addr = std::env::args()
-        .skip_while(|a| a != "--addr")
-        .nth(1)
-        .unwrap_or_else(|| "localhost:8080".into());
-    let room: Room = Arc::default();
+/// What this server knows of one room.
+#[derive(Default)]
+struct Room {
+    /// Members connected to this server: connection id -> name.
+    members: BTreeMap<u64, String>,
+    /// The last messages, as sent (JSON).
+    history: VecDeque<Value>,
+}
 
-    let mut router = Router::new();
-    router.get("/", |req: Request| {
-        req.respond(200, [("Content-Type", "text/html; charset=utf-8")], PAGE);
-    });
-    // Each event sees the upgrade request: the name comes from its query.
-    // Open comes first and Close last, one event at a time per
-    // connection, so the room's membership needs no more care than this.
-    router.websocket("/ws", move |ws: WebSocket, event: WebSocketEvent| {
-        let name = ws.request().query_param("name").unwrap_or("guest");
+/// Who a connection is, attached at upgrade.
+struct Member {
+    name: String,
+    room: String,
+}
+
+struct Chat {
+    hub: PubSub,
+    rooms: Mutex<HashMap<String, Room>>,
+}
+
+impl Chat {
+    /// Announces a join or leave with the member list, to the room.
+    fn announce(&self, kind: &str, who: &Member) {
+        let members: Vec<String> = {
+            let rooms = self.rooms.lock().unwrap();
+            rooms
+                .get(&who.room)
+                .map(|r| r.members.values().cloned().collect())
+                .unwrap_or_default()
+        };
+        let event = json!({"type": kind, "name": who.name, "members": members});
+        self.hub.publish(&who.room, event.to_string());
+    }
+
+    fn on_event(&self, ws: &WebSocket, event: WebSocketEvent) {
+        let me: &Member = ws.data().expect("attached at upgrade");
         match event {
             WebSocketEvent::Open => {
-                let n = {
-                    let mut members = room.lock().unwrap();
-                    members.insert(ws.clone());
-                    members.len()
-                };
-                broadcast(&room, &format!("{name} joined ({n} here)"));
+                let welcome =
+                    json!({"type": "welcome", "id": ws.id(), "name": me.name, "room": me.room});
+                let _ = ws.send_text(&welcome.to_string());
+                {
+                    // History and subscription under the room's lock, which
+                    // a message's append-and-publish also takes: each
+                    // message is in the history sent or arrives live, once.
+                    // (Sends and publishes only queue: nothing blocks here.)
+                    let mut rooms = self.rooms.lock().unwrap();
+                    let room = rooms.entry(me.room.clone()).or_default();
+                    room.members.insert(ws.id(), me.name.clone());
+                    let history: Vec<&Value> = room.history.iter().collect();
+                    let _ =
+                        ws.send_text(&json!({"type": "history", "messages": history}).to_string());
+                    let _ = self.hub.subscribe(ws, &me.room);
+                }
+                self.announce("join", me);
             }
             WebSocketEvent::Message(Message::Text(text)) => {
-                broadcast(&room, &format!("{name}: {text}"));
+                let text = match serde_json::from_str::<Value>(&text) {
+                    Ok(v) => v.get("text").and_then(Value::as_str).map(str::to_owned),
+                    Err(_) => None,
+                };
+                let Some(text) = text.filter(|t| !t.trim().is_empty()) else {
+                    let error = json!({"type": "error", "text": "send {\"text\": \"...\"}"});
+                    let _ = ws.send_text(&error.to_string());
+                    return;
+                };
+                if text.len() > MAX_TEXT {
+                    let error = json!({"type": "error", "text": format!("messages are at most {MAX_TEXT} bytes")});
+                    let _ = ws.send_text(&error.to_string());
+                    return;
+                }
+                let message =
+                    json!({"type": "message", "from": ws.id(), "name": me.name, "text": text});
+                let mut rooms = self.rooms.lock().unwrap();
+                let room = rooms.entry(me.room.clone()).or_default();
+                self.hub.publish(&me.room, message.to_string());
+                room.history.push_back(message);
+                if room.history.len() > HISTORY {
+                    room.history.pop_front();
+                }
             }
             WebSocketEvent::Close(_) => {
-                room.lock().unwrap().remove(&ws);
-                broadcast(&room, &format!("{name} left"));
+                // The subscription has ended by itself; the member list is ours.
+                {
+                    let mut rooms = self.rooms.lock().unwrap();
+                    if let Some(room) = rooms.get_mut(&me.room) {
+                        room.members.remove(&ws.id());
+                    }
+                }
+                self.announce("leave", me);
             }
             _ => {}
         }
-    });
+    }
+}
 
-    let server = Server::builder().handler(router).build();
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let addr = arg("--addr").unwrap_or_else(|| "localhost:8080".into());
+    let hub = match arg("--redis") {
+        None => PubSub::new(),
+        Some(url) => redis_hub(&url),
+    };
+    let server = Server::builder()
+        .handler(router(hub))
+        // Room for MAX_TEXT bytes of text once JSON-escaped.
+        .max_message_len(64 * 1024)
+        .build();
     println!("chat on http://{addr}");
-    // A port in use is an error that names the address; say it and fail.
     if let Err(e) = server.serve(addr.as_str()) {
         eprintln!("chat: {e}");
         std::process::exit(1);
     }
 }
 
-/// Sends `text` to every member. The lock is held only to copy the set:
-/// no lock is held while sending.
-fn broadcast(room: &Room, text: &str) {
-    let members: Vec<WebSocket> = room.lock().unwrap().iter().cloned().collect();
-    for m in members {
-        let _ = m.send_text(text);
+/// The chat's routes, on `hub` (also used by `tests/browser.rs`).
+pub fn router(hub: PubSub) -> Router {
+    let chat = Arc::new(Chat {
+        hub,
+        rooms: Mutex::new(HashMap::new()),
+    });
+    let mut router = Router::new();
+    router.get("/", |req: Request| {
+        req.respond(200, [("Content-Type", "text/html; charset=utf-8")], PAGE);
+    });
+    router.get("/favicon.ico", |req: Request| {
+        req.respond(200, [("Content-Type", "image/svg+xml")], FAVICON);
+    });
+    router.get("/ws", move |req: Request| {
+        let name = clean(req.query_param("name"), MAX_NAME, "guest");
+        let room = clean(req.query_param("room"), MAX_ROOM, "lobby");
+        let chat = chat.clone();
+        // A bad upgrade has been answered (400/403/426) with the reason.
+        let _ = req.upgrade(
+            WebSocketUpgrade::new()
+                .data(Member { name, room })
+                .request_headers(false)
+                .handler(move |ws: WebSocket, event: WebSocketEvent| chat.on_event(&ws, event)),
+        );
+    });
+    router
+}
+
+/// A name or room as given, trimmed and cut to `max` characters, or
+/// `default` when empty. (Shown with `textContent`: any text is safe.)
+fn clean(value: Option<&str>, max: usize, default: &str) -> String {
+    let v: String = value.unwrap_or("").trim().chars().take(max).collect();
+    if v.is_empty() {
+        default.to_owned()
+    } else {
+        v
     }
+}
+
+#[cfg(feature = "redis")]
+fn redis_hub(url: &str) -> PubSub {
+    use slog::Drain;
+    let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
+    let log = slog::Logger::root(
+        slog_term::FullFormat::new(decorator).build().fuse(),
+        slog::o!(),
+    );
+    match PubSub::with_redis(url, log) {
+        Ok(hub) => hub,
+        Err(e) => {
+            eprintln!("chat: --redis {url}: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_hub(_url: &str) -> PubSub {
+    eprintln!(
+        "chat: --redis needs the `redis` feature:\n  cargo run --release --features redis --example chat -- --redis redis://127.0.0.1:6379/"
+    );
+    std::process::exit(2);
 }
