@@ -2,7 +2,7 @@
 //! them; backend services publish over plain HTTP.
 //!
 //! ```text
-//! cargo run --release --example pubsub [-- --addr HOST:PORT]
+//! cargo run --release --example pubsub [-- --addr HOST:PORT] [--redis redis://HOST:PORT/]
 //! ```
 //!
 //! # Protocol
@@ -26,7 +26,8 @@
 //! | `{"op":"error","message":"..."}` | a command was malformed; the connection stays open |
 //!
 //! A topic is 1 to 256 bytes. Subscriptions end when the connection
-//! closes.
+//! closes. With `--redis URL` (feature `redis`), brokers on the same Redis
+//! form a cluster: a publish on one reaches subscribers on all.
 //!
 //! HTTP: `POST /publish/{topic}` with a JSON body publishes it as `data`
 //! and answers `{"delivered":N}` (the local subscribers it was queued
@@ -38,12 +39,28 @@ use serde_json::{json, Value};
 const MAX_TOPIC_LEN: usize = 256;
 
 fn main() {
-    let addr = std::env::args()
-        .skip_while(|a| a != "--addr")
-        .nth(1)
-        .unwrap_or_else(|| "localhost:8080".into());
-    let hub = PubSub::new();
+    let args: Vec<String> = std::env::args().collect();
+    let arg = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1).cloned())
+    };
+    let addr = arg("--addr").unwrap_or_else(|| "localhost:8080".into());
+    let hub = match arg("--redis") {
+        None => PubSub::new(),
+        Some(url) => redis_hub(&url),
+    };
 
+    let server = Server::builder().handler(router(hub)).build();
+    println!("pubsub broker on ws://{addr}/ws and http://{addr}/publish/{{topic}}");
+    if let Err(e) = server.serve(addr.as_str()) {
+        eprintln!("pubsub: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// The broker's routes, on `hub` (also used by `tests/pubsub.rs`).
+pub fn router(hub: PubSub) -> Router {
     let mut router = Router::new();
     let ws_hub = hub.clone();
     router.websocket("/ws", move |ws: WebSocket, event: WebSocketEvent| {
@@ -54,7 +71,7 @@ fn main() {
         }
         // Subscriptions end by themselves at Close.
     });
-    let http_hub = hub.clone();
+    let http_hub = hub;
     router.post(
         "/publish/@topic",
         move |req: Request| -> Result<(), Error> {
@@ -73,12 +90,7 @@ fn main() {
         },
     );
 
-    let server = Server::builder().handler(router).build();
-    println!("pubsub broker on ws://{addr}/ws and http://{addr}/publish/{{topic}}");
-    if let Err(e) = server.serve(addr.as_str()) {
-        eprintln!("pubsub: {e}");
-        std::process::exit(1);
-    }
+    router
 }
 
 /// Runs one client command; `Err` is the message for the client.
@@ -123,4 +135,26 @@ fn check_topic(topic: &str) -> Result<(), String> {
 /// The message subscribers receive, encoded once per publish.
 fn envelope(topic: &str, data: Value) -> String {
     json!({"op": "message", "topic": topic, "data": data}).to_string()
+}
+
+#[cfg(feature = "redis")]
+fn redis_hub(url: &str) -> PubSub {
+    use slog::Drain;
+    let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
+    let log = slog::Logger::root(
+        slog_term::FullFormat::new(decorator).build().fuse(),
+        slog::o!(),
+    );
+    PubSub::with_redis(url, log).unwrap_or_else(|e| {
+        eprintln!("pubsub: --redis {url}: {e}");
+        std::process::exit(1);
+    })
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis_hub(_url: &str) -> PubSub {
+    eprintln!(
+        "pubsub: --redis needs the `redis` feature:\n  cargo run --release --features redis --example pubsub -- --redis redis://127.0.0.1:6379/"
+    );
+    std::process::exit(2);
 }

@@ -1,5 +1,9 @@
 //! `natron::pubsub` over real sockets: fan-out, order, cleanup at close,
-//! slow subscribers.
+//! slow subscribers; and the `examples/pubsub.rs` broker's protocol.
+
+#[allow(dead_code)]
+#[path = "../examples/pubsub.rs"]
+mod broker;
 
 use natron::{
     Message, PubSub, Request, Router, SendError, Server, ServerBuilder, ServerHandle, WebSocket,
@@ -248,10 +252,14 @@ fn a_slow_subscriber_is_closed_and_the_others_keep_receiving_in_order() {
     let chunk = "x".repeat(8000);
     let mut refused_at = None;
     for i in 0..MESSAGES {
-        // The fast subscriber reads as it goes: publish at most 4 ahead of
-        // it, so only the slow one can fill its budget.
+        // The fast subscriber reads as it goes: publish at most 1 ahead of
+        // it, so only the slow one can fill its budget. (Its queue can
+        // briefly count twice that: bytes written by one `writev` stay
+        // counted until the IO thread releases them, and a preempted IO
+        // thread may release after the client has read them and the next
+        // publish has reserved. 2 x 2 x 8 KB stays far under 64 KiB.)
         wait_until("the fast reader", || {
-            read.load(std::sync::atomic::Ordering::Acquire) + 4 >= i
+            read.load(std::sync::atomic::Ordering::Acquire) + 1 >= i
         });
         let n = hub.publish("firehose", format!("{i}:{chunk}"));
         match refused_at {
@@ -303,6 +311,82 @@ fn subscribing_a_closed_websocket_is_refused() {
         Err(SendError::Closed)
     );
     assert_eq!(hub.subscriber_count("late"), 0);
+    handle.close();
+    t.join().unwrap().unwrap();
+}
+
+#[test]
+fn the_broker_example_answers_every_command_and_publishes_over_http() {
+    use std::io::{Read, Write};
+    let server = Server::builder()
+        .handler(broker::router(PubSub::new()))
+        .build();
+    let handle = server.handle();
+    let t = thread::spawn(move || server.serve("127.0.0.1:0"));
+    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
+    let stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    let mut ws = tungstenite::client::client(request, stream).unwrap().0;
+    let mut ask = |text: &str| -> serde_json::Value {
+        ws.send(tungstenite::Message::text(text)).unwrap();
+        serde_json::from_str(&read_text(&mut ws)).unwrap()
+    };
+    // Malformed commands get a reason back, and the connection stays.
+    for (bad, reason) in [
+        ("not json", "not JSON"),
+        (r#"{"topic":"t"}"#, "missing \"op\""),
+        (r#"{"op":"subscribe"}"#, "missing \"topic\""),
+        (
+            r#"{"op":"subscribe","topic":""}"#,
+            "a topic is 1 to 256 bytes",
+        ),
+        (r#"{"op":"dance","topic":"t"}"#, "unknown op"),
+        (r#"{"op":"publish","topic":"t"}"#, "missing \"data\""),
+    ] {
+        let reply = ask(bad);
+        assert_eq!(reply["op"], "error", "{bad}: {reply}");
+        assert!(
+            reply["message"].as_str().unwrap().contains(reason),
+            "{bad}: {reply}"
+        );
+    }
+    assert_eq!(
+        ask(r#"{"op":"subscribe","topic":"t"}"#),
+        serde_json::json!({"op": "subscribed", "topic": "t"})
+    );
+    assert_eq!(
+        ask(r#"{"op":"publish","topic":"t","data":{"n":1}}"#),
+        serde_json::json!({"op": "message", "topic": "t", "data": {"n": 1}})
+    );
+    // A backend publishes over HTTP.
+    let post = |body: &str| -> String {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        write!(
+            s,
+            "POST /publish/t HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    };
+    let ok = post(r#"[1,"two"]"#);
+    assert!(ok.starts_with("HTTP/1.1 200"), "{ok}");
+    assert!(ok.ends_with(r#"{"delivered":1}"#), "{ok}");
+    let got: serde_json::Value = serde_json::from_str(&read_text(&mut ws)).unwrap();
+    assert_eq!(
+        got,
+        serde_json::json!({"op": "message", "topic": "t", "data": [1, "two"]})
+    );
+    let bad = post("{oops");
+    assert!(bad.starts_with("HTTP/1.1 400"), "{bad}");
+    assert!(bad.contains("the body must be JSON"), "{bad}");
+    drop(ws);
     handle.close();
     t.join().unwrap().unwrap();
 }
