@@ -131,6 +131,7 @@ fn measure(
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
         if Instant::now() > ready {
             let _ = server.kill();
+            let _ = server.wait();
             return None;
         }
         std::thread::sleep(Duration::from_millis(20));
