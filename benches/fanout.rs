@@ -144,8 +144,7 @@ fn measure(
             "5".into(),
         ])
         .args(messages)
-        .output()
-        .ok()?;
+        .output();
     let rss = std::fs::read_to_string(format!("/proc/{}/status", server.id()))
         .ok()
         .and_then(|s| {
