@@ -155,6 +155,7 @@ fn measure(
         .unwrap_or(0);
     let _ = server.kill();
     let _ = server.wait();
+    let out = out.ok()?;
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     let result = text.lines().rev().find(|l| l.starts_with("RESULT"))?;
