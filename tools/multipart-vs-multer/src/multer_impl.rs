@@ -157,12 +157,13 @@ fn map_err(e: multer::Error, part: usize) -> MultipartError {
     match e {
         IncompleteStream if part == 0 => MultipartError::MissingFirstBoundary,
         IncompleteStream | IncompleteFieldData { .. } => MultipartError::UnterminatedPart { part },
-        IncompleteHeaders | ReadHeaderFailed(_) | DecodeHeaderName { .. } | DecodeHeaderValue { .. } => {
-            MultipartError::MalformedPartHeaders {
-                part,
-                reason: "multer: header section does not parse",
-            }
-        }
+        IncompleteHeaders
+        | ReadHeaderFailed(_)
+        | DecodeHeaderName { .. }
+        | DecodeHeaderValue { .. } => MultipartError::MalformedPartHeaders {
+            part,
+            reason: "multer: header section does not parse",
+        },
         _ => MultipartError::MalformedPartHeaders {
             part,
             reason: "multer: other error",
