@@ -52,6 +52,9 @@
 //!   read that as `text/plain`). `Content-Transfer-Encoding` is not applied
 //!   (RFC 7578 §4.7 deprecates it); bodies are returned byte for byte.
 //!
+//! Why this is not `multer` (what axum uses): `tools/multipart-vs-multer`
+//! compares the two case by case.
+//!
 //! # Limits
 //!
 //! Hostile input is bounded by [`Limits`] (defaults: [`MAX_PARTS`] = 1000

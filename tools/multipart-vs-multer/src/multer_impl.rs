@@ -9,14 +9,19 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
 
+// The constants are for natron's tests (src/natron_tests.rs).
+#[cfg_attr(not(test), allow(unused_imports))]
 pub use natron::http::multipart::{Limits, MultipartError, Part, MAX_HEADER_BYTES, MAX_PARTS};
 
-/// natron's `Multipart` has a private field, so the wrapper is re-declared.
+/// natron's `Multipart` has a private field, so the wrapper is re-declared
+/// (used by natron's tests only).
+#[cfg_attr(not(test), allow(dead_code))]
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Multipart {
     parts: Vec<Part>,
 }
 
+#[cfg_attr(not(test), allow(dead_code))]
 impl Multipart {
     pub fn parse(content_type: &str, body: &[u8]) -> Result<Multipart, MultipartError> {
         parse(content_type, body).map(|parts| Multipart { parts })
