@@ -64,7 +64,7 @@ fn cases() -> Vec<Case> {
             "ok a=1",
         ),
         case_ct(
-            "boundary unquoted `----=_Part_1` (JavaMail)",
+            "boundary unquoted `----=_Part_1`",
             "multipart/form-data; boundary=----=_Part_1",
             b"------=_Part_1\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n------=_Part_1--",
             "ok a=1 (not a token, but clients send it)",
