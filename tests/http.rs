@@ -1283,6 +1283,56 @@ fn remote_addr_is_the_peer() {
     assert!(Version::Http10 < Version::Http11);
 }
 
+/// Answers 200 with one line per part of the request's form, or 400 with
+/// the parse error's message.
+fn form_summary(req: Request) {
+    let (status, body) = match req.multipart() {
+        Ok(form) => (
+            200,
+            form.parts()
+                .iter()
+                .map(|p| {
+                    format!(
+                        "{} {:?} {:?} {}\n",
+                        p.name,
+                        p.filename,
+                        p.content_type,
+                        p.body.escape_ascii()
+                    )
+                })
+                .collect(),
+        ),
+        Err(e) => (400, e.to_string()),
+    };
+    req.respond(status, (), body);
+}
+
+#[test]
+fn multipart_errors_reach_the_handler_with_their_reason() {
+    let s = serve(form_summary);
+    let mut c = s.client();
+    // Part 1 is cut off: no delimiter follows it.
+    let body = "--b\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n\
+                --b\r\nContent-Disposition: form-data; name=c\r\n\r\n2";
+    c.send(format!(
+        "POST /f HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=b\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    let r = c.read_response();
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body_str().contains("part at index 1"), "{}", r.body_str());
+    // Same connection: not multipart at all.
+    c.send(post("/f", "x=1"));
+    let r = c.read_response();
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(
+        r.body_str().contains("not multipart/form-data"),
+        "{}",
+        r.body_str()
+    );
+}
+
 // ----------------------------------------------------------- handler failure
 
 #[test]
@@ -1620,4 +1670,25 @@ fn curl_expect_100_continue_upload() {
     ]);
     assert_eq!(body, format!("POST /upload {data}"));
     assert!(stderr.contains("HTTP/1.1 100 Continue"), "{stderr}");
+}
+
+#[test]
+fn curl_multipart_form_upload() {
+    let s = serve(form_summary);
+    // Bytes a naive parser trips on: CRLF, a line starting with `--`, NUL.
+    let file = std::env::temp_dir().join(format!("natron-form-{}.bin", std::process::id()));
+    std::fs::write(&file, b"\x00\xff\r\n--x\r\n\r\n").unwrap();
+    let url = format!("http://{}/form", s.addr);
+    let upload = format!(
+        "upload=@{};filename=a b.bin;type=application/octet-stream",
+        file.display()
+    );
+    let result = std::panic::catch_unwind(|| curl(&["-F", "title=Hello", "-F", &upload, &url]));
+    let _ = std::fs::remove_file(&file);
+    let (body, _) = result.unwrap();
+    assert_eq!(
+        body,
+        "title None None Hello\n\
+         upload Some(\"a b.bin\") Some(\"application/octet-stream\") \\x00\\xff\\r\\n--x\\r\\n\\r\\n\n"
+    );
 }
