@@ -3,11 +3,12 @@
 //! connection by one loop that reports every failing row by name.
 //!
 //! What every row checks besides its status:
-//! - a status natron makes itself (>= 400) carries `Date`,
-//!   `Content-Length` and a body saying why;
+//! - a status natron makes itself (>= 400) carries its standard reason
+//!   phrase, `Date`, `Content-Length` and a body saying why;
 //! - [`After::Closed`]: the response says `Connection: close`, nothing
 //!   follows it but EOF (not an answer to bytes sent behind the input),
-//!   and, for an error, no handler ran;
+//!   and, for an error, no handler ran and the body is
+//!   `text/plain; charset=utf-8`;
 //! - [`After::KeptOpen`]: the response does not say `close`, and a
 //!   request sent next on the same connection is answered `200`.
 
@@ -114,6 +115,9 @@ impl TableServer {
         let r = c.read_response();
         assert_eq!(r.status, row.status, "status: {r:?}");
         if r.status >= 400 {
+            let reason = reason_phrase(r.status)
+                .unwrap_or_else(|| panic!("a status natron does not make: {r:?}"));
+            assert_eq!(r.status_line, format!("HTTP/1.1 {} {reason}", r.status));
             assert!(r.header("date").is_some(), "Date (RFC 9110 §6.6.1): {r:?}");
             assert!(!r.body.is_empty(), "the body says why: {r:?}");
         }
@@ -127,6 +131,11 @@ impl TableServer {
                     String::from_utf8_lossy(&rest)
                 );
                 if r.status >= 400 {
+                    assert_eq!(
+                        r.header("content-type"),
+                        Some("text/plain; charset=utf-8"),
+                        "{r:?}"
+                    );
                     let seen = self.seen.lock().unwrap();
                     assert_eq!(
                         seen.len(),
@@ -148,4 +157,21 @@ impl TableServer {
             }
         }
     }
+}
+
+/// The reason phrases of the statuses natron makes itself (RFC 9110 §15).
+fn reason_phrase(status: u16) -> Option<&'static str> {
+    Some(match status {
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Content Too Large",
+        417 => "Expectation Failed",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        505 => "HTTP Version Not Supported",
+        _ => return None,
+    })
 }
