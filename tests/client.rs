@@ -36,9 +36,13 @@ fn panic_of(f: impl FnOnce()) -> Option<String> {
     )
 }
 
+/// A case: its name, what the peer sends, how the client reads it, and
+/// what the client's panic message must contain.
+type Case<'a> = (&'a str, &'a [u8], fn(&mut Client), &'a str);
+
 /// Each case must fail with a message containing its last element.
 #[track_caller]
-fn assert_each_fails(cases: &[(&str, &[u8], fn(&mut Client), &str)]) {
+fn assert_each_fails(cases: &[Case]) {
     let mut wrong = Vec::new();
     for (name, bytes, read, expected) in cases {
         let mut c = fed(bytes);
@@ -151,7 +155,8 @@ fn a_response_after_101(c: &mut Client) {
 #[test]
 fn malformed_frames_fail() {
     let server = |fin, op, payload: &[u8]| frame(fin, op, payload, None);
-    let cases: Vec<(&str, Vec<u8>, fn(&mut Client), &str)> = vec![
+    type Owned = (&'static str, Vec<u8>, fn(&mut Client), &'static str);
+    let cases: Vec<Owned> = vec![
         (
             "masked",
             switched(&frame(true, OP_TEXT, b"x", Some([1, 2, 3, 4]))),
@@ -232,7 +237,7 @@ fn malformed_frames_fail() {
             "after the 101",
         ),
     ];
-    let cases: Vec<(&str, &[u8], fn(&mut Client), &str)> = cases
+    let cases: Vec<Case> = cases
         .iter()
         .map(|(n, b, f, e)| (*n, &b[..], *f, *e))
         .collect();
