@@ -469,6 +469,8 @@ fn expect_100_continue_omitted_when_body_already_sent() {
 fn expect_100_continue_waits_for_earlier_responses() {
     let s = serve(|req: Request| {
         if req.path() == "/slow" {
+            // The handler's deliberate work: the 100 Continue owed behind
+            // it must wait for its answer.
             thread::sleep(Duration::from_millis(200));
         }
         echo(req)
@@ -959,6 +961,7 @@ fn slow_head_gets_408_then_close() {
             if stop2.load(Ordering::SeqCst) || writer.write_all(&[*b]).is_err() {
                 return;
             }
+            // The client's deliberate pace: a trickled head under test.
             thread::sleep(Duration::from_millis(40));
         }
     });
@@ -1052,6 +1055,7 @@ fn slow_handler_is_not_an_idle_connection() {
         builder()
             .idle_timeout(Duration::from_millis(200))
             .handler(|req: Request| {
+                // The handler's deliberate work, past the idle timeout.
                 thread::sleep(Duration::from_millis(500));
                 echo(req)
             }),
@@ -1135,13 +1139,20 @@ fn pipelined_large_responses_all_arrive() {
 
 #[test]
 fn half_closed_client_gets_full_response() {
-    let s = serve(|req: Request| {
-        thread::sleep(Duration::from_millis(100));
+    // The first handler is held until the client has half-closed, so both
+    // requests are answered after the server could see the FIN.
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let s = serve(move |req: Request| {
+        if req.path() == "/a" {
+            let _ = release_rx.lock().unwrap().recv_timeout(IO_TIMEOUT);
+        }
         echo(req)
     });
     let mut c = s.client();
     c.send(format!("{}{}", get("/a"), post("/b", "body")));
     c.stream.shutdown(Shutdown::Write).unwrap();
+    release_tx.send(()).unwrap();
     c.read_response().assert("HTTP/1.1 200 OK", "GET /a ");
     c.read_response().assert("HTTP/1.1 200 OK", "POST /b body");
     c.expect_eof();

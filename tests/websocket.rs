@@ -1059,6 +1059,7 @@ fn flooding_client_is_throttled_and_every_message_is_handled_in_order() {
         move |ws: WebSocket, event: WebSocketEvent| match event {
             WebSocketEvent::Message(Message::Text(t)) => {
                 if let Some(n) = t.strip_prefix("slow ") {
+                    // The handler's deliberate work: slower than the flood.
                     thread::sleep(Duration::from_millis(1));
                     let n: usize = n.split(' ').next().unwrap().parse().unwrap();
                     slow_seen.lock().unwrap().push(n);
