@@ -64,9 +64,10 @@ impl TableServer {
     pub fn new(b: ServerBuilder, handler: impl Handler) -> TableServer {
         let seen: Arc<Mutex<Vec<String>>> = Arc::default();
         let seen2 = seen.clone();
-        let server = start(b.handler(move |req: Request| {
+        let server = start(b.handler(move |req: Request| -> Result<(), natron::Error> {
             if req.path() == PROBE {
-                return req.respond(200, (), "probe");
+                req.respond(200, (), "probe");
+                return Ok(());
             }
             seen2.lock().unwrap().push(req.uri().to_owned());
             handler.handle(req)

@@ -113,8 +113,15 @@ impl Client {
     /// `101`'s fields (RFC 6455 §4.2.2).
     #[track_caller]
     pub fn upgrade(addr: SocketAddr, path: &str) -> Client {
+        Client::upgrade_with(addr, path, "")
+    }
+
+    /// [`Client::upgrade`] with `extra` header lines (each ending in
+    /// `\r\n`) in the request.
+    #[track_caller]
+    pub fn upgrade_with(addr: SocketAddr, path: &str, extra: &str) -> Client {
         let mut c = Client::connect(addr);
-        c.send(upgrade_request(path, ""));
+        c.send(upgrade_request(path, extra));
         let r = c.read_response();
         assert_eq!(r.status, 101, "upgrade answered {r:?}");
         assert_eq!(
