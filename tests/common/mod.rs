@@ -33,15 +33,18 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `serve` may take to return after `close()`.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How often [`poll_until`] looks again at a condition nothing signals.
+/// The longest [`poll_until`] waits before looking again at a condition
+/// nothing signals (it starts at 50 µs and doubles up to this).
 const POLL: Duration = Duration::from_millis(2);
 
-/// Whether `done` comes to hold within `timeout`, looking every 2 ms. For
+/// Whether `done` comes to hold within `timeout`, looking again after a
+/// pause that grows from 50 µs to 2 ms. For
 /// conditions nothing signals (a counter in `stats()`, a thread's exit,
 /// `/proc`); a channel or [`Events::wait_until`] is better where there is
 /// one. The only sleep the tests use to wait.
 pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(50);
     loop {
         if done() {
             return true;
@@ -49,7 +52,8 @@ pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
         if Instant::now() >= deadline {
             return false;
         }
-        thread::sleep(POLL);
+        thread::sleep(pause);
+        pause = (pause * 2).min(POLL);
     }
 }
 
