@@ -1,8 +1,11 @@
 //! Where a server listens: `localhost` on both address families, a
 //! listener the caller already has, and a port in use.
 
+mod common;
+
+use common::{Client, Response};
 use natron::{Request, Server, ServerHandle};
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -11,15 +14,21 @@ fn hello() -> Server {
     Server::new(|req: Request| req.respond(200, (), "hello"))
 }
 
-/// One `GET /` with `Connection: close`; the whole response.
+/// One `GET /` with `Connection: close` on `c`: its response, then EOF.
+#[track_caller]
+fn get_on(mut c: Client) -> Response {
+    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = c.read_response();
+    c.expect_eof();
+    r
+}
+
+/// [`get_on`] a new connection to `addr`; the body of its `200`.
+#[track_caller]
 fn get(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    s.read_to_string(&mut out).unwrap();
-    out
+    let r = get_on(Client::connect(addr));
+    assert_eq!(r.status, 200, "{addr}: {r:?}");
+    r.body_str().to_owned()
 }
 
 fn start(
@@ -63,9 +72,7 @@ fn localhost_listens_on_both_families_on_one_port() {
         "one port: {addrs:?}"
     );
     for a in &addrs {
-        let response = get(*a);
-        assert!(response.starts_with("HTTP/1.1 200"), "{a}: {response}");
-        assert!(response.ends_with("hello"), "{a}: {response}");
+        assert_eq!(get(*a), "hello", "{a}");
     }
     assert_eq!(handle.local_addr(), Some(addrs[0]));
     handle.close();
@@ -84,25 +91,17 @@ fn serves_a_listener_the_caller_bound() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     // A client may connect before serving starts: the backlog keeps it.
-    let mut early = TcpStream::connect(addr).unwrap();
+    let early = TcpStream::connect(addr).unwrap();
     let (handle, t) = start(hello(), move |s| s.serve_listener(listener));
     assert_eq!(
         handle.wait_until_ready(Duration::from_secs(10)).unwrap(),
         addr
     );
-    early
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    early
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut out = String::new();
-    early.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
-    // Closed by us too, or the server lingers (up to `linger_timeout`) for
-    // its FIN after the `Connection: close` answer.
-    drop(early);
-    assert!(get(addr).ends_with("hello"));
+    let r = get_on(Client::from_stream(early));
+    assert_eq!((r.status, r.body_str()), (200, "hello"), "{r:?}");
+    // (`get_on` drops the client, closing it: else the server lingers, up
+    // to `linger_timeout`, for its FIN after the `close` answer.)
+    assert_eq!(get(addr), "hello");
     handle.close();
     t.join().unwrap().unwrap();
     assert!(TcpStream::connect(addr).is_err(), "listener not closed");

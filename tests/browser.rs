@@ -11,28 +11,16 @@
 #[path = "../examples/chat.rs"]
 mod chat;
 
-use natron::{PubSub, Server, ServerHandle};
+mod common;
+
+use common::{builder, start};
+use natron::PubSub;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::{Duration, Instant};
-
-struct Running {
-    addr: SocketAddr,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
 
 /// Chromium, killed (with its profile removed) on drop.
 struct Browser {
@@ -226,18 +214,8 @@ fn two_pages_chat_and_html_stays_text() {
     let Some((_browser, devtools)) = start_browser() else {
         return;
     };
-    let server = Server::builder()
-        .handler(chat::router(PubSub::new()))
-        .build();
-    let handle = server.handle();
-    let thread = thread::spawn(move || server.serve("127.0.0.1:0"));
-    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
-    let _running = Running {
-        addr,
-        handle,
-        thread: Some(thread),
-    };
-    let url = format!("http://{}/", _running.addr);
+    let server = start(builder().handler(chat::router(PubSub::new())));
+    let url = format!("http://{}/", server.addr);
 
     let mut cdp = Cdp::connect(&devtools);
     let alice = cdp.open(&url);
@@ -316,32 +294,19 @@ fn two_pages_chat_and_html_stays_text() {
 
 #[test]
 fn the_page_and_its_icon_are_served() {
-    let server = Server::builder()
-        .handler(chat::router(PubSub::new()))
-        .build();
-    let handle = server.handle();
-    let thread = thread::spawn(move || server.serve("127.0.0.1:0"));
-    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
-    let _running = Running {
-        addr,
-        handle,
-        thread: Some(thread),
-    };
+    let server = start(builder().handler(chat::router(PubSub::new())));
     for (path, ctype) in [("/", "text/html"), ("/favicon.ico", "image/svg+xml")] {
-        use std::io::{Read, Write};
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        write!(
-            s,
+        let mut c = server.client();
+        c.send(format!(
             "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
-        assert!(out.starts_with("HTTP/1.1 200"), "{path}: {out:.80}");
+        ));
+        let r = c.read_response();
+        assert_eq!(r.status, 200, "{path}: {r:?}");
         assert!(
-            out.contains(&format!("Content-Type: {ctype}")),
-            "{path}: {out:.200}"
+            r.header("content-type")
+                .is_some_and(|v| v.starts_with(ctype)),
+            "{path}: {r:?}"
         );
+        c.expect_eof();
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{builder, serve, start};
+use common::{builder, poll_until, serve, start};
 use natron::{Error, Request, Router, StatusCode};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
@@ -44,24 +44,23 @@ impl Captured {
     }
     /// Waits (bounded) for a logged line containing every one of `parts`.
     fn wait_for(&self, parts: &[&str]) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(l) = self
+        let mut found = None;
+        let logged = poll_until(Duration::from_secs(10), || {
+            found = self
                 .0
                 .lock()
                 .unwrap()
                 .iter()
                 .find(|l| parts.iter().all(|p| l.contains(p)))
-            {
-                return l.clone();
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no log line with {parts:?} in {:?}",
-                self.0.lock().unwrap()
-            );
-            std::thread::yield_now();
-        }
+                .cloned();
+            found.is_some()
+        });
+        assert!(
+            logged,
+            "no log line with {parts:?} in {:?}",
+            self.0.lock().unwrap()
+        );
+        found.unwrap()
     }
 }
 

@@ -1,6 +1,8 @@
 //! HTTP/1.1 behaviour over real loopback sockets: framing, keep-alive,
 //! pipelining, limits, smuggling defences, `Expect`, `HEAD`, compression,
-//! request accessors, handler failures, timeouts, half-close.
+//! request accessors, handler failures, timeouts, half-close. What natron
+//! refuses (framing errors, limits, versions) is in the tables of
+//! `tests/wire.rs`.
 
 mod common;
 
@@ -12,8 +14,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-const SMUGGLED: &str = "GET /smuggled HTTP/1.1\r\nHost: test\r\n\r\n";
 
 // ---------------------------------------------------------------- keep-alive
 
@@ -332,8 +332,11 @@ fn large_bodies_round_trip() {
     wire.extend_from_slice(&body);
     let mut w = c.stream.try_clone().unwrap();
     let writer = thread::spawn(move || w.write_all(&wire));
-    // Let the server's writes block on a full socket first.
-    thread::sleep(Duration::from_millis(100));
+    // The server's writes block on a full socket first: the response
+    // waits in natron before the client reads any of it.
+    wait_for_stats(&s.handle, "the response queued", |st| {
+        st.outbound_bytes_queued > 0
+    });
     let r = c.read_response();
     writer.join().unwrap().unwrap();
     assert_eq!(r.status, 200);
@@ -368,93 +371,7 @@ fn absolute_form_target_is_reduced_to_its_path() {
         );
 }
 
-// ------------------------------------------------------- smuggling / desync
-
-/// Sends each request followed by a smuggled `GET`: each must get exactly
-/// one `400`, then the connection closes; no handler ever runs.
-#[track_caller]
-fn assert_each_rejected(status_line: &str, cases: &[&[u8]]) {
-    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen2 = seen.clone();
-    let s = serve(move |req: Request| {
-        seen2.lock().unwrap().push(req.uri().to_owned());
-        req.respond(200, (), "handled")
-    });
-    for case in cases {
-        let mut c = s.client();
-        let mut wire = case.to_vec();
-        wire.extend_from_slice(SMUGGLED.as_bytes());
-        c.send(&wire);
-        let r = c.read_response();
-        assert_eq!(
-            r.status_line,
-            status_line,
-            "for {:?}: {r:?}",
-            String::from_utf8_lossy(case)
-        );
-        assert_eq!(r.header("connection"), Some("close"));
-        assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
-        let rest = c.read_to_eof();
-        assert!(
-            rest.is_empty(),
-            "for {:?}: more after the error: {:?}",
-            String::from_utf8_lossy(case),
-            String::from_utf8_lossy(&rest)
-        );
-        assert_eq!(
-            *seen.lock().unwrap(),
-            Vec::<String>::new(),
-            "a handler ran for {:?}",
-            String::from_utf8_lossy(case)
-        );
-    }
-}
-
-#[test]
-fn content_length_with_transfer_encoding_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn duplicate_content_length_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            // Same value twice.
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-            // Different values.
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 40\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 40\r\ncontent-length: 5\r\n\r\nhello",
-            // As a list.
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5, 5\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5,40\r\n\r\nhello",
-        ],
-    );
-}
-
-#[test]
-fn malformed_content_length_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: +5\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: -5\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5 5\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5a\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 0x5\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5.0\r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \r\n\r\nhello",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: \xd9\xa5\r\n\r\nhello",
-        ],
-    );
-}
+// -------------------------------------------------------------- field values
 
 #[test]
 fn content_length_surrounding_whitespace_is_allowed() {
@@ -463,76 +380,6 @@ fn content_length_surrounding_whitespace_is_allowed() {
     let mut c = s.client();
     c.send("POST /w HTTP/1.1\r\nHost: t\r\nContent-Length: \t 5 \t\r\n\r\nhello");
     c.read_response().assert("HTTP/1.1 200 OK", "POST /w hello");
-}
-
-#[test]
-fn unsupported_transfer_encoding_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, gzip\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: identity\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: \r\n\r\n0\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn transfer_encoding_in_http10_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n\r\n0\r\n\r\n"],
-    );
-}
-
-#[test]
-fn obs_fold_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n b\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: t\r\nX-A: a\r\n\tb\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn whitespace_before_colon_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"GET / HTTP/1.1\r\nHost : t\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost\t: t\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length : 5\r\n\r\nhello",
-            // A field line starting with whitespace (not a fold: first one).
-            b"GET / HTTP/1.1\r\n Host: t\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn control_characters_in_field_values_are_400() {
-    // RFC 9110 §5.5: field values are VCHAR, SP, HTAB and obs-text; NUL, CR
-    // and LF must be rejected, other CTLs may be (natron does).
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x00b\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x1fb\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: t\r\nX: a\x7fb\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: t\r\nX: a\rb\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: t\r\nX\x01: a\r\n\r\n",
-        ],
-    );
 }
 
 #[test]
@@ -546,140 +393,7 @@ fn htab_and_obs_text_in_field_values_are_accepted() {
     c.read_response().assert("HTTP/1.1 200 OK", "a\tb \u{e9}");
 }
 
-#[test]
-fn invalid_chunk_size_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n+5\r\nhello\r\n0\r\n\r\n",
-            // More hex digits than fit in 64 bits.
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10000000000000005\r\nhello\r\n0\r\n\r\n",
-            // Bare LF ends a chunk-size line only in lenient parsers.
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\nhello\r\n0\r\n\r\n",
-            // chunk-size is 1*HEXDIG: an empty size is not a last chunk.
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n;ext\r\n\r\n",
-            // A bare LF inside a chunk extension: httparse reads chunk
-            // `2` = "ab", then the last chunk; a parser ending the line at
-            // the LF reads chunk `2` = "xx", then a chunk of 0xab bytes.
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;a\nxx\r\nab\r\n0\r\n\r\n",
-            // Whitespace only, or an extension with no size.
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n \r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n2;a\x00b\r\nxx\r\n0\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn missing_crlf_after_chunk_data_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhelloXX0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello0\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\n0\r\n\r\n",
-            // Chunk longer than declared.
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nhello\r\n0\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn malformed_trailers_are_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nBad Trailer\r\n\r\n",
-            b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nT : v\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn garbage_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"hello\r\n\r\n",
-            b"GET\r\n\r\n",
-            b"GET / HTTP/1.1 extra\r\nHost: t\r\n\r\n",
-            b"GET  / HTTP/1.1\r\nHost: t\r\n\r\n",
-            b"G\x00T / HTTP/1.1\r\nHost: t\r\n\r\n",
-            b"GET /a\x01b HTTP/1.1\r\nHost: t\r\n\r\n",
-            // A TLS ClientHello's first bytes.
-            b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn http11_without_host_is_400() {
-    assert_each_rejected(
-        "HTTP/1.1 400 Bad Request",
-        &[
-            b"GET / HTTP/1.1\r\n\r\n",
-            b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n",
-        ],
-    );
-    // HTTP/1.0 needs none.
-    let s = serve(echo);
-    s.request("GET /x HTTP/1.0\r\n\r\n")
-        .assert("HTTP/1.1 200 OK", "GET /x ");
-}
-
-#[test]
-fn other_major_versions_are_505() {
-    // HTTP/1.2 is served as 1.1 (RFC 9110 §2.5): tests/wire.rs.
-    assert_each_rejected(
-        "HTTP/1.1 505 HTTP Version Not Supported",
-        &[
-            b"GET / HTTP/2.0\r\nHost: t\r\n\r\n",
-            b"GET / HTTP/0.9\r\nHost: t\r\n\r\n",
-        ],
-    );
-}
-
-#[test]
-fn unsupported_expectation_is_417() {
-    assert_each_rejected(
-        "HTTP/1.1 417 Expectation Failed",
-        &[b"POST / HTTP/1.1\r\nHost: t\r\nExpect: something\r\nContent-Length: 5\r\n\r\nhello"],
-    );
-}
-
 // -------------------------------------------------------------------- limits
-
-#[test]
-fn header_section_over_8k_is_431() {
-    let s = serve(echo);
-    let mut c = s.client();
-    c.send(format!(
-        "GET / HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n{SMUGGLED}",
-        "a".repeat(9000)
-    ));
-    let r = c.read_response();
-    assert_eq!(
-        r.status_line,
-        "HTTP/1.1 431 Request Header Fields Too Large"
-    );
-    assert_eq!(r.header("connection"), Some("close"));
-    c.expect_eof();
-
-    // Many small fields adding up to more than 8 KiB.
-    let mut c = s.client();
-    let fields: String = (0..90)
-        .map(|i| format!("X-F{i}: {}\r\n", "b".repeat(100)))
-        .collect();
-    c.send(format!("GET / HTTP/1.1\r\nHost: t\r\n{fields}\r\n"));
-    assert_eq!(
-        c.read_response().status_line,
-        "HTTP/1.1 431 Request Header Fields Too Large"
-    );
-    c.expect_eof();
-}
 
 #[test]
 fn endless_trickled_head_is_431() {
@@ -695,113 +409,12 @@ fn endless_trickled_head_is_431() {
             break;
         }
         sent += line.len();
+        // The client's deliberate pace: one field line per read.
         thread::sleep(Duration::from_millis(1));
     }
     let r = c.read_response();
     assert_eq!(
         r.status_line,
-        "HTTP/1.1 431 Request Header Fields Too Large"
-    );
-    c.expect_eof();
-}
-
-#[test]
-fn too_many_header_fields_is_431() {
-    let s = serve(echo);
-    let fields: String = (0..150).map(|i| format!("X{i}: v\r\n")).collect();
-    let r = s.request(format!("GET / HTTP/1.1\r\nHost: t\r\n{fields}\r\n"));
-    assert_eq!(
-        r.status_line,
-        "HTTP/1.1 431 Request Header Fields Too Large"
-    );
-}
-
-#[test]
-fn max_headers_len_is_configurable() {
-    let s = start(builder().max_headers_len(200).handler(echo));
-    let head = |len: usize| {
-        let base = "GET / HTTP/1.1\r\nHost: t\r\nX: \r\n\r\n".len();
-        format!(
-            "GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
-            "x".repeat(len - base)
-        )
-    };
-    assert_eq!(head(200).len(), 200);
-    s.request(head(200)).assert("HTTP/1.1 200 OK", "GET / ");
-    let mut c = s.client();
-    c.send(head(201));
-    assert_eq!(
-        c.read_response().status_line,
-        "HTTP/1.1 431 Request Header Fields Too Large"
-    );
-    c.expect_eof();
-}
-
-#[test]
-fn content_length_over_limit_is_413_without_reading_the_body() {
-    let s = serve(echo);
-    let mut c = s.client();
-    // Only the head: if the server waited for the 10 MB body, this read
-    // would time out.
-    c.send("POST /up HTTP/1.1\r\nHost: t\r\nContent-Length: 10000000\r\n\r\n");
-    let r = c.read_response();
-    assert_eq!(r.status_line, "HTTP/1.1 413 Content Too Large");
-    assert_eq!(r.header("connection"), Some("close"));
-    c.expect_eof();
-}
-
-#[test]
-fn max_body_len_is_configurable() {
-    let s = start(builder().max_body_len(100).handler(echo));
-    let ok = "x".repeat(100);
-    s.request(post("/p", &ok))
-        .assert("HTTP/1.1 200 OK", &format!("POST /p {ok}"));
-    let mut c = s.client();
-    c.send(post("/p", &"x".repeat(101)));
-    assert_eq!(
-        c.read_response().status_line,
-        "HTTP/1.1 413 Content Too Large"
-    );
-    c.expect_eof();
-}
-
-#[test]
-fn chunked_body_over_limit_is_413() {
-    let s = start(builder().max_body_len(100).handler(echo));
-    // Exactly at the limit, in two chunks.
-    let mut c = s.client();
-    c.send(format!(
-        "POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3c\r\n{}\r\n28\r\n{}\r\n0\r\n\r\n",
-        "a".repeat(60),
-        "b".repeat(40)
-    ));
-    c.read_response().assert(
-        "HTTP/1.1 200 OK",
-        &format!("POST /p {}{}", "a".repeat(60), "b".repeat(40)),
-    );
-    // One byte over: refused at the second chunk's size line, before its
-    // data is sent.
-    let mut c = s.client();
-    c.send(format!(
-        "POST /p HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3c\r\n{}\r\n29\r\n",
-        "a".repeat(60)
-    ));
-    let r = c.read_response();
-    assert_eq!(r.status_line, "HTTP/1.1 413 Content Too Large");
-    assert_eq!(r.header("connection"), Some("close"));
-    c.expect_eof();
-}
-
-#[test]
-fn oversized_trailer_section_is_431() {
-    let s = start(builder().max_headers_len(200).handler(echo));
-    let mut c = s.client();
-    c.send(format!(
-        "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\nT: {}\r\n\r\n",
-        "v".repeat(300)
-    ));
-    assert_eq!(
-        c.read_response().status_line,
         "HTTP/1.1 431 Request Header Fields Too Large"
     );
     c.expect_eof();
@@ -845,16 +458,6 @@ fn expect_100_continue_is_answered_before_the_body() {
 }
 
 #[test]
-fn expect_100_continue_with_too_large_body_gets_413_instead() {
-    let s = start(builder().max_body_len(10).handler(echo));
-    let mut c = s.client();
-    c.send("POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 11\r\n\r\n");
-    let r = c.read_response();
-    assert_eq!(r.status_line, "HTTP/1.1 413 Content Too Large");
-    c.expect_eof();
-}
-
-#[test]
 fn expect_100_continue_omitted_when_body_already_sent() {
     let s = serve(echo);
     let mut c = s.client();
@@ -866,6 +469,8 @@ fn expect_100_continue_omitted_when_body_already_sent() {
 fn expect_100_continue_waits_for_earlier_responses() {
     let s = serve(|req: Request| {
         if req.path() == "/slow" {
+            // The handler's deliberate work: the 100 Continue owed behind
+            // it must wait for its answer.
             thread::sleep(Duration::from_millis(200));
         }
         echo(req)
@@ -1406,6 +1011,7 @@ fn slow_head_gets_408_then_close() {
             if stop2.load(Ordering::SeqCst) || writer.write_all(&[*b]).is_err() {
                 return;
             }
+            // The client's deliberate pace: a trickled head under test.
             thread::sleep(Duration::from_millis(40));
         }
     });
@@ -1439,20 +1045,6 @@ fn idle_keep_alive_connection_is_closed() {
     c.expect_eof();
     let idle = idle_from.elapsed();
     assert!(idle >= Duration::from_millis(250), "closed after {idle:?}");
-}
-
-#[test]
-fn stalled_body_gets_408() {
-    let s = start(
-        builder()
-            .idle_timeout(Duration::from_millis(300))
-            .handler(echo),
-    );
-    let mut c = s.client();
-    c.send("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nabc");
-    let r = c.read_response();
-    assert_eq!(r.status_line, "HTTP/1.1 408 Request Timeout");
-    c.expect_eof();
 }
 
 #[test]
@@ -1513,6 +1105,7 @@ fn slow_handler_is_not_an_idle_connection() {
         builder()
             .idle_timeout(Duration::from_millis(200))
             .handler(|req: Request| {
+                // The handler's deliberate work, past the idle timeout.
                 thread::sleep(Duration::from_millis(500));
                 echo(req)
             }),
@@ -1540,7 +1133,17 @@ fn client_not_reading_responses_gets_backpressure() {
         let _ = w.write_all(wire.as_bytes());
         w
     });
-    thread::sleep(Duration::from_millis(1000));
+    // Wait until the count settles: unchanged over 300 ms, a window (an
+    // absence can only be checked over one). A bounded server settles
+    // once its buffers are full; an unbounded one only after all 3000.
+    let mut last = handled.load(Ordering::SeqCst);
+    wait_until("the handled count settles", Duration::from_secs(20), || {
+        let grew = poll_until(Duration::from_millis(300), || {
+            handled.load(Ordering::SeqCst) != last
+        });
+        last = handled.load(Ordering::SeqCst);
+        !grew
+    });
     let count = handled.load(Ordering::SeqCst);
     // Bounded, the server stops reading once its responses are not read:
     // about MAX_PIPELINE (32) plus what the socket buffers hold (a few MB,
@@ -1561,17 +1164,45 @@ fn client_not_reading_responses_gets_backpressure() {
     drop(join_within(writer, Duration::from_secs(10)));
 }
 
+/// 100 pipelined requests answered with 64 KiB each, read as they come:
+/// every response arrives. Fails today (found with the strict client):
+/// the 32 held responses (2 MiB) pass `MAX_WRITE_BACKLOG` in one post, so
+/// the pump dispatches nothing more; its flush then writes them all to the
+/// socket without a `WouldBlock`, so no `WRITABLE` edge comes to pump the
+/// connection again, and the 68 requests buffered in the reader wait
+/// forever (the read below times out after response 32).
+#[test]
+#[ignore = "natron bug: a pipeline stalls after a backlog of held responses drains in one flush"]
+fn pipelined_large_responses_all_arrive() {
+    let s = serve(|req: Request| req.respond(200, (), vec![7u8; 64 * 1024]));
+    let n = 100;
+    let wire: String = (0..n).map(|i| get(&format!("/r{i}"))).collect();
+    let mut c = s.client();
+    c.send(&wire);
+    for i in 0..n {
+        let r = c.read_response();
+        assert_eq!((r.status, r.body.len()), (200, 64 * 1024), "response {i}");
+    }
+}
+
 // -------------------------------------------------- half-close and vanishing
 
 #[test]
 fn half_closed_client_gets_full_response() {
-    let s = serve(|req: Request| {
-        thread::sleep(Duration::from_millis(100));
+    // The first handler is held until the client has half-closed, so both
+    // requests are answered after the server could see the FIN.
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let release_rx = Mutex::new(release_rx);
+    let s = serve(move |req: Request| {
+        if req.path() == "/a" {
+            let _ = release_rx.lock().unwrap().recv_timeout(IO_TIMEOUT);
+        }
         echo(req)
     });
     let mut c = s.client();
     c.send(format!("{}{}", get("/a"), post("/b", "body")));
     c.stream.shutdown(Shutdown::Write).unwrap();
+    release_tx.send(()).unwrap();
     c.read_response().assert("HTTP/1.1 200 OK", "GET /a ");
     c.read_response().assert("HTTP/1.1 200 OK", "POST /b body");
     c.expect_eof();
@@ -1580,7 +1211,8 @@ fn half_closed_client_gets_full_response() {
 #[test]
 fn vanishing_client_does_not_affect_others() {
     let (started_tx, started_rx) = std::sync::mpsc::channel::<()>();
-    let started_tx = Mutex::new(started_tx);
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let (started_tx, done_tx) = (Mutex::new(started_tx), Mutex::new(done_tx));
     let s = start(
         builder()
             // Far beyond the 10 s `stop` allows: serve must not wait for
@@ -1589,9 +1221,13 @@ fn vanishing_client_does_not_affect_others() {
             .handler(move |req: Request| {
                 if req.path() == "/slow" {
                     let _ = started_tx.lock().unwrap().send(());
+                    // The handler's deliberate work, outliving its client.
                     thread::sleep(Duration::from_millis(200));
+                    echo(req);
+                    let _ = done_tx.lock().unwrap().send(());
+                } else {
+                    echo(req)
                 }
-                echo(req)
             }),
     );
     // Half a body, then gone.
@@ -1611,7 +1247,12 @@ fn vanishing_client_does_not_affect_others() {
 
     s.request(post("/ok", "fine"))
         .assert("HTTP/1.1 200 OK", "POST /ok fine");
-    thread::sleep(Duration::from_millis(250));
+    // Once the slow handler has answered its vanished client and every
+    // connection is gone, the server still serves.
+    done_rx.recv_timeout(Duration::from_secs(5)).unwrap();
+    wait_for_stats(&s.handle, "every connection closed", |st| {
+        st.http_connections == 0
+    });
     s.request(get("/ok2"))
         .assert("HTTP/1.1 200 OK", "GET /ok2 ");
     // Nothing is left waiting: serve returns (within `stop`'s 10 s)

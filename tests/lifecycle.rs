@@ -58,29 +58,22 @@ fn open_fds() -> usize {
 /// count is back to `base_fds`.
 #[track_caller]
 fn assert_no_leaks(base_fds: usize) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let (threads, fds) = (server_threads(), open_fds());
-        if threads.is_empty() && fds == base_fds {
-            return;
-        }
-        if Instant::now() >= deadline {
-            let listing: Vec<String> = std::fs::read_dir("/proc/self/fd")
-                .unwrap()
-                .flatten()
-                .map(|e| {
-                    let target = std::fs::read_link(e.path())
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_default();
-                    format!("{} -> {target}", e.file_name().to_string_lossy())
-                })
-                .collect();
-            panic!(
-                "leak: server threads left {threads:?}; fds {fds} (baseline {base_fds}): {listing:?}"
-            );
-        }
-        thread::sleep(Duration::from_millis(10));
+    let done = || server_threads().is_empty() && open_fds() == base_fds;
+    if poll_until(Duration::from_secs(2), done) {
+        return;
     }
+    let (threads, fds) = (server_threads(), open_fds());
+    let listing: Vec<String> = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            let target = std::fs::read_link(e.path())
+                .map(|t| t.display().to_string())
+                .unwrap_or_default();
+            format!("{} -> {target}", e.file_name().to_string_lossy())
+        })
+        .collect();
+    panic!("leak: server threads left {threads:?}; fds {fds} (baseline {base_fds}): {listing:?}");
 }
 
 fn connect_refused(addr: SocketAddr) -> bool {
@@ -114,6 +107,7 @@ fn start_close_cycles_finish_in_flight_and_leak_nothing() {
                 .handler(move |req: Request| {
                     if req.path() == "/slow" {
                         let _ = started_tx.lock().unwrap().send(());
+                        // The handler's deliberate work, in flight at close().
                         thread::sleep(Duration::from_millis(500));
                         finished2.store(true, Ordering::SeqCst);
                         req.respond(200, (), "slow done");
@@ -124,17 +118,16 @@ fn start_close_cycles_finish_in_flight_and_leak_nothing() {
         );
         let addr = s.addr;
         // (A new thread names itself once it runs: wait for it.)
-        let deadline = Instant::now() + Duration::from_secs(2);
-        loop {
-            let threads = server_threads();
-            let workers = threads.iter().filter(|t| t.starts_with("natron-worker-"));
-            let ios = threads.iter().filter(|t| t.starts_with("natron-io-"));
-            if workers.count() == 4 && ios.count() == 2 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "natron threads: {threads:?}");
-            thread::sleep(Duration::from_millis(5));
-        }
+        wait_until(
+            "4 workers and 2 IO threads named",
+            Duration::from_secs(2),
+            || {
+                let threads = server_threads();
+                let workers = threads.iter().filter(|t| t.starts_with("natron-worker-"));
+                let ios = threads.iter().filter(|t| t.starts_with("natron-io-"));
+                workers.count() == 4 && ios.count() == 2
+            },
+        );
 
         // An idle keep-alive connection and one with a slow request.
         let mut idle = s.client();
@@ -183,6 +176,7 @@ fn close_with_pipelined_requests_sends_nothing_after_a_close_response() {
     let s = start(builder().handler(move |req: Request| {
         if req.path() == "/slow" {
             let _ = started_tx.lock().unwrap().send(());
+            // The handler's deliberate work, in flight at close().
             thread::sleep(Duration::from_millis(200));
         }
         echo(req)

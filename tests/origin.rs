@@ -4,11 +4,8 @@
 //! and a proxy send, and what each gets back.
 
 mod common;
-#[allow(unused_imports)]
-mod common_ws;
 
-use common::builder;
-use common_ws::{Raw, SAMPLE_KEY};
+use common::{builder, Client, SAMPLE_KEY};
 use natron::{ProxyHeaders, Request, ServerBuilder, WebSocket, WebSocketEvent};
 use std::net::IpAddr;
 
@@ -31,21 +28,21 @@ fn server(b: ServerBuilder) -> common::TestServer {
 /// Sends an upgrade with these `Host` and extra lines; returns the status
 /// and the body.
 fn upgrade(s: &common::TestServer, host: &str, extra: &str) -> (u16, String) {
-    let mut raw = Raw::connect(s.addr);
+    let mut raw = Client::connect(s.addr);
     raw.send(format!(
         "GET /ws HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: {SAMPLE_KEY}\r\nSec-WebSocket-Version: 13\r\n{extra}\r\n"
     ));
-    let r = raw.read_http();
+    let r = raw.read_response();
     (r.status, String::from_utf8_lossy(&r.body).into_owned())
 }
 
 fn who(s: &common::TestServer, extra: &str) -> String {
-    let mut raw = Raw::connect(s.addr);
+    let mut raw = Client::connect(s.addr);
     raw.send(format!(
         "GET /who HTTP/1.1\r\nHost: backend:9000\r\n{extra}\r\n"
     ));
-    let r = raw.read_http();
+    let r = raw.read_response();
     assert_eq!(r.status, 200);
     String::from_utf8(r.body).unwrap()
 }

@@ -4,39 +4,19 @@
 //! update it as they get to it.
 
 mod common;
-#[allow(unused_imports)]
-mod common_ws;
 
 use common::*;
-use common_ws::Raw;
-use natron::{Request, ServerHandle, Stats, WebSocket, WebSocketEvent};
+use natron::{Request, WebSocket, WebSocketEvent};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use std::thread;
-use std::time::{Duration, Instant};
-
-/// Waits until `stats()` satisfies `ok`; panics with the last snapshot
-/// after 10 s.
-#[track_caller]
-fn wait_for(h: &ServerHandle, what: &str, ok: impl Fn(&Stats) -> bool) -> Stats {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = h.stats();
-        if ok(&s) {
-            return s;
-        }
-        assert!(Instant::now() < deadline, "{what}: last {s:?}");
-        thread::sleep(Duration::from_millis(5));
-    }
-}
 
 #[test]
 fn counts_connections_workers_queue_and_outbound_bytes() {
     // `/block` holds its worker until the test says so.
     let (release_tx, release_rx) = mpsc::channel::<()>();
     let release_rx = Arc::new(Mutex::new(release_rx));
-    let sender: Arc<Mutex<Option<WebSocket>>> = Arc::default();
-    let opened = sender.clone();
+    let (opened_tx, opened_rx) = mpsc::channel::<WebSocket>();
+    let opened_tx = Mutex::new(opened_tx);
     let s = start(
         builder()
             .worker_threads(2)
@@ -54,12 +34,12 @@ fn counts_connections_workers_queue_and_outbound_bytes() {
             })
             .websocket_handler(move |ws: WebSocket, e: WebSocketEvent| {
                 if let WebSocketEvent::Open = e {
-                    *opened.lock().unwrap() = Some(ws);
+                    let _ = opened_tx.lock().unwrap().send(ws);
                 }
             }),
     );
     let h = s.handle.clone();
-    let idle = wait_for(&h, "a fresh server", |s| s.workers_idle == 2);
+    let idle = wait_for_stats(&h, "a fresh server", |s| s.workers_idle == 2);
     assert_eq!(
         (
             idle.http_connections,
@@ -77,46 +57,41 @@ fn counts_connections_workers_queue_and_outbound_bytes() {
     let mut b = Client::connect(s.addr);
     b.send(get("/"));
     assert_eq!(b.read_response().status, 200);
-    let ws = Raw::upgrade(s.addr, "/ws");
-    wait_for(&h, "2 HTTP + 1 WebSocket", |s| {
+    let ws = Client::upgrade(s.addr, "/ws");
+    wait_for_stats(&h, "2 HTTP + 1 WebSocket", |s| {
         s.http_connections == 2 && s.websocket_connections == 1
     });
 
     // Both workers blocked, a third request queued behind them.
     a.send(get("/block"));
     b.send(get("/block"));
-    wait_for(&h, "both workers busy", |s| {
+    wait_for_stats(&h, "both workers busy", |s| {
         s.workers_busy == 2 && s.workers_idle == 0
     });
     let mut c = Client::connect(s.addr);
     c.send(get("/"));
-    wait_for(&h, "one connection queued", |s| s.run_queue_depth == 1);
+    wait_for_stats(&h, "one connection queued", |s| s.run_queue_depth == 1);
     release_tx.send(()).unwrap();
     release_tx.send(()).unwrap();
     assert_eq!(a.read_response().status, 200);
     assert_eq!(b.read_response().status, 200);
     assert_eq!(c.read_response().status, 200);
-    wait_for(&h, "the queue empties", |s| s.run_queue_depth == 0);
+    wait_for_stats(&h, "the queue empties", |s| s.run_queue_depth == 0);
 
     // The WebSocket client reads nothing while the server sends 64 MiB:
     // the kernel takes some MiB at most; the rest waits in natron.
-    let server_ws = loop {
-        if let Some(w) = sender.lock().unwrap().clone() {
-            break w;
-        }
-        thread::sleep(Duration::from_millis(5));
-    };
+    let server_ws = opened_rx.recv_timeout(EVENT_TIMEOUT).expect("Open handled");
     let chunk = vec![0u8; 64 * 1024];
     for _ in 0..1024 {
         server_ws.send_binary(&chunk).unwrap();
     }
-    wait_for(&h, "bytes queued for the reader that does not read", |s| {
+    wait_for_stats(&h, "bytes queued for the reader that does not read", |s| {
         s.outbound_bytes_queued > 0
     });
 
     // Everything closes: back to zero.
     drop((a, b, c, ws));
-    wait_for(&h, "all closed", |s| {
+    wait_for_stats(&h, "all closed", |s| {
         s.http_connections == 0 && s.websocket_connections == 0 && s.outbound_bytes_queued == 0
     });
     s.stop().0.unwrap();
@@ -136,13 +111,13 @@ fn counts_each_time_the_connection_limit_is_reached() {
     a.send(get("/"));
     assert_eq!(a.read_response().status, 200);
     // One open of one: the acceptor stops.
-    wait_for(&h, "the limit reached", |s| s.connection_limit_reached == 1);
+    wait_for_stats(&h, "the limit reached", |s| s.connection_limit_reached == 1);
     let mut waiting = Client::connect(s.addr);
     waiting.send(get("/"));
     drop(a);
     // The waiting connection is accepted, which reaches the limit again.
     assert_eq!(waiting.read_response().status, 200);
-    let after = wait_for(&h, "the limit reached again", |s| {
+    let after = wait_for_stats(&h, "the limit reached again", |s| {
         s.connection_limit_reached == 2
     });
     assert_eq!(after.http_connections, 1);

@@ -6,9 +6,8 @@
 //! under the descriptor limit).
 
 mod common;
-mod common_ws;
 
-use common_ws::*;
+use common::*;
 use natron::{
     CloseInfo, Message, Request, SendError, UpgradeError, WebSocket, WebSocketEvent,
     WebSocketHandler,
@@ -21,8 +20,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::CloseFrame;
 
 /// An HTTP handler that upgrades every request (and records the outcome).
 fn upgrade_all(req: Request) {
@@ -47,7 +44,7 @@ fn echo_recorder(events: Arc<Events>) -> impl WebSocketHandler {
 /// A server upgrading every request, recording and echoing.
 fn echo_server(
     configure: impl FnOnce(natron::ServerBuilder) -> natron::ServerBuilder,
-) -> (WsServer, Arc<Events>) {
+) -> (TestServer, Arc<Events>) {
     let events = Arc::new(Events::default());
     let server = start(configure(
         builder()
@@ -62,9 +59,9 @@ fn echo_server(
 #[test]
 fn upgrade_answers_101_with_the_rfc_sample_accept_key() {
     let (server, events) = echo_server(|b| b);
-    let mut raw = Raw::connect(server.addr);
+    let mut raw = Client::connect(server.addr);
     raw.send(upgrade_request("/ws", ""));
-    let r = raw.read_http();
+    let r = raw.read_response();
     assert_eq!(r.status, 101, "{r:?}");
     assert_eq!(r.header("sec-websocket-accept"), Some(SAMPLE_ACCEPT));
     assert!(r
@@ -88,7 +85,7 @@ fn upgrade_answers_101_with_the_rfc_sample_accept_key() {
     raw.expect_eof();
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1000);
-    server.stop();
+    server.stop_ok();
     events.assert_lifecycle(id);
 }
 
@@ -179,9 +176,9 @@ fn bad_upgrades_get_400_with_a_reason_and_wrong_version_426_never_500() {
     ];
     for (name, request, status, error) in &cases {
         let before = errors.lock().unwrap().len();
-        let mut raw = Raw::connect(server.addr);
+        let mut raw = Client::connect(server.addr);
         raw.send(request);
-        let r = raw.read_http();
+        let r = raw.read_response();
         assert_ne!(r.status, 500, "{name}: never a 500: {r:?}");
         assert_eq!(r.status, *status, "{name}: {r:?}");
         assert!(!r.body.is_empty(), "{name}: the refusal says why: {r:?}");
@@ -194,15 +191,12 @@ fn bad_upgrades_get_400_with_a_reason_and_wrong_version_426_never_500() {
             );
         }
         // The response can reach us before the handler records the error.
-        let deadline = Instant::now() + EVENT_TIMEOUT;
-        while errors.lock().unwrap().len() == before && Instant::now() < deadline {
-            thread::sleep(Duration::from_millis(1));
-        }
+        poll_until(EVENT_TIMEOUT, || errors.lock().unwrap().len() > before);
         let got = errors.lock().unwrap().clone();
         assert_eq!(got.len(), before + 1, "{name}: handler saw the error");
         assert_eq!(got[before], *error, "{name}");
     }
-    server.stop();
+    server.stop_ok();
     assert!(
         events.all().is_empty(),
         "no WebSocket opened: {:?}",
@@ -220,19 +214,19 @@ fn upgrade_without_a_websocket_handler_is_500_and_the_connection_stays_http() {
             req.respond(200, (), "still http");
         }
     }));
-    let mut raw = Raw::connect(server.addr);
+    let mut raw = Client::connect(server.addr);
     raw.send(upgrade_request("/ws", ""));
-    let r = raw.read_http();
+    let r = raw.read_response();
     assert_eq!(r.status, 500, "{r:?}");
     assert_eq!(
         rx.recv_timeout(Duration::from_secs(5)).unwrap(),
         Some(natron::UpgradeError::NoHandler)
     );
     raw.send("GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
-    let r = raw.read_http();
+    let r = raw.read_response();
     assert_eq!(r.status, 200, "{r:?}");
     drop(raw);
-    server.stop();
+    server.stop_ok();
 }
 
 #[test]
@@ -261,31 +255,26 @@ fn subprotocol_is_selected_from_the_supported_list() {
 
     // Offered in the client's order of preference; the server supports
     // only "chat".
-    use tungstenite::client::IntoClientRequest;
-    let mut request = server.url("/chat").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("Sec-WebSocket-Protocol", "superchat, chat".parse().unwrap());
-    let (mut ws, response) = connect_request(server.addr, request);
-    assert_eq!(
-        response
-            .headers()
-            .get("sec-websocket-protocol")
-            .map(|v| v.to_str().unwrap()),
-        Some("chat")
-    );
+    let mut ws = Client::connect(server.addr);
+    ws.send(upgrade_request(
+        "/chat",
+        "Sec-WebSocket-Protocol: superchat, chat\r\n",
+    ));
+    let r = ws.read_response();
+    assert_eq!(r.status, 101, "{r:?}");
+    assert_eq!(r.header("sec-websocket-protocol"), Some("chat"), "{r:?}");
     events.wait_opens(1);
     assert_eq!(*protocols.lock().unwrap(), vec![Some("chat".to_owned())]);
-    ws.close(None).unwrap();
-    finish(ws);
+    ws.send_close_empty();
+    ws.finish();
 
     // No match: no subprotocol header, no protocol on the handle.
-    let mut raw = Raw::connect(server.addr);
+    let mut raw = Client::connect(server.addr);
     raw.send(upgrade_request(
         "/chat",
         "Sec-WebSocket-Protocol: superchat, v2.chat\r\n",
     ));
-    let r = raw.read_http();
+    let r = raw.read_response();
     assert_eq!(r.status, 101, "{r:?}");
     assert_eq!(r.header("sec-websocket-protocol"), None, "{r:?}");
     events.wait_opens(2);
@@ -294,7 +283,7 @@ fn subprotocol_is_selected_from_the_supported_list() {
         vec![Some("chat".to_owned()), None]
     );
     drop(raw);
-    server.stop();
+    server.stop_ok();
     for id in events.ids() {
         events.assert_lifecycle(id);
     }
@@ -304,14 +293,14 @@ fn subprotocol_is_selected_from_the_supported_list() {
 fn bytes_sent_right_behind_the_upgrade_request_are_not_lost() {
     let (server, events) = echo_server(|b| b);
     for round in 0..20 {
-        let mut raw = Raw::connect(server.addr);
+        let mut raw = Client::connect(server.addr);
         // Handshake and two frames in one write: they arrive in the same
         // segment as the request head.
         let mut bytes = upgrade_request("/ws", "").into_bytes();
         bytes.extend(client_frame(OP_TEXT, format!("behind {round}").as_bytes()));
         bytes.extend(client_frame(OP_BINARY, &[round as u8; 300]));
         raw.send(&bytes);
-        let r = raw.read_http();
+        let r = raw.read_response();
         assert_eq!(r.status, 101, "{r:?}");
         let f = raw.read_frame();
         assert_eq!(f.opcode, OP_TEXT, "{f:?}");
@@ -320,13 +309,46 @@ fn bytes_sent_right_behind_the_upgrade_request_are_not_lost() {
         assert_eq!(f.opcode, OP_BINARY, "{f:?}");
         assert_eq!(f.payload, vec![round as u8; 300]);
     }
-    server.stop();
+    server.stop_ok();
     assert_eq!(events.ids().len(), 20);
     for id in events.ids() {
         let evs = events.of(id);
         assert_lifecycle(&evs);
         assert_eq!(evs.len(), 4, "Open, 2 messages, Close: {evs:?}");
     }
+}
+
+/// Interoperability: a third-party client (tungstenite) with its own
+/// handshake and frame checks agrees with natron. Every other test uses
+/// the tests' own client.
+#[test]
+fn a_third_party_client_handshakes_echoes_and_closes() {
+    let (server, events) = echo_server(|b| b);
+    let stream = std::net::TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let url = format!("ws://{}/ws", server.addr);
+    let (mut ws, response) = match tungstenite::client::client(url, stream) {
+        Ok(r) => r,
+        Err(e) => panic!("handshake: {e}"),
+    };
+    assert_eq!(response.status(), 101);
+    ws.send(tungstenite::Message::text("hello")).unwrap();
+    match ws.read() {
+        Ok(tungstenite::Message::Text(t)) => assert_eq!(t.as_str(), "hello"),
+        other => panic!("expected the echo, got {other:?}"),
+    }
+    ws.close(None).unwrap();
+    loop {
+        match ws.read() {
+            Ok(_) => {}
+            Err(tungstenite::Error::ConnectionClosed) => break,
+            Err(e) => panic!("closing: {e}"),
+        }
+    }
+    let id = events.wait_opens(1)[0];
+    assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1005);
+    server.stop_ok();
+    events.assert_lifecycle(id);
 }
 
 // --------------------------------------------------------------- ordering
@@ -362,13 +384,13 @@ fn upgrade_handler_sends_arrive_before_open_handler_sends_1000_runs() {
     let started = Instant::now();
     for run in 0..1000 {
         let path = if run % 10 == 0 { "/o?delay=1" } else { "/o" };
-        let mut ws = connect(server.addr, path);
-        let a = read_text(&mut ws);
-        let b = read_text(&mut ws);
+        let mut ws = Client::upgrade(server.addr, path);
+        let a = ws.read_text();
+        let b = ws.read_text();
         assert_eq!((a.as_str(), b.as_str()), ("first", "second"), "run {run}");
     }
     eprintln!("ordering: 1000 runs in {:?}", started.elapsed());
-    server.stop();
+    server.stop_ok();
     assert_eq!(opens.load(Ordering::Relaxed), 1000);
 }
 
@@ -377,24 +399,19 @@ fn upgrade_handler_sends_arrive_before_open_handler_sends_1000_runs() {
 #[test]
 fn events_in_order_and_one_close_last_when_the_client_closes() {
     let (server, events) = echo_server(|b| b);
-    let mut ws = connect(server.addr, "/ws");
+    let mut ws = Client::upgrade(server.addr, "/ws");
     for i in 0..1000 {
-        ws.write(text(i.to_string())).unwrap();
+        ws.send_text(&i.to_string());
     }
-    ws.flush().unwrap();
     // Every echo, in order.
     for i in 0..1000 {
-        assert_eq!(read_text(&mut ws), i.to_string());
+        assert_eq!(ws.read_text(), i.to_string());
     }
-    ws.close(Some(CloseFrame {
-        code: CloseCode::from(4001),
-        reason: "client bye".into(),
-    }))
-    .unwrap();
-    let (close, before) = read_until_close(&mut ws);
+    ws.send_close(4001, "client bye");
+    let (close, before) = ws.read_until_close();
     assert!(before.is_empty(), "{before:?}");
     assert_eq!(close.map(|c| c.0), Some(4001), "the server echoes the code");
-    finish(ws);
+    ws.finish();
 
     let id = events.wait_opens(1)[0];
     let info = events.wait_close(id, EVENT_TIMEOUT);
@@ -405,7 +422,7 @@ fn events_in_order_and_one_close_last_when_the_client_closes() {
             reason: "client bye".into()
         }
     );
-    server.stop();
+    server.stop_ok();
     let evs = events.of(id);
     assert_lifecycle(&evs);
     let texts: Vec<String> = evs[1..evs.len() - 1]
@@ -439,7 +456,7 @@ fn server_close_sends_its_code_and_delivers_close_once() {
             }
         }
     }));
-    let mut raw = Raw::upgrade(server.addr, "/ws");
+    let mut raw = Client::upgrade(server.addr, "/ws");
     raw.send(client_frame(OP_TEXT, b"close me"));
     assert_eq!(raw.expect_close(), (4000, "bye".to_owned()));
     raw.send(client_close(4000, ""));
@@ -458,7 +475,7 @@ fn server_close_sends_its_code_and_delivers_close_once() {
             reason: "bye".into()
         }
     );
-    server.stop();
+    server.stop_ok();
     assert_eq!(events.assert_lifecycle(id).code, 4000);
 }
 
@@ -479,7 +496,7 @@ fn server_close_gives_up_on_a_silent_client_after_the_close_timeout() {
                 }
             }),
     );
-    let mut raw = Raw::upgrade(server.addr, "/ws");
+    let mut raw = Client::upgrade(server.addr, "/ws");
     let t = Instant::now();
     assert_eq!(raw.expect_close().0, 4000);
     // The client never answers the close: the server drops it anyway.
@@ -492,21 +509,21 @@ fn server_close_gives_up_on_a_silent_client_after_the_close_timeout() {
     );
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 4000);
-    server.stop();
+    server.stop_ok();
     events.assert_lifecycle(id);
 }
 
 #[test]
 fn client_vanishing_without_close_delivers_close_1006() {
     let (server, events) = echo_server(|b| b);
-    let mut ws = connect(server.addr, "/ws");
-    ws.send(text("hi")).unwrap();
-    assert_eq!(read_text(&mut ws), "hi");
+    let mut ws = Client::upgrade(server.addr, "/ws");
+    ws.send_text("hi");
+    assert_eq!(ws.read_text(), "hi");
     let id = events.wait_opens(1)[0];
     drop(ws); // TCP gone, no close frame
     let info = events.wait_close(id, EVENT_TIMEOUT);
     assert_eq!(info.code, 1006);
-    server.stop();
+    server.stop_ok();
     let evs = events.of(id);
     assert_lifecycle(&evs);
     assert_eq!(evs[1], WebSocketEvent::Message(Message::Text("hi".into())));
@@ -515,7 +532,7 @@ fn client_vanishing_without_close_delivers_close_1006() {
 #[test]
 fn protocol_error_unmasked_frame_closes_1002_with_error_then_close() {
     let (server, events) = echo_server(|b| b);
-    let mut raw = Raw::upgrade(server.addr, "/ws");
+    let mut raw = Client::upgrade(server.addr, "/ws");
     raw.send(client_frame(OP_TEXT, b"ok"));
     assert_eq!(raw.read_frame().payload, b"ok");
     raw.send(frame(true, OP_TEXT, b"unmasked", None));
@@ -523,7 +540,7 @@ fn protocol_error_unmasked_frame_closes_1002_with_error_then_close() {
     raw.expect_eof();
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1002);
-    server.stop();
+    server.stop_ok();
     let evs = events.of(id);
     assert_lifecycle(&evs);
     assert_eq!(evs.len(), 4, "Open, Message, Error, Close: {evs:?}");
@@ -551,16 +568,16 @@ fn server_shutdown_sends_1001_and_delivers_every_close_before_serve_returns() {
     }));
     let clients: Vec<_> = (0..N)
         .map(|_| {
-            let mut ws = connect(server.addr, "/ws");
+            let mut ws = Client::upgrade(server.addr, "/ws");
             thread::spawn(move || {
-                let (close, _) = read_until_close(&mut ws);
-                finish(ws);
+                let (close, _) = ws.read_until_close();
+                ws.finish();
                 close
             })
         })
         .collect();
     events.wait_opens(N);
-    server.stop();
+    server.stop_ok();
     // Right after serve returned: every Close handled.
     assert_eq!(closes_handled.load(Ordering::SeqCst), N);
     for c in clients {
@@ -575,19 +592,19 @@ fn server_shutdown_sends_1001_and_delivers_every_close_before_serve_returns() {
 #[test]
 fn idle_timeout_closes_a_quiet_websocket_with_1001() {
     let (server, events) = echo_server(|b| b.websocket_idle_timeout(Duration::from_millis(300)));
-    let mut ws = connect(server.addr, "/ws");
+    let mut ws = Client::upgrade(server.addr, "/ws");
     let t = Instant::now();
-    let (close, _) = read_until_close(&mut ws);
+    let (close, _) = ws.read_until_close();
     assert_eq!(close.map(|c| c.0), Some(1001));
     let waited = t.elapsed();
     assert!(
         waited >= Duration::from_millis(250),
         "closed after {waited:?}"
     );
-    finish(ws);
+    ws.finish();
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1001);
-    server.stop();
+    server.stop_ok();
     events.assert_lifecycle(id);
 }
 
@@ -608,9 +625,9 @@ fn idle_timeout_counts_only_what_the_client_sends() {
             })
             .websocket_idle_timeout(Duration::from_millis(300)),
     );
-    let mut ws = connect(server.addr, "/ws");
+    let mut ws = Client::upgrade(server.addr, "/ws");
     let t = Instant::now();
-    let (close, before) = read_until_close(&mut ws);
+    let (close, before) = ws.read_until_close();
     assert_eq!(close.map(|c| c.0), Some(1001));
     assert!(!before.is_empty(), "the server was sending meanwhile");
     let waited = t.elapsed();
@@ -618,8 +635,8 @@ fn idle_timeout_counts_only_what_the_client_sends() {
         waited >= Duration::from_millis(250),
         "closed after {waited:?}"
     );
-    finish(ws);
-    server.stop();
+    ws.finish();
+    server.stop_ok();
 }
 
 // ------------------------------------------------------ limits and codes
@@ -627,18 +644,18 @@ fn idle_timeout_counts_only_what_the_client_sends() {
 #[test]
 fn message_just_above_max_message_len_closes_1009() {
     let (server, events) = echo_server(|b| b.max_message_len(1024));
-    let mut ws = connect(server.addr, "/ws");
+    let mut ws = Client::upgrade(server.addr, "/ws");
     let at_limit = "a".repeat(1024);
-    ws.send(text(at_limit.clone())).unwrap();
-    assert_eq!(read_text(&mut ws), at_limit);
-    ws.send(text("b".repeat(1025))).unwrap();
-    let (close, before) = read_until_close(&mut ws);
+    ws.send_text(&at_limit.clone());
+    assert_eq!(ws.read_text(), at_limit);
+    ws.send_text(&"b".repeat(1025));
+    let (close, before) = ws.read_until_close();
     assert!(before.is_empty(), "nothing echoed: {before:?}");
     assert_eq!(close.map(|c| c.0), Some(1009));
-    finish(ws);
+    ws.finish();
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1009);
-    server.stop();
+    server.stop_ok();
     let evs = events.of(id);
     assert_lifecycle(&evs);
     assert!(matches!(evs[2], WebSocketEvent::Error(_)), "{evs:?}");
@@ -649,7 +666,7 @@ fn message_above_max_message_len_is_refused_from_its_header() {
     // A frame announcing 10 MiB: refused as soon as its header arrives,
     // without waiting for (or buffering) the payload.
     let (server, events) = echo_server(|b| b.max_message_len(1024));
-    let mut raw = Raw::upgrade(server.addr, "/ws");
+    let mut raw = Client::upgrade(server.addr, "/ws");
     let mut header = vec![0x82, 0x80 | 127];
     header.extend_from_slice(&(10u64 << 20).to_be_bytes());
     header.extend_from_slice(&[1, 2, 3, 4]);
@@ -658,19 +675,19 @@ fn message_above_max_message_len_is_refused_from_its_header() {
     assert_eq!(raw.expect_close().0, 1009);
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1009);
-    server.stop();
+    server.stop_ok();
     events.assert_lifecycle(id);
 }
 
 #[test]
 fn invalid_utf8_text_closes_1007() {
     let (server, events) = echo_server(|b| b);
-    let mut raw = Raw::upgrade(server.addr, "/ws");
+    let mut raw = Client::upgrade(server.addr, "/ws");
     raw.send(client_frame(OP_TEXT, &[b'o', b'k', 0xff, 0xfe]));
     assert_eq!(raw.expect_close().0, 1007);
     raw.expect_eof();
     // Also split across fragments: a bad continuation.
-    let mut raw = Raw::upgrade(server.addr, "/ws");
+    let mut raw = Client::upgrade(server.addr, "/ws");
     raw.send(frame(false, OP_TEXT, &[0xce], Some([9, 8, 7, 6])));
     raw.send(frame(true, OP_CONT, &[0x41], Some([9, 8, 7, 6])));
     assert_eq!(raw.expect_close().0, 1007);
@@ -679,7 +696,7 @@ fn invalid_utf8_text_closes_1007() {
     for id in &ids {
         assert_eq!(events.wait_close(*id, EVENT_TIMEOUT).code, 1007);
     }
-    server.stop();
+    server.stop_ok();
     for id in ids {
         let evs = events.of(id);
         assert_lifecycle(&evs);
@@ -696,22 +713,21 @@ fn invalid_utf8_text_closes_1007() {
 #[test]
 fn default_max_message_len_is_64_kib() {
     let (server, events) = echo_server(|b| b);
-    let mut ws = connect(server.addr, "/ws");
+    let mut ws = Client::upgrade(server.addr, "/ws");
     let ok: Vec<u8> = (0..65536u32).map(|i| i as u8).collect();
-    ws.send(tungstenite::Message::binary(ok.clone())).unwrap();
-    match read(&mut ws) {
-        tungstenite::Message::Binary(b) => assert!(b[..] == ok[..], "echo differs"),
+    ws.send_binary(&ok);
+    match ws.read_message() {
+        WsMessage::Binary(b) => assert!(b[..] == ok[..], "echo differs"),
         other => panic!("expected the binary echo, got {other:?}"),
     }
-    ws.send(tungstenite::Message::binary(vec![0u8; 65537]))
-        .unwrap();
-    let (close, before) = read_until_close(&mut ws);
+    ws.send_binary(&[0u8; 65537]);
+    let (close, before) = ws.read_until_close();
     assert!(before.is_empty());
     assert_eq!(close.map(|c| c.0), Some(1009));
-    finish(ws);
+    ws.finish();
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1009);
-    server.stop();
+    server.stop_ok();
     events.assert_lifecycle(id);
 }
 
@@ -720,11 +736,10 @@ fn default_max_message_len_is_64_kib() {
 #[test]
 fn client_ping_gets_a_pong_with_the_same_payload_and_the_handler_sees_it() {
     let (server, events) = echo_server(|b| b);
-    let mut ws = connect(server.addr, "/ws");
-    ws.send(tungstenite::Message::Ping(b"hello ping".to_vec().into()))
-        .unwrap();
-    match read(&mut ws) {
-        tungstenite::Message::Pong(p) => assert_eq!(&p[..], b"hello ping"),
+    let mut ws = Client::upgrade(server.addr, "/ws");
+    ws.send_ping(b"hello ping");
+    match ws.read_message() {
+        WsMessage::Pong(p) => assert_eq!(&p[..], b"hello ping"),
         other => panic!("expected a Pong, got {other:?}"),
     }
     let id = events.wait_opens(1)[0];
@@ -732,17 +747,17 @@ fn client_ping_gets_a_pong_with_the_same_payload_and_the_handler_sees_it() {
         .iter()
         .any(|(i, e)| *i == id
             && *e == WebSocketEvent::Message(Message::Ping(b"hello ping".to_vec())))));
-    ws.close(None).unwrap();
-    finish(ws);
+    ws.send_close_empty();
+    ws.finish();
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1005);
-    server.stop();
+    server.stop_ok();
     events.assert_lifecycle(id);
 }
 
 #[test]
 fn ping_between_fragments_is_answered_and_the_message_still_arrives() {
     let (server, events) = echo_server(|b| b);
-    let mut raw = Raw::upgrade(server.addr, "/ws");
+    let mut raw = Client::upgrade(server.addr, "/ws");
     let m = Some([5, 6, 7, 8]);
     raw.send(frame(false, OP_TEXT, b"hel", m));
     raw.send(frame(true, OP_PING, b"mid", m));
@@ -762,7 +777,7 @@ fn ping_between_fragments_is_answered_and_the_message_still_arrives() {
     raw.expect_eof();
     let id = events.wait_opens(1)[0];
     events.wait_close(id, EVENT_TIMEOUT);
-    server.stop();
+    server.stop_ok();
     let evs = events.of(id);
     assert_lifecycle(&evs);
     assert_eq!(
@@ -777,13 +792,15 @@ fn ping_between_fragments_is_answered_and_the_message_still_arrives() {
 #[test]
 fn ping_interval_makes_the_server_send_pings() {
     let (server, events) = echo_server(|b| b.websocket_ping_interval(Duration::from_millis(100)));
-    let mut ws = connect(server.addr, "/ws");
+    let mut ws = Client::upgrade(server.addr, "/ws");
     let t = Instant::now();
     let mut pings = 0;
     while pings < 3 {
-        match read(&mut ws) {
-            // tungstenite queues the Pong; the next read flushes it.
-            tungstenite::Message::Ping(_) => pings += 1,
+        match ws.read_message() {
+            WsMessage::Ping(p) => {
+                ws.send_pong(&p);
+                pings += 1;
+            }
             other => panic!("expected a Ping, got {other:?}"),
         }
     }
@@ -792,11 +809,11 @@ fn ping_interval_makes_the_server_send_pings() {
         took >= Duration::from_millis(250),
         "3 pings in {took:?} with a 100 ms interval"
     );
-    ws.close(None).unwrap();
-    finish(ws);
+    ws.send_close_empty();
+    ws.finish();
     let id = events.wait_opens(1)[0];
     events.wait_close(id, EVENT_TIMEOUT);
-    server.stop();
+    server.stop_ok();
     let evs = events.of(id);
     assert_lifecycle(&evs);
     assert!(
@@ -832,13 +849,13 @@ fn send_from_another_thread_arrives_in_order_and_send_after_close_is_err() {
             events.push(ws.id(), event);
         }
     }));
-    let mut a = connect(server.addr, "/a");
+    let mut a = Client::upgrade(server.addr, "/a");
     for i in 0..100 {
-        assert_eq!(read_text(&mut a), format!("m{i}"));
+        assert_eq!(a.read_text(), format!("m{i}"));
     }
-    let mut b = connect(server.addr, "/b");
+    let mut b = Client::upgrade(server.addr, "/b");
     for i in 0..100 {
-        assert_eq!(read_text(&mut b), format!("m{i}"));
+        assert_eq!(b.read_text(), format!("m{i}"));
     }
     // Open is recorded after the sender thread is registered.
     let ids = events.wait_opens(2);
@@ -854,8 +871,8 @@ fn send_from_another_thread_arrives_in_order_and_send_after_close_is_err() {
         assert!(map.values().all(|n| *n == 2));
     }
 
-    a.close(None).unwrap();
-    finish(a);
+    a.send_close_empty();
+    a.finish();
     events.wait_close(ids[0], EVENT_TIMEOUT);
     let ws_a = handles
         .lock()
@@ -872,9 +889,9 @@ fn send_from_another_thread_arrives_in_order_and_send_after_close_is_err() {
         (Err(SendError::Closed), Err(SendError::Closed), false)
     );
     // b is unaffected.
-    b.send(text("still here")).unwrap();
+    b.send_text("still here");
     drop(b);
-    server.stop();
+    server.stop_ok();
     for id in ids {
         events.assert_lifecycle(id);
     }
@@ -950,22 +967,22 @@ fn slow_consumer_is_closed_while_another_connection_keeps_its_latency() {
             }),
     );
 
-    let mut good = connect(server.addr, "/good");
+    let mut good = Client::upgrade(server.addr, "/good");
     let good_id = events.wait_opens(1)[0];
-    let mut slow = connect(server.addr, "/slow");
+    let mut slow = Client::upgrade(server.addr, "/slow");
     let slow_id = *events.wait_opens(2).last().unwrap();
     assert_ne!(good_id, slow_id);
 
     let t = Instant::now();
-    slow.send(text("flood")).unwrap(); // and never read again
+    slow.send_text("flood"); // and never read again
     let mut worst = Duration::ZERO;
     let mut rounds = 0;
     let mut round_trip = |rounds: &mut usize| {
         let sent = Instant::now();
-        good.send(text(format!("ping {rounds}"))).unwrap();
+        good.send_text(&format!("ping {rounds}"));
         // No latency bound (the benches measure latency): a connection
         // held up behind the stuck one would hit the read timeout (5 s).
-        assert_eq!(read_text(&mut good), format!("ping {rounds}"));
+        assert_eq!(good.read_text(), format!("ping {rounds}"));
         worst = worst.max(sent.elapsed());
         *rounds += 1;
     };
@@ -1022,11 +1039,11 @@ fn slow_consumer_is_closed_while_another_connection_keeps_its_latency() {
     let slow_ws = f.ws.clone().unwrap();
     assert_eq!(slow_ws.send_text("late"), Err(SendError::Closed));
     assert!(!slow_ws.is_open());
-    good.send(text("after")).unwrap();
-    assert_eq!(read_text(&mut good), "after");
-    good.close(None).unwrap();
-    finish(good);
-    server.stop();
+    good.send_text("after");
+    assert_eq!(good.read_text(), "after");
+    good.send_close_empty();
+    good.finish();
+    server.stop_ok();
     events.assert_lifecycle(good_id);
     events.assert_lifecycle(slow_id);
 }
@@ -1042,6 +1059,7 @@ fn flooding_client_is_throttled_and_every_message_is_handled_in_order() {
         move |ws: WebSocket, event: WebSocketEvent| match event {
             WebSocketEvent::Message(Message::Text(t)) => {
                 if let Some(n) = t.strip_prefix("slow ") {
+                    // The handler's deliberate work: slower than the flood.
                     thread::sleep(Duration::from_millis(1));
                     let n: usize = n.split(' ').next().unwrap().parse().unwrap();
                     slow_seen.lock().unwrap().push(n);
@@ -1063,14 +1081,11 @@ fn flooding_client_is_throttled_and_every_message_is_handled_in_order() {
     let addr = server.addr;
     let seen = slow_seen.clone();
     let flooder = thread::spawn(move || {
-        let mut ws = connect(addr, "/flood");
+        let mut ws = Client::upgrade(addr, "/flood");
         for i in 0..N {
-            ws.write(text(format!("slow {i} {pad}"))).unwrap();
-            if i % 16 == 15 {
-                ws.flush().unwrap();
-            }
+            ws.send_text(&format!("slow {i} {pad}"));
+            if i % 16 == 15 {}
         }
-        ws.flush().unwrap();
         let wrote = Instant::now();
         let handled_when_written = seen.lock().unwrap().len();
         // Throttled: everything but what fits in the socket buffers (a few
@@ -1081,18 +1096,18 @@ fn flooding_client_is_throttled_and_every_message_is_handled_in_order() {
             "the server read ahead of its handler: only {handled_when_written} of {N} \
              handled when the client had written them all"
         );
-        ws.get_ref()
+        ws.stream
             .set_read_timeout(Some(Duration::from_secs(60)))
             .unwrap();
-        assert_eq!(read_text(&mut ws), "done");
+        assert_eq!(ws.read_text(), "done");
         let handled_after = wrote.elapsed();
-        ws.close(None).unwrap();
-        finish(ws);
+        ws.send_close_empty();
+        ws.finish();
         (handled_when_written, handled_after)
     });
 
     // Another connection stays responsive while the flood is handled.
-    let mut other = connect(addr, "/other");
+    let mut other = Client::upgrade(addr, "/other");
     let mut worst = Duration::ZERO;
     let mut rounds = 0;
     let t = Instant::now();
@@ -1102,23 +1117,28 @@ fn flooding_client_is_throttled_and_every_message_is_handled_in_order() {
             "flood not handled in 90 s"
         );
         let sent = Instant::now();
-        other.send(text(format!("r{rounds}"))).unwrap();
-        assert_eq!(read_text(&mut other), format!("r{rounds}"));
+        other.send_text(&format!("r{rounds}"));
+        assert_eq!(other.read_text(), format!("r{rounds}"));
         // No latency bound (the benches measure latency): a connection
         // held up behind the flood (10,000 x 1 ms) would hit the read
         // timeout (5 s) instead.
         worst = worst.max(sent.elapsed());
         rounds += 1;
-        thread::sleep(Duration::from_millis(20));
+        // The next round trip once the flood has made progress (100 more
+        // messages handled) or is over.
+        let handled = slow_seen.lock().unwrap().len();
+        poll_until(Duration::from_secs(5), || {
+            flooder.is_finished() || slow_seen.lock().unwrap().len() >= handled + 100
+        });
     }
     let (handled_when_written, handled_after) = flooder.join().expect("flooder ok");
     eprintln!("flood: {handled_when_written} of {N} messages handled when the last was written, all {handled_after:?} later; {rounds} round trips meanwhile, worst {worst:?}");
     let seen = slow_seen.lock().unwrap().clone();
     assert_eq!(seen.len(), N);
     assert!(seen.iter().enumerate().all(|(i, n)| i == *n), "in order");
-    other.close(None).unwrap();
-    finish(other);
-    server.stop();
+    other.send_close_empty();
+    other.finish();
+    server.stop_ok();
     for id in events.ids() {
         events.assert_lifecycle(id);
     }
@@ -1146,26 +1166,26 @@ fn handler_panic_closes_1011_and_the_server_carries_on() {
             }
         }
     }));
-    let mut ws = connect(server.addr, "/ws");
-    ws.send(text("before")).unwrap();
-    assert_eq!(read_text(&mut ws), "before");
-    ws.send(text("panic")).unwrap();
-    let (close, before) = read_until_close(&mut ws);
+    let mut ws = Client::upgrade(server.addr, "/ws");
+    ws.send_text("before");
+    assert_eq!(ws.read_text(), "before");
+    ws.send_text("panic");
+    let (close, before) = ws.read_until_close();
     assert!(before.is_empty(), "{before:?}");
     assert_eq!(close.map(|c| c.0), Some(1011));
-    finish(ws);
+    ws.finish();
     let id = events.wait_opens(1)[0];
     assert_eq!(events.wait_close(id, EVENT_TIMEOUT).code, 1011);
 
     // The server carries on.
     for round in 0..3 {
-        let mut ws = connect(server.addr, "/ws");
-        ws.send(text(format!("after {round}"))).unwrap();
-        assert_eq!(read_text(&mut ws), format!("after {round}"));
-        ws.close(None).unwrap();
-        finish(ws);
+        let mut ws = Client::upgrade(server.addr, "/ws");
+        ws.send_text(&format!("after {round}"));
+        assert_eq!(ws.read_text(), format!("after {round}"));
+        ws.send_close_empty();
+        ws.finish();
     }
-    server.stop();
+    server.stop_ok();
     for id in events.ids() {
         events.assert_lifecycle(id);
     }
@@ -1255,14 +1275,11 @@ impl Tally {
 
     #[track_caller]
     fn wait(&self, what: &str, counter: &AtomicUsize, n: usize, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
-        while counter.load(Ordering::SeqCst) < n {
-            assert!(
-                Instant::now() < deadline,
+        if !poll_until(timeout, || counter.load(Ordering::SeqCst) >= n) {
+            panic!(
                 "{what}: {} of {n} within {timeout:?}",
                 counter.load(Ordering::SeqCst)
             );
-            thread::sleep(Duration::from_millis(10));
         }
     }
 }
@@ -1342,15 +1359,13 @@ fn ten_thousand_concurrent_connections() {
     stdin.flush().unwrap();
     let echoed = report("echoed");
     assert_eq!(echoed, format!("echoed {TEN_K}"));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = reap.0.as_mut().unwrap().try_wait().unwrap() {
-            reap.0 = None;
-            break status;
-        }
-        assert!(Instant::now() < deadline, "client process did not exit");
-        thread::sleep(Duration::from_millis(20));
-    };
+    let mut exited = None;
+    wait_until("the client process exits", Duration::from_secs(30), || {
+        exited = reap.0.as_mut().unwrap().try_wait().unwrap();
+        exited.is_some()
+    });
+    reap.0 = None;
+    let status = exited.unwrap();
     assert!(status.success(), "client process failed: {status}");
     // The client exited without closing: every connection ends with 1006.
     tally.wait(
@@ -1366,7 +1381,7 @@ fn ten_thousand_concurrent_connections() {
         rss_held / 1024,
         rss_held.saturating_sub(rss_before) * 1024 / TEN_K
     );
-    server.stop();
+    server.stop_ok();
     assert_eq!(tally.opens.load(Ordering::SeqCst), TEN_K);
     assert_eq!(tally.closes.load(Ordering::SeqCst), TEN_K);
     assert_eq!(tally.closes_1006.load(Ordering::SeqCst), TEN_K);
@@ -1397,12 +1412,12 @@ fn ten_k_client(spec: &str) {
                 if failed.load(Ordering::Relaxed) {
                     break;
                 }
-                let mut raw = Raw::connect(addr);
+                let mut raw = Client::connect(addr);
                 raw.stream
                     .set_read_timeout(Some(Duration::from_secs(20)))
                     .unwrap();
                 raw.send(&request);
-                let r = raw.read_http();
+                let r = raw.read_response();
                 if r.status != 101 {
                     failed.store(true, Ordering::Relaxed);
                     panic!("upgrade answered {r:?}");
@@ -1413,7 +1428,7 @@ fn ten_k_client(spec: &str) {
         })
     };
     let parts: Vec<_> = (0..THREADS).map(open).collect();
-    let parts: Vec<Vec<Raw>> = parts
+    let parts: Vec<Vec<Client>> = parts
         .into_iter()
         .map(|p| p.join().expect("opening thread"))
         .collect();

@@ -2,80 +2,20 @@
 //! attached data at every event, and the per-connection ordering that makes
 //! per-connection state safe.
 
-use natron::{
-    Message, Request, Router, Server, ServerHandle, WebSocket, WebSocketEvent, WebSocketUpgrade,
-};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use common::*;
+use natron::{Message, Request, Router, WebSocket, WebSocketEvent, WebSocketUpgrade};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::thread::{self, JoinHandle};
+use std::thread;
 use std::time::Duration;
-use tungstenite::client::IntoClientRequest;
 
-type Ws = tungstenite::WebSocket<TcpStream>;
-
-struct Running {
-    addr: SocketAddr,
-    handle: ServerHandle,
-    thread: Option<JoinHandle<std::io::Result<()>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.handle.close();
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap().unwrap();
-        }
-    }
-}
-
-fn run(server: Server) -> Running {
-    let handle = server.handle();
-    let thread = thread::spawn(move || server.serve("127.0.0.1:0"));
-    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
-    Running {
-        addr,
-        handle,
-        thread: Some(thread),
-    }
-}
-
-fn connect(addr: SocketAddr, path: &str, extra: &[(&str, &str)]) -> Ws {
-    let stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
-    for (k, v) in extra {
-        request.headers_mut().insert(
-            tungstenite::http::HeaderName::from_bytes(k.as_bytes()).unwrap(),
-            v.parse().unwrap(),
-        );
-    }
-    tungstenite::client::client(request, stream).unwrap().0
-}
-
-fn read_text(ws: &mut Ws) -> String {
-    loop {
-        match ws.read().unwrap() {
-            tungstenite::Message::Text(t) => return t.to_string(),
-            tungstenite::Message::Ping(_) | tungstenite::Message::Pong(_) => {}
-            other => panic!("expected text, got {other:?}"),
-        }
-    }
-}
-
-/// Closes from the client side and reads until the server's close.
-fn finish(mut ws: Ws) {
-    ws.close(None).unwrap();
-    loop {
-        match ws.read() {
-            Ok(_) => {}
-            Err(tungstenite::Error::ConnectionClosed) => return,
-            Err(e) => panic!("closing: {e}"),
-        }
-    }
+/// Closes from the client side, reads until the server's close, then EOF.
+#[track_caller]
+fn finish(mut ws: Client) {
+    ws.send_close_empty();
+    ws.finish();
 }
 
 #[test]
@@ -102,14 +42,14 @@ fn a_routed_websocket_sees_its_upgrade_request_at_every_event() {
         }
     });
     // No server-wide WebSocket handler: the route's is enough.
-    let s = run(Server::builder().handler(router).build());
-    let mut ws = connect(s.addr, "/rooms/blue?q=1", &[("cookie", "session=abc")]);
+    let s = start(builder().handler(router));
+    let mut ws = Client::upgrade_with(s.addr, "/rooms/blue?q=1", "Cookie: session=abc\r\n");
     assert_eq!(
-        read_text(&mut ws),
+        ws.read_text(),
         "open room=blue q=1 cookie=session=abc ip=127.0.0.1 key=None upgrade=None"
     );
-    ws.send(tungstenite::Message::text("hi")).unwrap();
-    assert_eq!(read_text(&mut ws), "[/rooms/blue] hi");
+    ws.send_text("hi");
+    assert_eq!(ws.read_text(), "[/rooms/blue] hi");
     finish(ws);
 }
 
@@ -129,21 +69,20 @@ fn each_route_and_the_server_handler_get_their_own_connections() {
     router.get("/server", |req: Request| {
         let _ = req.upgrade_to_websocket();
     });
-    let s = run(Server::builder()
-        .handler(router)
-        .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+    let s = start(builder().handler(router).websocket_handler(
+        |ws: WebSocket, event: WebSocketEvent| {
             if let WebSocketEvent::Message(Message::Text(t)) = event {
                 let _ = ws.send_text(&format!("server:{t}"));
             }
-        })
-        .build());
-    let mut conns: Vec<(&str, Ws)> = ["a", "b", "server"]
+        },
+    ));
+    let mut conns: Vec<(&str, Client)> = ["a", "b", "server"]
         .into_iter()
-        .map(|p| (p, connect(s.addr, &format!("/{p}"), &[])))
+        .map(|p| (p, Client::upgrade(s.addr, &format!("/{p}"))))
         .collect();
     for (p, ws) in conns.iter_mut() {
-        ws.send(tungstenite::Message::text("x")).unwrap();
-        assert_eq!(read_text(ws), format!("{p}:x"));
+        ws.send_text("x");
+        assert_eq!(ws.read_text(), format!("{p}:x"));
     }
     for (_, ws) in conns {
         finish(ws);
@@ -154,15 +93,13 @@ fn each_route_and_the_server_handler_get_their_own_connections() {
 fn a_plain_get_on_a_websocket_route_is_refused_with_the_reason() {
     let mut router = Router::new();
     router.websocket("/ws", |_ws: WebSocket, _event: WebSocketEvent| {});
-    let s = run(Server::builder().handler(router).build());
-    let mut c = TcpStream::connect(s.addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    c.write_all(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    c.read_to_string(&mut out).unwrap();
-    assert!(out.starts_with("HTTP/1.1 400 "), "{out}");
-    assert!(out.contains("missing Upgrade"), "{out}");
+    let s = start(builder().handler(router));
+    let mut c = s.client();
+    c.send(b"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 400, "{r:?}");
+    assert!(r.body_str().contains("missing Upgrade"), "{r:?}");
+    c.expect_eof();
 }
 
 /// Per-connection state attached at upgrade, checked against the
@@ -220,18 +157,17 @@ fn attached_data_is_seen_by_every_event_in_order_one_at_a_time() {
                 .handler(move |ws: WebSocket, e: WebSocketEvent| handler(ws, e)),
         );
     });
-    let s = run(Server::builder().handler(router).worker_threads(8).build());
+    let s = start(builder().handler(router).worker_threads(8));
     let clients: Vec<_> = (0..CONNS)
         .map(|c| {
             let addr = s.addr;
             thread::spawn(move || {
-                let mut ws = connect(addr, &format!("/chat?nick=n{c}"), &[]);
+                let mut ws = Client::upgrade(addr, &format!("/chat?nick=n{c}"));
                 for m in 0..MSGS {
-                    ws.send(tungstenite::Message::text(format!("m{m}")))
-                        .unwrap();
+                    ws.send_text(&format!("m{m}"));
                 }
                 for m in 0..MSGS {
-                    assert_eq!(read_text(&mut ws), format!("n{c}:m{m}"));
+                    assert_eq!(ws.read_text(), format!("n{c}:m{m}"));
                 }
                 finish(ws);
             })

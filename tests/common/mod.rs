@@ -1,22 +1,80 @@
 //! Shared helpers for the integration tests: a server on `127.0.0.1:0` in a
-//! thread, and a raw-socket client that parses responses strictly.
+//! thread ([`TestServer`]), one strict raw-socket client for HTTP and
+//! WebSocket ([`Client`], `client.rs` and `ws.rs`), a recorder of WebSocket
+//! events ([`Events`]), the runner of wire tables (`table.rs`) and
+//! [`wait_until`], the one way a test waits for something to happen.
 //!
 //! Everything here is bounded in time: sockets have read and write
-//! timeouts, and stopping a server waits a bounded time for `serve` to
-//! return. Set `NATRON_TEST_LOG=1` to see the server's log on stderr.
+//! timeouts, waits have deadlines, and stopping a server waits a bounded
+//! time for `serve` to return. Set `NATRON_TEST_LOG=1` to see the server's
+//! log on stderr.
 
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
-use natron::{Handler, Server, ServerBuilder, ServerHandle};
-use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod client;
+mod events;
+mod table;
+mod ws;
+
+pub use client::*;
+pub use events::*;
+pub use table::*;
+pub use ws::*;
+
+use natron::{Handler, Server, ServerBuilder, ServerHandle, Stats};
+use std::io;
+use std::net::SocketAddr;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 /// How long any single socket read or write may block.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a test waits for an event it expects.
+pub const EVENT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long `serve` may take to return after `close()`.
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The longest [`poll_until`] waits before looking again at a condition
+/// nothing signals (it starts at 50 µs and doubles up to this).
+const POLL: Duration = Duration::from_millis(2);
+
+/// Whether `done` comes to hold within `timeout`, looking again after a
+/// pause that grows from 50 µs to 2 ms. For
+/// conditions nothing signals (a counter in `stats()`, a thread's exit,
+/// `/proc`); a channel or [`Events::wait_until`] is better where there is
+/// one. The only sleep the tests use to wait.
+pub fn poll_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(50);
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        thread::sleep(pause);
+        pause = (pause * 2).min(POLL);
+    }
+}
+
+/// Waits until `done` holds; panics naming `what` after `timeout`.
+#[track_caller]
+pub fn wait_until(what: &str, timeout: Duration, done: impl FnMut() -> bool) {
+    assert!(poll_until(timeout, done), "{what}: not within {timeout:?}");
+}
+
+/// Waits until `stats()` satisfies `ok` and returns that snapshot; panics
+/// with the last snapshot after 10 s.
+#[track_caller]
+pub fn wait_for_stats(h: &ServerHandle, what: &str, ok: impl Fn(&Stats) -> bool) -> Stats {
+    let mut last = h.stats();
+    let reached = poll_until(Duration::from_secs(10), || {
+        last = h.stats();
+        ok(&last)
+    });
+    assert!(reached, "{what}: last {last:?}");
+    last
+}
 
 /// A builder with test-friendly settings: few threads, a short grace.
 pub fn builder() -> ServerBuilder {
@@ -80,10 +138,17 @@ impl TestServer {
     }
 
     /// One request on a fresh connection; returns its response.
+    #[track_caller]
     pub fn request(&self, bytes: impl AsRef<[u8]>) -> Response {
         let mut c = self.client();
         c.send(bytes);
         c.read_response()
+    }
+
+    /// A fresh connection upgraded to a WebSocket at `path`.
+    #[track_caller]
+    pub fn websocket(&self, path: &str) -> Client {
+        Client::upgrade(self.addr, path)
     }
 
     /// Closes the server and waits (bounded) for `serve` to return. Returns
@@ -94,6 +159,14 @@ impl TestServer {
         self.handle.close();
         let result = join_within(t, STOP_TIMEOUT).expect("serve returned within the timeout");
         (result, started.elapsed())
+    }
+
+    /// [`TestServer::stop`], requiring `serve` to have returned `Ok`;
+    /// returns how long it took.
+    pub fn stop_ok(self) -> Duration {
+        let (served, took) = self.stop();
+        served.expect("serve returned Ok");
+        took
     }
 }
 
@@ -113,297 +186,10 @@ impl Drop for TestServer {
 /// Joins `t` if it finishes within `timeout`; `None` (leaving it
 /// detached) otherwise.
 pub fn join_within<T>(t: JoinHandle<T>, timeout: Duration) -> Option<T> {
-    let deadline = Instant::now() + timeout;
-    while !t.is_finished() {
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(2));
+    if !poll_until(timeout, || t.is_finished()) {
+        return None;
     }
     Some(t.join().expect("thread did not panic"))
-}
-
-/// A parsed response.
-#[derive(Debug, Clone)]
-pub struct Response {
-    /// E.g. `HTTP/1.1 404 Not Found`.
-    pub status_line: String,
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Response {
-    /// The value of `name` (case-insensitive), asserting it appears at
-    /// most once.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        let all = self.header_all(name);
-        assert!(
-            all.len() <= 1,
-            "header {name} appears {} times in {:?}",
-            all.len(),
-            self.headers
-        );
-        all.first().copied()
-    }
-
-    /// Every value of `name`, in order.
-    pub fn header_all(&self, name: &str) -> Vec<&str> {
-        self.headers
-            .iter()
-            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-            .collect()
-    }
-
-    pub fn body_str(&self) -> &str {
-        std::str::from_utf8(&self.body).expect("UTF-8 body")
-    }
-
-    /// Asserts the status line, and that the body is `body`.
-    #[track_caller]
-    pub fn assert(&self, status_line: &str, body: &str) {
-        assert_eq!(self.status_line, status_line, "response {self:?}");
-        assert_eq!(
-            String::from_utf8_lossy(&self.body),
-            body,
-            "body of {}",
-            self.status_line
-        );
-    }
-}
-
-/// A raw TCP client with a receive buffer, so pipelined responses that
-/// arrive in one segment are split correctly.
-pub struct Client {
-    pub stream: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Client {
-    pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, IO_TIMEOUT).expect("connect");
-        Client::from_stream(stream)
-    }
-
-    pub fn from_stream(stream: TcpStream) -> Client {
-        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
-        stream.set_nodelay(true).unwrap();
-        Client {
-            stream,
-            buf: Vec::new(),
-        }
-    }
-
-    /// Writes all of `bytes`, panicking on error.
-    #[track_caller]
-    pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.stream.write_all(bytes.as_ref()).expect("send");
-    }
-
-    /// Writes `bytes`, returning the error if the server has gone away.
-    pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> io::Result<()> {
-        self.stream.write_all(bytes.as_ref())
-    }
-
-    /// Writes `bytes` in pieces of `piece` bytes, pausing between some of
-    /// them so they arrive in separate segments.
-    pub fn send_in_pieces(&mut self, bytes: &[u8], piece: usize) {
-        for (i, p) in bytes.chunks(piece).enumerate() {
-            self.send(p);
-            if i % 8 == 7 {
-                thread::sleep(Duration::from_millis(1));
-            }
-        }
-    }
-
-    /// Reads more bytes into the buffer; `Ok(0)` at EOF.
-    fn fill(&mut self) -> io::Result<usize> {
-        let mut chunk = [0u8; 16 * 1024];
-        loop {
-            match self.stream.read(&mut chunk) {
-                Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Reads one response, whose body length follows its status and
-    /// `Content-Length`.
-    #[track_caller]
-    pub fn read_response(&mut self) -> Response {
-        self.read_response_inner(false)
-    }
-
-    /// Reads one response to a `HEAD` request: never a body.
-    #[track_caller]
-    pub fn read_head_response(&mut self) -> Response {
-        self.read_response_inner(true)
-    }
-
-    #[track_caller]
-    fn read_response_inner(&mut self, head_request: bool) -> Response {
-        let end = loop {
-            if let Some(i) = find(&self.buf, b"\r\n\r\n") {
-                break i;
-            }
-            match self.fill() {
-                Ok(0) => panic!(
-                    "connection closed before a full response head; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-                Ok(_) => {}
-                Err(e) => panic!(
-                    "reading a response head: {e}; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-            }
-        };
-        let head: Vec<u8> = self.buf.drain(..end + 4).collect();
-        let head = std::str::from_utf8(&head[..end]).expect("ASCII response head");
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().unwrap().to_owned();
-        assert!(
-            !status_line.contains('\n') && !status_line.contains('\r'),
-            "bare CR/LF in {status_line:?}"
-        );
-        let mut parts = status_line.splitn(3, ' ');
-        assert_eq!(
-            parts.next(),
-            Some("HTTP/1.1"),
-            "status line {status_line:?}"
-        );
-        let code = parts.next().expect("status code");
-        assert_eq!(code.len(), 3, "status line {status_line:?}");
-        let status: u16 = code.parse().expect("numeric status");
-        assert!(parts.next().is_some(), "no SP after the status code");
-        let mut headers = Vec::new();
-        for line in lines {
-            assert!(
-                !line.contains('\n') && !line.contains('\r'),
-                "bare CR/LF in {line:?}"
-            );
-            let (name, value) = line
-                .split_once(": ")
-                .unwrap_or_else(|| panic!("malformed field line {line:?}"));
-            assert!(
-                !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':'),
-                "bad field name {name:?}"
-            );
-            headers.push((name.to_owned(), value.to_owned()));
-        }
-        let mut response = Response {
-            status_line,
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        assert!(
-            response.header("transfer-encoding").is_none(),
-            "natron never sends chunked responses"
-        );
-        let no_body = (100..200).contains(&status) || status == 204 || status == 304;
-        if no_body {
-            assert!(
-                response.header("content-length").is_none(),
-                "{status} with Content-Length"
-            );
-            return response;
-        }
-        let len: usize = response
-            .header("content-length")
-            .unwrap_or_else(|| panic!("no Content-Length in {response:?}"))
-            .parse()
-            .expect("numeric Content-Length");
-        if !head_request {
-            response.body = self.read_bytes(len);
-        }
-        response
-    }
-
-    /// Reads exactly `n` bytes.
-    #[track_caller]
-    pub fn read_bytes(&mut self, n: usize) -> Vec<u8> {
-        while self.buf.len() < n {
-            match self.fill() {
-                Ok(0) => panic!(
-                    "EOF after {} of {n} body bytes: {:?}",
-                    self.buf.len(),
-                    String::from_utf8_lossy(&self.buf)
-                ),
-                Ok(_) => {}
-                Err(e) => panic!("reading {n} bytes: {e}"),
-            }
-        }
-        self.buf.drain(..n).collect()
-    }
-
-    /// Asserts the server closes the connection with nothing more sent:
-    /// the next read returns 0 (not a timeout, not more bytes).
-    #[track_caller]
-    pub fn expect_eof(&mut self) {
-        if !self.buf.is_empty() {
-            panic!(
-                "expected EOF, but got more bytes: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            );
-        }
-        match self.fill() {
-            Ok(0) => {}
-            Ok(_) => panic!(
-                "expected EOF, but got more bytes: {:?}",
-                String::from_utf8_lossy(&self.buf)
-            ),
-            Err(e) => panic!("expected EOF, got error {e} ({:?})", e.kind()),
-        }
-    }
-
-    /// Reads everything until EOF (the server closing), returning the
-    /// bytes not yet consumed.
-    #[track_caller]
-    pub fn read_to_eof(&mut self) -> Vec<u8> {
-        loop {
-            match self.fill() {
-                Ok(0) => return std::mem::take(&mut self.buf),
-                Ok(_) => {}
-                Err(e) => panic!(
-                    "reading to EOF: {e}; got {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                ),
-            }
-        }
-    }
-
-    /// Whether bytes arrive (or the connection closes) within `wait`.
-    pub fn has_data_within(&mut self, wait: Duration) -> bool {
-        if !self.buf.is_empty() {
-            return true;
-        }
-        self.stream.set_read_timeout(Some(wait)).unwrap();
-        let r = self.fill();
-        self.stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-        match r {
-            Ok(_) => true,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                false
-            }
-            Err(_) => true,
-        }
-    }
-}
-
-pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 /// A `GET` request for `path` with a Host header.
