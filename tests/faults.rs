@@ -96,6 +96,9 @@ fn world() -> World {
     let server = common::start(
         common::builder()
             .io_threads(1)
+            // Far beyond the 10 s `stop` allows: an IO actor stuck or dead
+            // (it would hold `serve` for the grace) fails the test.
+            .shutdown_grace(Duration::from_secs(60))
             .handler(move |req: Request| match req.path() {
                 "/ws" => {
                     let _ = req.upgrade_to_websocket();
@@ -166,7 +169,8 @@ fn bystanders(w: &World) -> Bystanders {
 
 /// After a fault: the IO thread lives, the bystanders work, a new HTTP
 /// connection and a new WebSocket work; then everything closes,
-/// `close()` returns, `serve` returns Ok, nothing leaks, and every
+/// `serve` returns Ok (within `stop`'s 10 s, far below the 60 s grace it
+/// would wait for a stuck IO actor), nothing leaks, and every
 /// WebSocket saw Open first and exactly one Close, last.
 #[track_caller]
 fn assert_others_unharmed(w: World, mut b: Bystanders) {
@@ -190,9 +194,8 @@ fn assert_others_unharmed(w: World, mut b: Bystanders) {
     drop((b.http, b.ws, fresh));
     w.events.wait_close(b.ws_id, EVENT_TIMEOUT);
     w.events.wait_close(fresh_id, EVENT_TIMEOUT);
-    let (served, took) = w.server.stop();
+    let (served, _) = w.server.stop();
     served.expect("serve returned Ok");
-    assert!(took < Duration::from_secs(2), "close() took {took:?}");
     assert_no_leaks(w.base_fds);
     for id in w.events.ids() {
         w.events.assert_lifecycle(id);
@@ -369,7 +372,6 @@ fn a_panic_draining_one_connection_at_shutdown_leaves_the_others_drained() {
     fault::arm(Point::IoInbox, ws_peer);
     // close() sends the IO actor `Drain`, which panics on the two armed
     // connections: they are closed; the other WebSocket gets its 1001.
-    let closing = Instant::now();
     w.server.handle.close();
     idle.expect_eof();
     assert_ws_dropped(&mut ws_victim);
@@ -386,9 +388,6 @@ fn a_panic_draining_one_connection_at_shutdown_leaves_the_others_drained() {
     drop((idle, ws_victim));
     let (served, _) = w.server.stop();
     served.expect("serve returned Ok");
-    // Within the shutdown grace (2 s): no IO actor was left behind.
-    let took = closing.elapsed();
-    assert!(took < Duration::from_secs(2), "serve took {took:?}");
     assert_no_leaks(w.base_fds);
     for id in w.events.ids() {
         w.events.assert_lifecycle(id);
