@@ -18,7 +18,7 @@
 //!
 //! How a point knows its connection: where natron starts work on one
 //! connection (a message from the inbox, a connection in the sweep, a pump,
-//! a response being encoded) it opens a [`Scope`] naming the connection's
+//! a response being encoded) it opens a scope naming the connection's
 //! peer for the current thread; a point checks the armed list against the
 //! innermost scope. A point reached outside any scope never fires.
 //!
