@@ -13,7 +13,7 @@ use crate::io::{IoHandle, IoMsg};
 use crate::websocket::{WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 /// Below this many queued events, a WebSocket whose reading was paused for
@@ -161,9 +161,23 @@ impl Connection {
         }
     }
 
-    /// Called by the IO actor when the socket is gone.
+    /// No more requests of this connection are handled (a `Connection:
+    /// close` answer).
     pub(crate) fn mark_closed(&self) {
         self.closed.store(true, Ordering::Release);
+    }
+
+    /// Called by the IO actor when the socket is gone. Returns the
+    /// connection's WebSocket if an upgrade has queued `Open`: if the IO
+    /// actor never switched the socket to it, its Close is the caller's to
+    /// deliver (see [`Self::set_websocket`]).
+    pub(crate) fn socket_gone(&self) -> Option<WebSocket> {
+        self.closed.store(true, Ordering::SeqCst);
+        // Pairs with the fence in `set_websocket`: of an upgrade racing
+        // the socket's end, at least one side sees the other, so the Close
+        // is never lost (both may see: `deliver_last` takes only one).
+        fence(Ordering::SeqCst);
+        self.ws.get().cloned()
     }
 
     /// Events waiting in the mailbox.
@@ -171,8 +185,13 @@ impl Connection {
         self.mailbox.len()
     }
 
-    pub(crate) fn set_websocket(&self, ws: WebSocket) {
+    /// Makes `ws` this connection's WebSocket, once its `Open` is queued.
+    /// Returns whether the socket is already gone (`socket_gone` ran, and
+    /// may not have seen `ws`): the upgrade then delivers the Close itself.
+    pub(crate) fn set_websocket(&self, ws: WebSocket) -> bool {
         let _ = self.ws.set(ws);
+        fence(Ordering::SeqCst);
+        self.closed.load(Ordering::SeqCst)
     }
 
     /// Ends the upgrading request's run once its handler returns (see

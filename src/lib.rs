@@ -37,6 +37,26 @@
 
 #![deny(unsafe_code)]
 
+// Fault injection points (`fault.rs`): with the `fault-injection` feature,
+// `fault_scope!(peer)` names the connection the thread works on until the
+// end of the enclosing block and `fault_point!(Name)` panics there if a test
+// armed that point for that connection. Without the feature both expand to
+// nothing, so the hot paths pay nothing for them.
+#[cfg(not(loom))]
+macro_rules! fault_scope {
+    ($peer:expr) => {
+        #[cfg(feature = "fault-injection")]
+        let _fault_scope = crate::fault::enter($peer);
+    };
+}
+#[cfg(not(loom))]
+macro_rules! fault_point {
+    ($point:ident) => {
+        #[cfg(feature = "fault-injection")]
+        crate::fault::point(crate::fault::Point::$point);
+    };
+}
+
 // The actor core: the only code compiled under `--cfg loom`, where its
 // sync primitives are loom's and `models/` checks it.
 mod actor;
@@ -46,6 +66,8 @@ mod actor;
 mod app;
 #[cfg(not(loom))]
 mod connection;
+#[cfg(all(feature = "fault-injection", not(loom)))]
+pub mod fault;
 #[cfg(not(loom))]
 mod handler;
 #[cfg(not(loom))]

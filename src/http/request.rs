@@ -1,12 +1,13 @@
 //! `Request`: what a handler receives, and the one way to answer it.
 
 use crate::actor::scheduler::Done;
-use crate::connection::Connection;
+use crate::connection::{panic_message, Connection};
 use crate::http::compress::{self, Encoding};
 use crate::http::status::IntoStatus;
 use crate::http::{date, forwarded, status, url, Headers};
 use std::fmt;
 use std::net::SocketAddr;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 /// The HTTP version of a request.
@@ -482,17 +483,36 @@ impl Responder {
                 headers.append("Allow", allow);
             }
         }
-        let close =
+        let mut close =
             !self.keep_alive || headers.has_token("connection", "close") || conn.app.is_draining();
-        let bytes = serialize(
-            status,
-            headers,
-            body,
-            self.version,
-            self.head,
-            self.encoding,
-            close,
-        );
+        fault_scope!(conn.remote);
+        let encoded = {
+            // Encoding is natron's code (and flate2's) on user data: a panic
+            // in it is a natron bug, which must neither leave the request
+            // unanswered (its connection would wait for the answer forever)
+            // nor unwind into the handler that called `respond`.
+            catch_unwind(AssertUnwindSafe(|| {
+                fault_point!(HttpEncode);
+                serialize(
+                    status,
+                    headers,
+                    body,
+                    self.version,
+                    self.head,
+                    self.encoding,
+                    close,
+                )
+            }))
+        };
+        let bytes = match encoded {
+            Ok(bytes) => bytes,
+            Err(panic) => {
+                slog::error!(conn.app.log, "natron bug: panic encoding a response; answering 500 and closing";
+                    "panic" => panic_message(&panic), "remote" => %conn.remote);
+                close = true;
+                encode_failure(self.version, self.head)
+            }
+        };
         if close {
             // Requests pipelined behind this one will not be answered
             // (RFC 9112 §9.6): their handlers must not run either.
@@ -579,6 +599,20 @@ impl Drop for Responder {
             parked.answer_unanswered(why);
         }
     }
+}
+
+/// The answer to a request whose response could not be encoded: a plain
+/// `500` that closes the connection (nothing of the response was written,
+/// so the framing is intact and the client gets a definite answer; the
+/// connection is closed because natron's state for it is suspect). Empty if
+/// encoding even that panics: the connection then closes unanswered.
+fn encode_failure(version: Version, head: bool) -> Vec<u8> {
+    catch_unwind(|| {
+        fault_point!(HttpEncode);
+        let plain = Response::plain(500);
+        serialize(500, plain.headers, plain.body, version, head, None, true)
+    })
+    .unwrap_or_default()
 }
 
 /// Appends `n` in decimal, without the allocation of `to_string`.

@@ -50,10 +50,10 @@
 use crate::actor::limit::Permit;
 use crate::actor::outbox::{outbox, Inbox, Outbox};
 use crate::actor::scheduler::Scheduler;
-use crate::app::App;
-use crate::connection::{Connection, Event};
+use crate::app::{App, Config};
+use crate::connection::{panic_message, Connection, Event};
 use crate::websocket::codec;
-use crate::websocket::{WebSocketEvent, WsShared};
+use crate::websocket::{CloseInfo, WebSocketEvent, WsShared};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
@@ -134,6 +134,22 @@ pub(crate) enum IoMsg {
     Drain,
     /// Close every socket now and exit.
     Stop,
+}
+
+impl IoMsg {
+    /// The connection the message is for, if one.
+    fn conn(&self) -> Option<u64> {
+        match self {
+            IoMsg::Response { conn, .. }
+            | IoMsg::Upgrade { conn, .. }
+            | IoMsg::WsFrame { conn, .. }
+            | IoMsg::WsClose { conn, .. }
+            | IoMsg::WsResume { conn } => Some(*conn),
+            // A fan-out is for many connections: a panic handling it
+            // closes none of them (each frame is pushed on its own).
+            IoMsg::Accept(..) | IoMsg::WsFanout { .. } | IoMsg::Drain | IoMsg::Stop => None,
+        }
+    }
 }
 
 pub(crate) struct IoActor {
@@ -276,82 +292,127 @@ impl IoActor {
         // loop (see `Bug`).
         let mut broken: Vec<(u64, Bug)> = Vec::new();
         while let Some(msg) = self.inbox.try_recv() {
-            let cfg = &self.app.config;
-            let (conn, result) = match msg {
-                IoMsg::Accept(stream, addr, permit) => {
-                    self.accept(stream, addr, permit);
-                    continue;
-                }
-                IoMsg::Response {
-                    conn,
-                    bytes,
-                    count,
-                    close,
-                } => match self.conns.get_mut(&conn) {
-                    Some(c) => (conn, c.conn.on_response(bytes, count, close)),
-                    None => continue,
-                },
-                IoMsg::Upgrade { conn, response, ws } => match self.conns.get_mut(&conn) {
-                    Some(c) => (
-                        conn,
-                        c.conn.upgrade(response, ws, cfg, self.draining).map(|()| {
-                            self.app.websockets.fetch_add(1, Ordering::Relaxed);
-                            true
-                        }),
-                    ),
-                    None => continue,
-                },
-                IoMsg::WsFrame { conn, bytes } => match self.conns.get_mut(&conn) {
-                    Some(c) => (conn, c.conn.on_ws_frame(bytes)),
-                    None => continue,
-                },
-                IoMsg::WsFanout { conns, frame } => {
-                    for conn in conns {
-                        let Some(c) = self.conns.get_mut(&conn) else {
-                            continue;
-                        };
-                        match c.conn.on_ws_frame(writer::Chunk::Shared(frame.clone())) {
-                            Ok(true) => self.dirty.push(conn),
-                            Ok(false) => {}
-                            Err(bug) => broken.push((conn, bug)),
-                        }
+            let target = msg.conn();
+            // No user code runs here either: a panic is a natron bug, and
+            // costs the connection the message was for, not the others.
+            let handled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                #[cfg(feature = "fault-injection")]
+                let _scope = target
+                    .and_then(|id| self.conns.get(&id))
+                    .map(|c| crate::fault::enter(c.actor.remote));
+                fault_point!(IoInbox);
+                self.on_msg(msg)
+            }));
+            match handled {
+                Ok(Some((conn, Ok(true)))) => self.dirty.push(conn),
+                Ok(Some((_, Ok(false)))) | Ok(None) => {}
+                Ok(Some((conn, Err(bug)))) => broken.push((conn, bug)),
+                Err(panic) => {
+                    slog::error!(self.app.log, "natron bug: panic handling an IO message; closing its connection";
+                        "panic" => panic_message(&panic), "conn" => target);
+                    if let Some(id) = target {
+                        self.close(id);
                     }
-                    continue;
                 }
-                IoMsg::WsClose { conn, code, reason } => match self.conns.get_mut(&conn) {
-                    Some(c) => {
-                        if code == 1008 {
-                            slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => &reason, "remote" => %c.actor.remote);
-                        }
-                        c.conn.on_ws_close(code, &reason, cfg);
-                        (conn, Ok(true))
-                    }
-                    None => continue,
-                },
-                IoMsg::WsResume { conn } => (conn, Ok(true)),
-                IoMsg::Drain => {
-                    self.draining = true;
-                    for (id, c) in self.conns.iter_mut() {
-                        c.conn.drain(cfg);
-                        self.dirty.push(*id);
-                    }
-                    continue;
-                }
-                IoMsg::Stop => {
-                    self.stopping = true;
-                    continue;
-                }
-            };
-            match result {
-                Ok(true) => self.dirty.push(conn),
-                Ok(false) => {}
-                Err(bug) => broken.push((conn, bug)),
             }
         }
         for (id, bug) in broken {
             slog::error!(self.app.log, "closing the connection"; "error" => %bug, "conn" => id);
             self.close(id);
         }
+    }
+
+    /// Handles one inbox message; for one addressed to a live connection,
+    /// returns it with whether to pump it (or the broken invariant).
+    fn on_msg(&mut self, msg: IoMsg) -> Option<(u64, Result<bool, Bug>)> {
+        let cfg = &self.app.config;
+        let (conn, result) = match msg {
+            IoMsg::Accept(stream, addr, permit) => {
+                self.accept(stream, addr, permit);
+                return None;
+            }
+            IoMsg::Response {
+                conn,
+                bytes,
+                count,
+                close,
+            } => (
+                conn,
+                self.conns
+                    .get_mut(&conn)?
+                    .conn
+                    .on_response(bytes, count, close),
+            ),
+            IoMsg::Upgrade { conn, response, ws } => {
+                let c = self.conns.get_mut(&conn)?;
+                let upgraded = c.conn.upgrade(response, ws, cfg, self.draining);
+                (
+                    conn,
+                    upgraded.map(|()| {
+                        self.app.websockets.fetch_add(1, Ordering::Relaxed);
+                        true
+                    }),
+                )
+            }
+            IoMsg::WsFrame { conn, bytes } => {
+                (conn, self.conns.get_mut(&conn)?.conn.on_ws_frame(bytes))
+            }
+            IoMsg::WsFanout { conns, frame } => {
+                let mut broken = Vec::new();
+                for conn in conns {
+                    let Some(c) = self.conns.get_mut(&conn) else {
+                        continue;
+                    };
+                    match c.conn.on_ws_frame(writer::Chunk::Shared(frame.clone())) {
+                        Ok(true) => self.dirty.push(conn),
+                        Ok(false) => {}
+                        Err(bug) => broken.push((conn, bug)),
+                    }
+                }
+                for (conn, bug) in broken {
+                    slog::error!(self.app.log, "closing the connection"; "error" => %bug, "conn" => conn);
+                    self.close(conn);
+                }
+                return None;
+            }
+            IoMsg::WsClose { conn, code, reason } => {
+                let c = self.conns.get_mut(&conn)?;
+                if code == 1008 {
+                    slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => &reason, "remote" => %c.actor.remote);
+                }
+                c.conn.on_ws_close(code, &reason, cfg);
+                (conn, Ok(true))
+            }
+            IoMsg::WsResume { conn } => (conn, Ok(true)),
+            IoMsg::Drain => {
+                self.draining = true;
+                // One connection's panic must not leave the others
+                // undrained (and `serve` waiting for its grace period).
+                let mut failed = Vec::new();
+                for (id, c) in self.conns.iter_mut() {
+                    fault_scope!(c.actor.remote);
+                    let drained = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        fault_point!(IoInbox);
+                        c.conn.drain(cfg);
+                    }));
+                    match drained {
+                        Ok(()) => self.dirty.push(*id),
+                        Err(panic) => failed.push((*id, panic)),
+                    }
+                }
+                for (id, panic) in failed {
+                    slog::error!(self.app.log, "natron bug: panic draining a connection; closing it";
+                        "panic" => panic_message(&panic), "conn" => id);
+                    self.close(id);
+                }
+                return None;
+            }
+            IoMsg::Stop => {
+                self.stopping = true;
+                return None;
+            }
+        };
+        Some((conn, result))
     }
 
     fn accept(&mut self, mut stream: TcpStream, addr: SocketAddr, permit: Permit<Waker>) {
@@ -396,6 +457,7 @@ impl IoActor {
             };
             // No user code runs here, so a panic is a natron bug: it costs
             // the connection it happened on, not the IO actor's others.
+            fault_scope!(c.actor.remote);
             let app = &self.app;
             let scratch = &mut self.scratch;
             let spare = &mut self.spare;
@@ -407,8 +469,9 @@ impl IoActor {
             let fate = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 c.conn.pump(&app.config, &app.log, scratch, spare, &mut out)
             }))
-            .unwrap_or_else(|_| {
-                slog::error!(app.log, "internal error on a connection; closing it");
+            .unwrap_or_else(|panic| {
+                slog::error!(app.log, "natron bug: panic pumping a connection; closing it";
+                    "panic" => panic_message(&panic), "conn" => id);
                 Fate::Close
             });
             c.account_outbound(&app.outbound_bytes);
@@ -427,57 +490,24 @@ impl IoActor {
     /// Applies the timeouts.
     fn sweep(&mut self, now: Instant) {
         let cfg = &self.app.config;
+        let log = &self.app.log;
         let mut expired = Vec::new();
-        for (id, IoConn { conn: c, .. }) in self.conns.iter_mut() {
-            let idle = now.saturating_duration_since(c.last_activity);
-            let lingered = c.phase.linger_until().is_some_and(|until| now >= until);
-            if let Some(ws) = c.ws.as_mut() {
-                if lingered
-                    || ws.phase.deadline().is_some_and(|until| now >= until)
-                    || (!c.writer.is_empty() && idle > cfg.idle_timeout)
-                {
-                    expired.push(*id);
-                    continue;
-                }
-                if ws.phase.close_sent() {
-                    continue;
-                }
-                if cfg
-                    .ws_idle_timeout
-                    .is_some_and(|t| now.saturating_duration_since(ws.last_read) > t)
-                {
-                    c.ws_close(1001, "idle timeout", cfg);
-                    self.dirty.push(*id);
-                } else if let Some(every) = cfg.ws_ping_interval {
-                    let quiet_since = ws.last_ping.max(ws.last_read);
-                    if now.saturating_duration_since(quiet_since) >= every {
-                        ws.last_ping = now;
-                        c.ws_push(codec::encode(OpCode::Control(Control::Ping), b""));
-                        self.dirty.push(*id);
-                    }
-                }
-                continue;
-            }
-            if c.phase.linger_until().is_some() {
-                if lingered {
-                    expired.push(*id);
-                }
-            } else if !c.writer.is_empty() {
-                if idle > cfg.idle_timeout {
-                    slog::debug!(self.app.log, "closing connection: client is not reading");
-                    expired.push(*id);
-                }
-            } else if c.pipeline.pending() == 0 && c.phase.may_time_out() {
-                let head_late = c
-                    .head_started
-                    .is_some_and(|t| now.saturating_duration_since(t) > cfg.header_timeout);
-                let body_stalled = c.reader.in_body() && idle > cfg.idle_timeout;
-                if head_late || body_stalled {
-                    c.time_out();
-                    self.dirty.push(*id);
-                } else if c.reader.is_idle() && idle > cfg.idle_timeout {
-                    expired.push(*id);
-                }
+        for (id, c) in self.conns.iter_mut() {
+            fault_scope!(c.actor.remote);
+            // A panic here is a natron bug: it costs this connection only.
+            let swept = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                fault_point!(IoSweep);
+                sweep_one(&mut c.conn, cfg, log, now)
+            }))
+            .unwrap_or_else(|panic| {
+                slog::error!(log, "natron bug: panic in the timeout sweep; closing the connection";
+                    "panic" => panic_message(&panic), "conn" => *id);
+                Swept::Expired
+            });
+            match swept {
+                Swept::Keep => {}
+                Swept::Pump => self.dirty.push(*id),
+                Swept::Expired => expired.push(*id),
             }
         }
         for id in expired {
@@ -487,6 +517,70 @@ impl IoActor {
     }
 }
 
+/// What the sweep decided for one connection.
+enum Swept {
+    Keep,
+    /// Its state changed (a 408 owed, a WebSocket close or ping queued).
+    Pump,
+    /// Closed now.
+    Expired,
+}
+
+/// Applies the timeouts to one connection.
+fn sweep_one(c: &mut Conn<TcpStream>, cfg: &Config, log: &slog::Logger, now: Instant) -> Swept {
+    let idle = now.saturating_duration_since(c.last_activity);
+    let lingered = c.phase.linger_until().is_some_and(|until| now >= until);
+    if let Some(ws) = c.ws.as_mut() {
+        if lingered
+            || ws.phase.deadline().is_some_and(|until| now >= until)
+            || (!c.writer.is_empty() && idle > cfg.idle_timeout)
+        {
+            return Swept::Expired;
+        }
+        if ws.phase.close_sent() {
+            return Swept::Keep;
+        }
+        if cfg
+            .ws_idle_timeout
+            .is_some_and(|t| now.saturating_duration_since(ws.last_read) > t)
+        {
+            c.ws_close(1001, "idle timeout", cfg);
+            return Swept::Pump;
+        }
+        if let Some(every) = cfg.ws_ping_interval {
+            let quiet_since = ws.last_ping.max(ws.last_read);
+            if now.saturating_duration_since(quiet_since) >= every {
+                ws.last_ping = now;
+                c.ws_push(codec::encode(OpCode::Control(Control::Ping), b""));
+                return Swept::Pump;
+            }
+        }
+        return Swept::Keep;
+    }
+    if c.phase.linger_until().is_some() {
+        if lingered {
+            return Swept::Expired;
+        }
+    } else if !c.writer.is_empty() {
+        if idle > cfg.idle_timeout {
+            slog::debug!(log, "closing connection: client is not reading");
+            return Swept::Expired;
+        }
+    } else if c.pipeline.pending() == 0 && c.phase.may_time_out() {
+        let head_late = c
+            .head_started
+            .is_some_and(|t| now.saturating_duration_since(t) > cfg.header_timeout);
+        let body_stalled = c.reader.in_body() && idle > cfg.idle_timeout;
+        if head_late || body_stalled {
+            c.time_out();
+            return Swept::Pump;
+        } else if c.reader.is_idle() && idle > cfg.idle_timeout {
+            return Swept::Expired;
+        }
+    }
+    Swept::Keep
+}
+
 /// Ends a connection: the socket closes when `c` drops (which also takes
 /// it out of the epoll set); a WebSocket gets its one `Close` event.
 fn close_conn(c: IoConn, app: &Arc<App>) {
@@ -494,13 +588,28 @@ fn close_conn(c: IoConn, app: &Arc<App>) {
     if c.conn.ws.is_some() {
         app.websockets.fetch_sub(1, Ordering::Relaxed);
     }
-    c.actor.mark_closed();
-    if let Some(ws) = c.conn.ws {
-        ws.shared.mark_closed();
-        crate::pubsub::end_subscriptions(&ws.shared);
-        let info = ws.phase.into_close_info();
-        let _ = app
-            .scheduler
-            .deliver_last(&c.actor, Event::Ws(WebSocketEvent::Close(info)));
-    }
+    let upgraded = c.actor.socket_gone();
+    let info = match c.conn.ws {
+        Some(ws) => {
+            ws.shared.mark_closed();
+            crate::pubsub::end_subscriptions(&ws.shared);
+            ws.phase.into_close_info()
+        }
+        // Upgraded by its handler (Open queued), closed before this actor
+        // switched it: the Close is still owed.
+        None => match upgraded {
+            Some(ws) => {
+                ws.shared.mark_closed();
+                crate::pubsub::end_subscriptions(&ws.shared);
+                CloseInfo {
+                    code: 1006,
+                    reason: String::new(),
+                }
+            }
+            None => return,
+        },
+    };
+    let _ = app
+        .scheduler
+        .deliver_last(&c.actor, Event::Ws(WebSocketEvent::Close(info)));
 }

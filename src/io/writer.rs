@@ -77,6 +77,7 @@ impl Writer {
     /// written, `Ok(false)` when the socket would block.
     pub fn flush<S: Write>(&mut self, sock: &mut S) -> io::Result<bool> {
         while !self.queue.is_empty() {
+            fault_point!(IoWrite);
             let n = {
                 let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
                 let mut k = 0;

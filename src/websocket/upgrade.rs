@@ -1,6 +1,6 @@
 //! The opening handshake (RFC 6455 §4.2), server side.
 
-use super::{Context, WebSocket, WebSocketEvent, WebSocketHandler, WsShared};
+use super::{CloseInfo, Context, WebSocket, WebSocketEvent, WebSocketHandler, WsShared};
 use crate::connection::Event;
 use crate::http::{Headers, Request, Version};
 use crate::io::IoMsg;
@@ -279,12 +279,27 @@ pub(crate) fn upgrade(req: Request, options: WebSocketUpgrade) -> Result<WebSock
     let ws = WebSocket {
         shared: shared.clone(),
     };
-    conn.set_websocket(ws.clone());
     // Open goes into the mailbox before the IO actor can read a frame.
     let _ = conn
         .app
         .scheduler
         .deliver(&conn, Event::Ws(WebSocketEvent::Open));
+    // After Open: a close that sees the WebSocket delivers its Close
+    // behind the Open.
+    if conn.set_websocket(ws.clone()) {
+        // The socket closed before the IO actor switched it (the client
+        // reset it, or a natron bug cost it): the one Close is ours.
+        shared.mark_closed();
+        let _ = conn.app.scheduler.deliver_last(
+            &conn,
+            Event::Ws(WebSocketEvent::Close(CloseInfo {
+                code: 1006,
+                reason: String::new(),
+            })),
+        );
+        conn.release_after_handler(done);
+        return Ok(ws);
+    }
     // Responses held for pipelined requests before this one go first.
     conn.flush_responses();
     conn.io.post(IoMsg::Upgrade {
