@@ -1513,6 +1513,41 @@ fn client_not_reading_responses_gets_backpressure() {
     drop(join_within(writer, Duration::from_secs(10)));
 }
 
+#[test]
+fn pipelining_past_the_write_backlog_is_answered_whole_while_read() {
+    // 64 echoes of 64 KiB per batch: past MAX_PIPELINE (32) requests and
+    // the 1 MiB write backlog, so reading pauses mid-batch. It must resume
+    // once the backlog is written, though the client (all its requests
+    // sent, now waiting for answers) sends nothing to announce it; a
+    // request left behind would be answered 408 by the header timeout.
+    let s = serve(|mut req: Request| {
+        let body = req.take_body();
+        req.respond(200, [("Content-Type", "application/octet-stream")], body)
+    });
+    let mut c = s.client();
+    let body = vec![b'e'; 64 * 1024];
+    let one = format!(
+        "POST /e HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut one = one.into_bytes();
+    one.extend_from_slice(&body);
+    let batch = one.repeat(64);
+    for round in 0..20 {
+        let mut w = c.stream.try_clone().unwrap();
+        let batch = batch.clone();
+        let writer = thread::spawn(move || w.write_all(&batch));
+        for i in 0..64 {
+            let r = c.read_response();
+            assert_eq!(r.status, 200, "round {round}, response {i}");
+            assert!(r.body == body, "round {round}, response {i}: body differs");
+        }
+        join_within(writer, IO_TIMEOUT)
+            .expect("writer done")
+            .expect("batch written");
+    }
+}
+
 // -------------------------------------------------- half-close and vanishing
 
 #[test]
