@@ -16,6 +16,7 @@ const HELLO: &[u8] = b"Hello, World!";
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
     KeepAlive,
+    SleepBurst,
     Pipelined,
     PipelinedEcho,
     EchoLength,
@@ -30,8 +31,9 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 12] = [
+    pub const ALL: [Kind; 13] = [
         Kind::KeepAlive,
+        Kind::SleepBurst,
         Kind::Pipelined,
         Kind::PipelinedEcho,
         Kind::EchoLength,
@@ -48,6 +50,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::KeepAlive => "keep-alive GET",
+            Kind::SleepBurst => "GET /sleep bursts",
             Kind::Pipelined => "pipelined GET",
             Kind::PipelinedEcho => "pipelined POST /echo",
             Kind::EchoLength => "POST /echo (Content-Length)",
@@ -68,6 +71,7 @@ impl Kind {
         matches!(
             self,
             Kind::KeepAlive
+                | Kind::SleepBurst
                 | Kind::Pipelined
                 | Kind::PipelinedEcho
                 | Kind::EchoLength
@@ -233,6 +237,61 @@ pub fn keep_alive(ctx: &Ctx, rng: &mut Rng, pace: Duration) -> Vec<u32> {
                 conn = None;
             }
         }
+        thread::sleep(pace);
+    }
+    lat
+}
+
+/// Connections a `/sleep` burst holds: twice the default pool (2 cores x
+/// 10), so every worker blocks and the pool grows.
+const BURST: usize = 40;
+
+/// Every `pace`, `GET /sleep` (a 10 ms blocking handler) on each of
+/// [`BURST`] keep-alive connections at once, then every answer read: the
+/// pool must grow for it, and its extra workers retire once the load
+/// stops. A round's latency is its round trip.
+pub fn sleep_burst(ctx: &Ctx, _rng: &mut Rng, pace: Duration) -> Vec<u32> {
+    let kind = Kind::SleepBurst;
+    let mut lat = Vec::new();
+    let mut conns: Vec<Option<BufReader<TcpStream>>> = (0..BURST).map(|_| None).collect();
+    while !ctx.stopped() {
+        let t = Instant::now();
+        for slot in conns.iter_mut() {
+            if slot.is_none() {
+                *slot = connect_or_note(ctx, kind).map(BufReader::new);
+            }
+            if let Some(c) = slot {
+                if let Err(e) = c.get_mut().write_all(&wire::get("/sleep")) {
+                    ctx.tally.fail(kind, format!("write: {e}"));
+                    *slot = None;
+                }
+            }
+        }
+        let mut ok = 0;
+        for slot in conns.iter_mut() {
+            let Some(c) = slot else { continue };
+            match wire::read_response(c) {
+                Ok(r) if hello(&r).is_ok() => {
+                    ok += 1;
+                    if r.close {
+                        *slot = None;
+                    }
+                }
+                Ok(r) => {
+                    ctx.tally.fail(kind, format!("status {}", r.status));
+                    *slot = None;
+                }
+                Err(e) => {
+                    ctx.tally.fail(kind, e.to_string());
+                    *slot = None;
+                }
+            }
+        }
+        if ok == BURST {
+            lat.push(micros(t));
+        }
+        ctx.tally.count(kind, ok as u64);
+        // Less than the idle timeout, so no connection is closed idle.
         thread::sleep(pace);
     }
     lat
