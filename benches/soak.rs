@@ -26,13 +26,14 @@
 //! It exits non-zero, saying why, unless: no well-behaved action failed and
 //! no echo came back corrupted or not at all; every kind reached its minimum
 //! count; every slowloris and never-reading client was cut off in time; the
-//! RSS at the end of the load (the lowest of its last 10 s) and once it has
-//! stopped are at most the peak of its first 20 s + 5 %; and, once the load
-//! stops, fds, threads and `stats()` (connections, WebSockets, run queue,
-//! outbound bytes) return to their baseline within 60 s (extra workers
-//! retire after 10 s parked). It
-//! prints the counts per kind, the well-behaved clients' p50/p99 latencies
-//! and the RSS curve.
+//! RSS at the end of the load (the lowest of its last 10 s) is at most the
+//! peak of its first 20 s + 5 %; and, once the load stops, fds, threads
+//! and `stats()` (connections, WebSockets, run queue, outbound bytes)
+//! return to their baseline within 60 s (extra workers retire after 10 s
+//! parked). It prints the counts per kind, the well-behaved clients'
+//! p50/p99 latencies and the RSS curve (and the RSS after the load,
+//! unchecked: glibc keeps its heap top, so it is whatever the load's last
+//! moment left).
 //!
 //! The clients are paced (a few thousand requests a second, a third of a
 //! core each side) so that the soak shares 2 cores sanely; it measures
@@ -313,16 +314,9 @@ fn run(load: Duration, seed: u64) -> Result<Vec<String>, String> {
     dump_samples(&samples);
     match settled {
         Ok((took, last)) => {
-            if let Some(peak_early) = early_peak(&samples) {
-                if last.proc.rss_kib as f64 > peak_early as f64 * RSS_SLACK {
-                    failures.push(format!(
-                        "RSS after the load {} KiB > {peak_early} KiB (peak of the first {} s) + {:.0} %",
-                        last.proc.rss_kib,
-                        RSS_WINDOW.as_secs(),
-                        (RSS_SLACK - 1.0) * 100.0
-                    ));
-                }
-            }
+            // Reported, not checked: glibc keeps its heap top, so this is
+            // whatever the last moment of load left (in a 300 s run, the
+            // very last sample); the floor above is the leak check.
             println!(
                 "soak: back to baseline {:.1} s after the load: RSS {} KiB, {} threads, {} fds, {}",
                 took.as_secs_f64(),
