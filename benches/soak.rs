@@ -6,7 +6,7 @@
 //! SOAK_SEED=N                             # replay the clients' random choices
 //! SOAK_SERVER=path/to/conformance         # skip building the example
 //! SOAK_SAMPLES=file.tsv                   # every 1 s sample (RSS, threads, fds, stats)
-//! MALLOC_ARENA_MAX=16                     # the server's glibc default on 2 cores (the soak sets 2)
+//! MALLOC_ARENA_MAX=16                     # any MALLOC_* replaces the soak's glibc tuning (server.rs)
 //! ```
 //!
 //! It builds `examples/conformance.rs` (a no-op when fresh) and runs it as a
