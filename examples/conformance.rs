@@ -1,18 +1,23 @@
 //! The server outside conformance and load suites judge natron by.
 //!
 //! ```text
-//! cargo run --release --example conformance -- [--addr HOST:PORT] [--workers N] [--io-threads N] [--max-message-len BYTES]
+//! cargo run --release --example conformance -- [--addr HOST:PORT] [--workers N] [--io-threads N]
+//!     [--max-message-len BYTES] [--header-timeout-ms MS] [--idle-timeout-ms MS] [--stats-route]
 //! ```
 //!
 //! * `GET /`      -> 200 `text/plain` `Hello, World!`
 //! * `POST /echo` -> 200 with the request body echoed
 //! * `GET /sleep` -> blocks 10 ms in the handler, then `Hello, World!`
 //! * `GET /ws`    -> WebSocket echo of text and binary messages
+//! * `GET /stats` -> only with `--stats-route`: `ServerHandle::stats()` as
+//!   `key=value` lines (`benches/soak.rs` watches the server through it)
 //!
-//! Limits stay at natron's defaults. Keep this stable: outside suites
-//! depend on it.
+//! Once listening it prints `listening on ADDR` on stdout (the real port
+//! when given port 0). Limits stay at natron's defaults unless a flag says
+//! otherwise. Keep this stable: outside suites depend on it.
 
-use natron::{Message, Request, Router, Server, WebSocket, WebSocketEvent};
+use natron::{Message, Request, Router, Server, ServerHandle, WebSocket, WebSocketEvent};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 fn main() {
@@ -20,6 +25,9 @@ fn main() {
     let mut workers: Option<usize> = None;
     let mut max_message_len: Option<usize> = None;
     let mut io_threads: Option<usize> = None;
+    let mut header_timeout: Option<Duration> = None;
+    let mut idle_timeout: Option<Duration> = None;
+    let mut stats_route = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -49,6 +57,21 @@ fn main() {
                         .unwrap_or_else(|| usage("--io-threads needs a number")),
                 )
             }
+            "--header-timeout-ms" => {
+                header_timeout = Some(Duration::from_millis(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| usage("--header-timeout-ms needs a number")),
+                ))
+            }
+            "--idle-timeout-ms" => {
+                idle_timeout = Some(Duration::from_millis(
+                    args.next()
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or_else(|| usage("--idle-timeout-ms needs a number")),
+                ))
+            }
+            "--stats-route" => stats_route = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -72,6 +95,17 @@ fn main() {
         let _ = req.upgrade_to_websocket();
     });
 
+    // The handle exists only once the server is built, after the router
+    // has been handed over; the route reads it from this cell.
+    let handle_cell: Arc<OnceLock<ServerHandle>> = Arc::default();
+    if stats_route {
+        let cell = handle_cell.clone();
+        router.get("/stats", move |req: Request| {
+            let body = cell.get().map(stats_lines).unwrap_or_default();
+            req.respond(200, [("Content-Type", "text/plain")], body);
+        });
+    }
+
     // Autobahn and the load generators send their own `Origin`s; this server
     // has no browser users to protect.
     let mut builder = Server::builder()
@@ -87,8 +121,21 @@ fn main() {
     if let Some(n) = workers {
         builder = builder.worker_threads(n);
     }
+    if let Some(t) = header_timeout {
+        builder = builder.header_timeout(t);
+    }
+    if let Some(t) = idle_timeout {
+        builder = builder.idle_timeout(t);
+    }
     let server = builder.build();
+    let handle = server.handle();
+    let _ = handle_cell.set(handle.clone());
     eprintln!("conformance server on http://{addr}");
+    std::thread::spawn(move || {
+        if let Ok(bound) = handle.wait_until_ready(Duration::from_secs(60)) {
+            println!("listening on {bound}");
+        }
+    });
     if let Err(e) = server.serve(addr.as_str()) {
         eprintln!("serve failed: {e}");
         std::process::exit(1);
@@ -99,7 +146,10 @@ fn usage(msg: &str) -> ! {
     if !msg.is_empty() {
         eprintln!("{msg}");
     }
-    eprintln!("usage: conformance [--addr HOST:PORT] [--workers N] [--io-threads N] [--max-message-len BYTES]");
+    eprintln!(
+        "usage: conformance [--addr HOST:PORT] [--workers N] [--io-threads N] [--max-message-len BYTES] \
+         [--header-timeout-ms MS] [--idle-timeout-ms MS] [--stats-route]"
+    );
     std::process::exit(2);
 }
 
@@ -110,4 +160,20 @@ fn echo(ws: WebSocket, event: WebSocketEvent) {
         // closes the connection in that case.
         let _ = ws.send(m);
     }
+}
+
+/// `stats()` as `key=value` lines, one per field.
+fn stats_lines(handle: &ServerHandle) -> String {
+    let s = handle.stats();
+    format!(
+        "http_connections={}\nwebsocket_connections={}\nworkers_busy={}\nworkers_idle={}\n\
+         run_queue_depth={}\noutbound_bytes_queued={}\nconnection_limit_reached={}\n",
+        s.http_connections,
+        s.websocket_connections,
+        s.workers_busy,
+        s.workers_idle,
+        s.run_queue_depth,
+        s.outbound_bytes_queued,
+        s.connection_limit_reached,
+    )
 }

@@ -385,6 +385,19 @@ impl<S: Socket> Conn<S> {
         if self.writer.queued_bytes() < before {
             self.last_activity = Instant::now();
         }
+        if before >= MAX_WRITE_BACKLOG
+            && self.writer.queued_bytes() < MAX_WRITE_BACKLOG
+            && self.can_dispatch()
+        {
+            // Writing lifted the backlog that stopped dispatching and
+            // reading, and no event will say so: the bytes waiting were
+            // announced by an edge already consumed, and a socket that took
+            // everything raises no writable edge. Without this, a request
+            // behind the backlog waits for a timeout to answer it 408.
+            // Bounded: each round wrote bytes out of a backlog that only
+            // handlers' responses refill.
+            return self.pump(cfg, log, scratch, spare, out);
+        }
 
         // The header clock runs only while the client owes us a head.
         if self.pipeline.pending() > 0 || self.reader.is_idle() || self.reader.in_body() {
@@ -758,6 +771,34 @@ mod tests {
         assert_eq!(h.conn.input, Input::Drained);
         h.conn.input.on_event(true, false);
         assert_eq!(h.pump(), Fate::Keep);
+        assert_eq!(h.dispatched(), ["/a", "/b"]);
+    }
+
+    #[test]
+    fn a_flush_that_lifts_the_write_backlog_reads_on_without_a_new_edge() {
+        let mut h = Harness::new(vec![data(&get("/a"))]);
+        h.pump();
+        assert_eq!(h.dispatched(), ["/a"]);
+        // /a's answer fills the backlog and the socket refuses it for now.
+        h.conn.stream.blocked = true;
+        h.answer(&"x".repeat(MAX_WRITE_BACKLOG), false);
+        assert_eq!(h.conn.writer.queued_bytes(), MAX_WRITE_BACKLOG);
+        // /b's edge arrives while the backlog stops reading.
+        h.conn.stream.blocked = true;
+        h.arrive(&get("/b"));
+        assert_eq!(h.dispatched(), ["/a"]);
+        assert_eq!(
+            h.conn.stream.script.len(),
+            1,
+            "/b was read past the backlog"
+        );
+        // A writable edge, and the socket takes the whole backlog at once:
+        // no further edge will announce /b (its edge was consumed, and a
+        // socket that took everything raises no writable edge), so this
+        // pump must read it.
+        h.conn.input.on_event(false, false);
+        assert_eq!(h.pump(), Fate::Keep);
+        assert!(h.conn.writer.is_empty());
         assert_eq!(h.dispatched(), ["/a", "/b"]);
     }
 
