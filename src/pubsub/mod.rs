@@ -89,7 +89,7 @@ pub struct PubSub {
 pub(crate) struct Hub {
     /// Topic -> its subscribers by connection id. A topic with none is
     /// removed.
-    topics: DashMap<Arc<str>, HashMap<u64, WebSocket>>,
+    topics: DashMap<Arc<str>, HashMap<u64, Subscriber>>,
     /// Where publishes also go, and which learns of topics gaining their
     /// first local subscriber or losing their last.
     backplane: Option<Box<dyn Backplane>>,
@@ -106,6 +106,17 @@ pub(crate) trait Backplane: Send + Sync {
     fn topic_added(&self, topic: &str);
     /// `topic` lost its last local subscriber.
     fn topic_removed(&self, topic: &str);
+}
+
+/// What a topic delivers to, by connection id. An enum, not a
+/// `WebSocket`, so that other kinds of connection can subscribe: a
+/// Server-Sent-Events stream (when streaming responses land) would be a
+/// second variant, with its own encoding of a message (`data: ...`), made
+/// once per publish for all subscribers of its kind, as the WebSocket
+/// frame is, and its own queue on the same IO actors.
+#[derive(Clone)]
+pub(crate) enum Subscriber {
+    WebSocket(WebSocket),
 }
 
 /// One subscription, as its connection's ledger records it.
@@ -153,7 +164,7 @@ impl PubSub {
                         bp.topic_added(&topic);
                     }
                 }
-                subs.insert(ws.id(), ws.clone());
+                subs.insert(ws.id(), Subscriber::WebSocket(ws.clone()));
             })
             .map_err(|Closed| SendError::Closed)
     }
@@ -241,23 +252,25 @@ impl Hub {
     pub(crate) fn fan_out(&self, topic: &str, message: &Message, skip: Option<u64>) -> usize {
         // The subscribers are copied out so that no shard lock is held
         // while frames are queued (a send may close a slow subscriber).
-        let subscribers: Vec<WebSocket> = match self.topics.get(topic) {
+        let subscribers: Vec<Subscriber> = match self.topics.get(topic) {
             Some(subs) => subs
                 .iter()
                 .filter(|(id, _)| Some(**id) != skip)
-                .map(|(_, ws)| ws.clone())
+                .map(|(_, sub)| sub.clone())
                 .collect(),
             None => return 0,
         };
         if subscribers.is_empty() {
             return 0;
         }
+        // Encoded once per kind of subscriber (one kind so far).
         let frame: Arc<[u8]> = Arc::from(message.encode());
         // One message per IO actor, naming its subscribers: a publish to
         // 10,000 costs a few channel pushes, not 10,000.
         let mut groups: Vec<(IoHandle, Vec<u64>)> = Vec::new();
         let mut queued = 0;
-        for ws in &subscribers {
+        for sub in &subscribers {
+            let Subscriber::WebSocket(ws) = sub;
             if ws.reserve(frame.len()).is_err() {
                 continue;
             }
