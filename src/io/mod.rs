@@ -76,6 +76,10 @@ const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) mod acceptor;
+#[cfg(any(test, fuzzing))]
+mod fake;
+#[cfg(fuzzing)]
+pub mod fuzz;
 mod http;
 mod pipeline;
 mod spare;
