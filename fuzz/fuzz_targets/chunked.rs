@@ -36,9 +36,9 @@ fuzz_target!(|input: &[u8]| {
 });
 
 /// A plain chunked decoder: `chunk-size [ chunk-ext ] CRLF data CRLF`, a
-/// last chunk `0`, trailer lines up to an empty line (which, like a head,
-/// may end with bare LFs). Lenient on extensions (any text after `;`),
-/// strict on sizes and CRLFs. `None`: refused or incomplete.
+/// last chunk `0`, trailer lines up to an empty line. Lenient on
+/// extensions (any text after `;`) and field lines, strict on sizes and
+/// CRLFs. `None`: refused or incomplete.
 fn reference(b: &[u8]) -> Option<(Vec<u8>, usize)> {
     let mut at = 0;
     let mut body = Vec::new();
@@ -66,12 +66,11 @@ fn reference(b: &[u8]) -> Option<(Vec<u8>, usize)> {
         }
         at += 2;
     }
-    // Trailers: lines of `name: value`, then an empty line.
+    // Trailers: lines of `name: value` ending with CRLF, then an empty one.
     loop {
         let rest = &b[at..];
         let nl = rest.iter().position(|&c| c == b'\n')?;
-        let line = &rest[..nl];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let line = rest[..nl].strip_suffix(b"\r")?;
         at += nl + 1;
         if line.is_empty() {
             return Some((body, at));

@@ -365,7 +365,9 @@ impl<S: Socket> Conn<S> {
         if self.pipeline.pending() == 0 {
             if self.continue_owed {
                 self.continue_owed = false;
-                if self.reader.in_body() {
+                // Only if the body will be read: not after a close answer
+                // (nothing may follow it) nor once draining or failing.
+                if self.reader.in_body() && matches!(self.phase, Phase::Open) {
                     self.writer.push(CONTINUE.to_vec());
                 }
             }
@@ -682,6 +684,26 @@ mod tests {
         assert_eq!(h.written(), "");
         h.answer("A;", false);
         assert_eq!(h.written(), "A;HTTP/1.1 100 Continue\r\n\r\n");
+    }
+
+    /// Found by `fuzz/` (conn): the `100 Continue` owed to a request
+    /// behind a close answer was written after that answer.
+    #[test]
+    fn no_continue_after_a_close_answer_or_while_draining() {
+        let post =
+            "POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n";
+        let mut h = Harness::new(vec![data(&(get("/a") + post))]);
+        h.pump();
+        h.answer("A;", true);
+        assert_eq!(h.written(), "A;");
+        assert!(h.conn.stream.shut.get());
+
+        let mut h = Harness::new(vec![data(&(get("/a") + post))]);
+        h.pump();
+        let cfg = h.cfg.clone();
+        h.conn.drain(&cfg);
+        h.answer("A;", false);
+        assert_eq!(h.written(), "A;");
     }
 
     #[test]
