@@ -15,7 +15,8 @@ fn main() {
     println!("cargo:rustc-check-cfg=cfg(loom)");
     println!("cargo:rustc-check-cfg=cfg(fuzzing)");
     println!("cargo:rustc-check-cfg=cfg(natron_mutant, values(any()))");
-    if std::env::var_os("CARGO_CFG_LOOM").is_none() && std::env::var_os("CARGO_CFG_FUZZING").is_none()
+    if std::env::var_os("CARGO_CFG_LOOM").is_none()
+        && std::env::var_os("CARGO_CFG_FUZZING").is_none()
     {
         return;
     }

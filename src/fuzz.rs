@@ -8,9 +8,9 @@
 use crate::http::reader::{Limits, Parsed, Reader};
 use crate::http::request::RawRequest;
 use crate::http::Headers;
-use crate::websocket::codec::{Decoder, Incoming};
 pub use crate::io::fuzz::run_script;
 pub use crate::websocket::codec::encode;
+use crate::websocket::codec::{Decoder, Incoming};
 /// The frame opcodes [`encode`] takes (tungstenite's).
 pub use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 

@@ -31,7 +31,11 @@ fuzz_target!(|input: &[u8]| {
     let mut exact = HEAD.to_vec();
     exact.extend_from_slice(&body[..used]);
     let alone = read_requests(8192, MAX_BODY, [&exact[..]]);
-    assert_eq!(alone.requests.len(), 1, "the reference's end is not natron's");
+    assert_eq!(
+        alone.requests.len(),
+        1,
+        "the reference's end is not natron's"
+    );
     assert_eq!((alone.error, alone.leftover), (None, 0));
 });
 

@@ -12,7 +12,9 @@ use natron::{Request, Router};
 const MAX_SEGMENTS: usize = 8;
 
 fuzz_target!(|input: &[u8]| {
-    let Ok(text) = std::str::from_utf8(input) else { return };
+    let Ok(text) = std::str::from_utf8(input) else {
+        return;
+    };
     let mut lines = text.split('\n');
     let Some(first) = lines.next() else { return };
     let routes_n = first.len() % 6 + 1;
@@ -32,7 +34,8 @@ fuzz_target!(|input: &[u8]| {
         routes.push((method.to_owned(), segs));
     }
     for (method, pattern) in &literal {
-        let (index, _) = resolve(&router, method, pattern).expect("a literal route matches its own path");
+        let (index, _) =
+            resolve(&router, method, pattern).expect("a literal route matches its own path");
         assert!(matches(&routes[index].1, &split(pattern)).is_some());
     }
     for line in lines {
@@ -40,7 +43,11 @@ fuzz_target!(|input: &[u8]| {
         if path.split('/').count() > MAX_SEGMENTS + 4 {
             continue;
         }
-        assert_eq!(resolve(&router, method, path), reference(&routes, method, path), "{method} {path}");
+        assert_eq!(
+            resolve(&router, method, path),
+            reference(&routes, method, path),
+            "{method} {path}"
+        );
     }
 });
 
@@ -73,7 +80,8 @@ fn parse(pattern: &str) -> Option<Vec<Seg>> {
             p if p.contains('*') => Seg::Glob(p.to_owned()),
             p => Seg::Lit(p.to_owned()),
         };
-        if segs.last() == Some(&Seg::Multi) && matches!(seg, Seg::Any | Seg::Multi | Seg::Param(_)) {
+        if segs.last() == Some(&Seg::Multi) && matches!(seg, Seg::Any | Seg::Multi | Seg::Param(_))
+        {
             return None;
         }
         segs.push(seg);
@@ -82,7 +90,9 @@ fn parse(pattern: &str) -> Option<Vec<Seg>> {
 }
 
 fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn split(path: &str) -> Vec<&str> {
@@ -91,14 +101,20 @@ fn split(path: &str) -> Vec<&str> {
 
 /// First match in registration order; `HEAD` falls back to the first
 /// matching `GET` unless a later `HEAD` route matches.
-fn reference(routes: &[(String, Vec<Seg>)], method: &str, path: &str) -> Option<(usize, Vec<(String, String)>)> {
+fn reference(
+    routes: &[(String, Vec<Seg>)],
+    method: &str,
+    path: &str,
+) -> Option<(usize, Vec<(String, String)>)> {
     if !path.starts_with('/') {
         return None;
     }
     let segments = split(path);
     let mut fallback = None;
     for (i, (m, segs)) in routes.iter().enumerate() {
-        let Some(params) = matches(segs, &segments) else { continue };
+        let Some(params) = matches(segs, &segments) else {
+            continue;
+        };
         if m == method {
             return Some((i, params));
         }
@@ -124,7 +140,9 @@ fn matches(pattern: &[Seg], path: &[&str]) -> Option<Vec<(String, String)>> {
         }),
         Seg::Any => matches(rest, tail),
         Seg::Lit(l) => (l == seg).then(|| matches(rest, tail)).flatten(),
-        Seg::Glob(g) => glob(g.as_bytes(), seg.as_bytes()).then(|| matches(rest, tail)).flatten(),
+        Seg::Glob(g) => glob(g.as_bytes(), seg.as_bytes())
+            .then(|| matches(rest, tail))
+            .flatten(),
     }
 }
 

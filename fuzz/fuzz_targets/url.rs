@@ -29,8 +29,10 @@ fuzz_target!(|input: &[u8]| {
         })
         .filter(|(k, v)| !k.is_empty() || !v.is_empty())
         .collect();
-    let query: Vec<String> =
-        pairs.iter().map(|(k, v)| format!("{}={}", encode(k, false), encode(v, false))).collect();
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode(k, false), encode(v, false)))
+        .collect();
     assert_eq!(parse_query(&query.join("&")), pairs);
 });
 

@@ -12,16 +12,28 @@ fuzz_target!(|input: &[u8]| {
     if input.len() < 6 {
         return;
     }
-    let (kind, mask, frag, payload) = (input[0], [input[1], input[2], input[3], input[4]], input[5], &input[6..]);
+    let (kind, mask, frag, payload) = (
+        input[0],
+        [input[1], input[2], input[3], input[4]],
+        input[5],
+        &input[6..],
+    );
     match kind % 6 {
         k @ (0 | 1) => {
             let data = if k == 0 { Data::Text } else { Data::Binary };
             // The client splits the message into fragments of `frag` bytes.
             let size = (frag as usize).max(1);
-            let pieces: Vec<&[u8]> = if payload.is_empty() { vec![&[]] } else { payload.chunks(size).collect() };
+            let pieces: Vec<&[u8]> = if payload.is_empty() {
+                vec![&[]]
+            } else {
+                payload.chunks(size).collect()
+            };
             let mut wire = Vec::new();
             for (i, piece) in pieces.iter().enumerate() {
-                let mut frame = encode(OpCode::Data(if i == 0 { data } else { Data::Continue }), piece);
+                let mut frame = encode(
+                    OpCode::Data(if i == 0 { data } else { Data::Continue }),
+                    piece,
+                );
                 if i + 1 < pieces.len() {
                     frame[0] &= 0x7f; // not final
                 }
@@ -82,6 +94,11 @@ fn mask_frame(frame: &[u8], key: [u8; 4]) -> Vec<u8> {
     let mut out = frame[..header].to_vec();
     out[1] |= 0x80;
     out.extend_from_slice(&key);
-    out.extend(frame[header..].iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    out.extend(
+        frame[header..]
+            .iter()
+            .enumerate()
+            .map(|(i, b)| b ^ key[i % 4]),
+    );
     out
 }

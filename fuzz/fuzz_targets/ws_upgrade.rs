@@ -12,13 +12,23 @@ fuzz_target!(|input: &[u8]| {
         return;
     };
     let h = &head.headers;
-    let values = |name: &'static str| h.iter().filter(move |(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str());
+    let values = |name: &'static str| {
+        h.iter()
+            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
     // Comma-separated tokens over every field line, case-insensitive.
     let token = |name: &'static str, token: &str| {
-        values(name).flat_map(|v| v.split(',')).any(|t| t.trim().eq_ignore_ascii_case(token))
+        values(name)
+            .flat_map(|v| v.split(','))
+            .any(|t| t.trim().eq_ignore_ascii_case(token))
     };
     for (name, t) in [("upgrade", "websocket"), ("connection", "upgrade")] {
-        assert_eq!(has_token(h, name, t), token(name, t), "has_token({name}, {t})");
+        assert_eq!(
+            has_token(h, name, t),
+            token(name, t),
+            "has_token({name}, {t})"
+        );
     }
     let key = values("sec-websocket-key").next();
     let want_ok = head.method == "GET"
@@ -29,7 +39,10 @@ fuzz_target!(|input: &[u8]| {
         && values("sec-websocket-version").next().map(str::trim) == Some("13");
     match result {
         Ok(got) => {
-            assert!(want_ok, "accepted a handshake the reference refuses: {head:?}");
+            assert!(
+                want_ok,
+                "accepted a handshake the reference refuses: {head:?}"
+            );
             assert_eq!(Some(got.as_str()), key);
             assert_eq!(accept_key(&got).len(), 28);
         }
@@ -41,7 +54,9 @@ fuzz_target!(|input: &[u8]| {
 /// selected 16-byte value that has been base64-encoded").
 fn valid_key(key: &str) -> bool {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let Some(body) = key.strip_suffix("==") else { return false };
+    let Some(body) = key.strip_suffix("==") else {
+        return false;
+    };
     let b = body.as_bytes();
     if b.len() != 22 || !b.iter().all(|c| ALPHABET.contains(c)) {
         return false;

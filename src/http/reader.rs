@@ -643,18 +643,22 @@ fn read_chunked(
                     *pos += 2;
                     return Ok(true);
                 }
+                let end = find_head_end(avail, *scanned);
                 // Lines end with CRLF, as chunk-size lines do (see
                 // `check_chunk_line`): a recipient taking a bare LF for a
                 // line end reads `0\r\n\n` as the end of the message, while
-                // the head search below would read on into the next
-                // request and swallow it as trailers.
-                let from = scanned.saturating_sub(1);
-                if memchr::memchr_iter(b'\n', &avail[from..])
+                // the head search would read on into the next request and
+                // swallow it as trailers. Checked within the section (what
+                // follows it is the next request's) and within the size
+                // limit (a section too long is 431 however it arrives).
+                let section = end.unwrap_or(avail.len()).min(limits.max_headers_len);
+                let from = scanned.saturating_sub(1).min(section);
+                if memchr::memchr_iter(b'\n', &avail[from..section])
                     .any(|i| from + i == 0 || avail[from + i - 1] != b'\r')
                 {
                     return Err(err(400, "bare LF in trailer section"));
                 }
-                let Some(end) = find_head_end(avail, *scanned) else {
+                let Some(end) = end else {
                     if avail.len() > limits.max_headers_len {
                         return Err(err(431, "trailer section too large"));
                     }
@@ -712,6 +716,44 @@ mod tests {
             let err = parse_all(input.as_bytes()).map(|r| r.len()).unwrap_err();
             assert_eq!(err.status, 400, "{trailers:?}");
         }
+    }
+
+    /// Found by `fuzz/` (chunked): the bare-LF check must stop where the
+    /// trailer section ends; what follows is the next request's.
+    #[test]
+    fn a_bare_lf_after_the_trailer_section_is_the_next_requests() {
+        let input = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     0\r\nT: v\r\n\r\nGET /b HTTP/1.1\nHost: x\n\n";
+        let got = parse_all(input.as_bytes()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].target, "/b");
+    }
+
+    /// Found by `fuzz/` (http_reader): a trailer section too long with a
+    /// bare LF past the limit is 431 whole and split alike.
+    #[test]
+    fn a_long_trailer_section_is_431_however_it_arrives() {
+        let limits = Limits {
+            max_headers_len: 64,
+            ..LIMITS
+        };
+        let input = format!(
+            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: {}\n\r\n",
+            "a".repeat(70)
+        );
+        let mut whole = Reader::new();
+        whole.extend(input.as_bytes());
+        assert_eq!(whole.next(&limits).err().map(|e| e.status), Some(431));
+        let mut split = Reader::new();
+        let mut status = None;
+        for b in input.as_bytes() {
+            split.extend(&[*b]);
+            if let Err(e) = split.next(&limits) {
+                status = Some(e.status);
+                break;
+            }
+        }
+        assert_eq!(status, Some(431));
     }
 
     /// Found by `fuzz/` (http_reader): a head both too long and garbage
