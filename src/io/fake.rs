@@ -17,6 +17,8 @@ pub(crate) enum Step {
     Block,
     /// Every read from here on returns 0.
     Eof,
+    /// The read fails (a reset).
+    Reset,
 }
 
 #[derive(Default)]
@@ -29,6 +31,8 @@ pub(crate) struct FakeSocket {
     /// Each write that took bytes is followed by one `WouldBlock`.
     pub(crate) block_after_write: bool,
     pub(crate) blocked: bool,
+    /// Every write fails (the peer reset the connection).
+    pub(crate) broken: bool,
     pub(crate) shut: Cell<bool>,
 }
 
@@ -40,6 +44,7 @@ impl Read for FakeSocket {
                 self.script.push_front(Step::Eof);
                 Ok(0)
             }
+            Some(Step::Reset) => Err(io::ErrorKind::ConnectionReset.into()),
             Some(Step::Data(mut d)) => {
                 let n = d.len().min(buf.len());
                 buf[..n].copy_from_slice(&d[..n]);
@@ -54,6 +59,9 @@ impl Read for FakeSocket {
 
 impl Write for FakeSocket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.broken {
+            return Err(io::ErrorKind::BrokenPipe.into());
+        }
         if self.blocked {
             self.blocked = false;
             return Err(io::ErrorKind::WouldBlock.into());

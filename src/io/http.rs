@@ -559,7 +559,7 @@ mod tests {
         assert_eq!(h.conn.pipeline.pending(), 0);
         assert!(matches!(h.conn.phase, Phase::Open));
         // A third request on the same connection.
-        assert_eq!(h.arrive(&get("/c")), Fate::Keep);
+        assert_eq!(h.arrive(get("/c")), Fate::Keep);
         assert_eq!(h.dispatched(), ["/a", "/b", "/c"]);
     }
 

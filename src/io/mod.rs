@@ -78,7 +78,7 @@ const READ_CHUNK: usize = 64 * 1024;
 pub(crate) mod acceptor;
 #[cfg(any(test, fuzzing))]
 mod fake;
-#[cfg(fuzzing)]
+#[cfg(any(test, fuzzing))]
 pub mod fuzz;
 mod http;
 mod pipeline;
@@ -108,11 +108,13 @@ pub(crate) enum IoMsg {
         close: bool,
     },
     /// The upgrade of `conn` succeeded: write `response` (the 101), then
-    /// speak WebSocket.
+    /// speak WebSocket. `actor` gets the `Close` if the socket is already
+    /// gone (its handler has seen `Open`).
     Upgrade {
         conn: u64,
         response: Vec<u8>,
         ws: Arc<WsShared>,
+        actor: Arc<Connection>,
     },
     /// An encoded frame for WebSocket `conn` (already counted in its
     /// `queued` budget).
@@ -131,6 +133,22 @@ pub(crate) enum IoMsg {
     Drain,
     /// Close every socket now and exit.
     Stop,
+}
+
+impl IoMsg {
+    /// The connection a message is for (not `Accept`, `Drain`, `Stop`).
+    fn conn_id(&self) -> u64 {
+        match self {
+            IoMsg::Response { conn, .. }
+            | IoMsg::Upgrade { conn, .. }
+            | IoMsg::WsFrame { conn, .. }
+            | IoMsg::WsClose { conn, .. }
+            | IoMsg::WsResume { conn } => *conn,
+            IoMsg::Accept(..) | IoMsg::Drain | IoMsg::Stop => {
+                unreachable!("not a connection's message")
+            }
+        }
+    }
 }
 
 pub(crate) struct IoActor {
@@ -279,40 +297,6 @@ impl IoActor {
                     self.accept(stream, addr, permit);
                     continue;
                 }
-                IoMsg::Response {
-                    conn,
-                    bytes,
-                    count,
-                    close,
-                } => match self.conns.get_mut(&conn) {
-                    Some(c) => (conn, c.conn.on_response(bytes, count, close)),
-                    None => continue,
-                },
-                IoMsg::Upgrade { conn, response, ws } => match self.conns.get_mut(&conn) {
-                    Some(c) => (
-                        conn,
-                        c.conn.upgrade(response, ws, cfg, self.draining).map(|()| {
-                            self.app.websockets.fetch_add(1, Ordering::Relaxed);
-                            true
-                        }),
-                    ),
-                    None => continue,
-                },
-                IoMsg::WsFrame { conn, bytes } => match self.conns.get_mut(&conn) {
-                    Some(c) => (conn, c.conn.on_ws_frame(bytes)),
-                    None => continue,
-                },
-                IoMsg::WsClose { conn, code, reason } => match self.conns.get_mut(&conn) {
-                    Some(c) => {
-                        if code == 1008 {
-                            slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => &reason, "remote" => %c.actor.remote);
-                        }
-                        c.conn.on_ws_close(code, &reason, cfg);
-                        (conn, Ok(true))
-                    }
-                    None => continue,
-                },
-                IoMsg::WsResume { conn } => (conn, Ok(true)),
                 IoMsg::Drain => {
                     self.draining = true;
                     for (id, c) in self.conns.iter_mut() {
@@ -324,6 +308,17 @@ impl IoActor {
                 IoMsg::Stop => {
                     self.stopping = true;
                     continue;
+                }
+                msg => {
+                    let id = msg.conn_id();
+                    let c = self.conns.get_mut(&id);
+                    if let (IoMsg::WsClose { code, reason, .. }, Some(c)) = (&msg, &c) {
+                        if *code == 1008 {
+                            slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => reason, "remote" => %c.actor.remote);
+                        }
+                    }
+                    let c = c.map(|c| &mut c.conn);
+                    (id, apply(c, msg, &self.app, self.draining))
                 }
             };
             match result {
@@ -469,6 +464,64 @@ impl IoActor {
         }
         self.pump_dirty();
     }
+}
+
+/// Applies a message for one connection to it, or (`None`) to a connection
+/// already closed. `Ok(true)`: pump it. Shared with the fuzz driver
+/// (`fuzz.rs`), so what it checks is what the IO actor does.
+fn apply<S: Socket>(
+    c: Option<&mut Conn<S>>,
+    msg: IoMsg,
+    app: &App,
+    draining: bool,
+) -> Result<bool, Bug> {
+    let cfg = &app.config;
+    match (msg, c) {
+        (
+            IoMsg::Response {
+                bytes,
+                count,
+                close,
+                ..
+            },
+            Some(c),
+        ) => c.on_response(bytes, count, close),
+        (IoMsg::Upgrade { response, ws, .. }, Some(c)) => {
+            c.upgrade(response, ws, cfg, draining).map(|()| {
+                app.websockets.fetch_add(1, Ordering::Relaxed);
+                true
+            })
+        }
+        (IoMsg::Upgrade { ws, actor, .. }, None) => {
+            close_upgraded_late(&ws, &actor, app);
+            Ok(false)
+        }
+        (IoMsg::WsFrame { bytes, .. }, Some(c)) => c.on_ws_frame(bytes),
+        (IoMsg::WsClose { code, reason, .. }, Some(c)) => {
+            c.on_ws_close(code, &reason, cfg);
+            Ok(true)
+        }
+        (IoMsg::WsResume { .. }, _) => Ok(true),
+        (IoMsg::Accept(..) | IoMsg::Drain | IoMsg::Stop, _) => {
+            unreachable!("not a connection's message")
+        }
+        (_, None) => Ok(false),
+    }
+}
+
+/// An upgrade posted while its socket closed (say, a reset seen while an
+/// earlier response was being written): no `IoConn` is left to deliver the
+/// `Close` from `close_conn`, but the handler has seen `Open`, so its one
+/// `Close` (1006) is delivered here; the handle refuses every send.
+fn close_upgraded_late(ws: &WsShared, actor: &Arc<Connection>, app: &App) {
+    ws.mark_closed();
+    let _ = app.scheduler.deliver_last(
+        actor,
+        Event::Ws(WebSocketEvent::Close(crate::websocket::CloseInfo {
+            code: 1006,
+            reason: String::new(),
+        })),
+    );
 }
 
 /// Ends a connection: the socket closes when `c` drops (which also takes

@@ -180,6 +180,7 @@ pub(crate) fn upgrade(mut req: Request, supported: &[&str]) -> Result<WebSocket,
         conn: conn.id,
         response: response.into_bytes(),
         ws: shared,
+        actor: conn.clone(),
     });
     conn.release_after_handler(done);
     Ok(ws)
