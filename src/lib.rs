@@ -127,6 +127,13 @@ pub mod __bench {
     pub use tungstenite::protocol::frame::coding::{Data, OpCode};
 }
 
+/// Crate internals for the fuzz targets in `fuzz/` only (`--cfg fuzzing`).
+/// **Not API**, like `__bench`.
+#[cfg(all(fuzzing, not(loom)))]
+#[doc(hidden)]
+#[path = "fuzz.rs"]
+pub mod __fuzz;
+
 /// The actor core, exposed to the loom models in `models/` only. Not part
 /// of the public API. (The items are `pub` in their private modules so they
 /// can be re-exported here; in a normal build that is still crate-only.)

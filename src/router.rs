@@ -280,6 +280,22 @@ impl Router {
     }
 }
 
+#[cfg(fuzzing)]
+impl Router {
+    /// [`Router::resolve`] for the fuzz targets: the handling route's index
+    /// and parameters, `None` for a 404 or 405.
+    pub(crate) fn fuzz_resolve(
+        &self,
+        method: &str,
+        path: &str,
+    ) -> Option<(usize, Vec<(String, String)>)> {
+        match self.resolve(method, path) {
+            Resolution::Route(index, params) => Some((index, params)),
+            _ => None,
+        }
+    }
+}
+
 impl Default for Router {
     fn default() -> Self {
         Router::new()

@@ -338,6 +338,14 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
+#[cfg(any(test, fuzzing))]
+impl Server {
+    /// The shared state a connection is built with (`io/fuzz.rs`).
+    pub(crate) fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+}
+
 /// Controls a running [`Server`] from any thread. Cheap to clone.
 #[derive(Clone)]
 pub struct ServerHandle {

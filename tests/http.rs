@@ -279,6 +279,23 @@ fn chunked_body_with_extensions_and_trailers() {
         .assert("HTTP/1.1 200 OK", " trailer-visible=false");
 }
 
+/// Found by fuzzing (`fuzz/`, target chunked): a bare LF ending the
+/// trailer section made natron read the next request as trailers, hiding
+/// it from natron while a proxy in front, taking LF for a line end,
+/// forwarded it as a request.
+#[test]
+fn a_bare_lf_in_the_trailer_section_is_refused() {
+    let s = serve(echo);
+    let mut c = s.client();
+    c.send(format!(
+        "POST /c HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\n{}",
+        get("/hidden")
+    ));
+    let r = c.read_response();
+    assert_eq!(r.status, 400, "{:?}", r.body_str());
+    c.expect_eof();
+}
+
 #[test]
 fn transfer_encoding_chunked_is_case_insensitive() {
     let s = serve(echo);
@@ -484,6 +501,22 @@ fn expect_100_continue_waits_for_earlier_responses() {
     assert_eq!(c.read_response().status_line, "HTTP/1.1 100 Continue");
     c.send("ok");
     c.read_response().assert("HTTP/1.1 200 OK", "POST /e ok");
+}
+
+/// Found by fuzzing (`fuzz/`, target conn): the `100 Continue` owed to a
+/// request pipelined behind a `Connection: close` answer was written after
+/// that answer.
+#[test]
+fn no_100_continue_after_a_connection_close_answer() {
+    let s = serve(|req: Request| req.respond(200, [("Connection", "close")], "bye"));
+    let mut c = s.client();
+    // One write: both heads are read together, before the answer.
+    c.send(format!(
+        "{}POST /e HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n",
+        get("/")
+    ));
+    c.read_response().assert("HTTP/1.1 200 OK", "bye");
+    c.expect_eof();
 }
 
 #[test]

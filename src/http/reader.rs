@@ -162,16 +162,21 @@ impl Reader {
                         }
                     }
                     let avail = &self.buf[self.pos..];
+                    // A garbage prefix is 400 before a head is 431, so a
+                    // head that is both gets the same answer however its
+                    // bytes arrive (the prefix is checked on every
+                    // partial head).
                     let Some(end) = find_head_end(avail, *scanned) else {
+                        check_request_prefix(avail)?;
                         if avail.len() > limits.max_headers_len {
                             return Err(err(431, "request header section too large"));
                         }
-                        check_request_prefix(avail)?;
                         *scanned = avail.len().saturating_sub(3);
                         self.compact();
                         return Ok(Parsed::NeedMore);
                     };
                     if end > limits.max_headers_len {
+                        check_request_prefix(avail)?;
                         return Err(err(431, "request header section too large"));
                     }
                     let (req, flags, framing, expect_continue) = parse_head(&avail[..end], limits)?;
@@ -638,7 +643,22 @@ fn read_chunked(
                     *pos += 2;
                     return Ok(true);
                 }
-                let Some(end) = find_head_end(avail, *scanned) else {
+                let end = find_head_end(avail, *scanned);
+                // Lines end with CRLF, as chunk-size lines do (see
+                // `check_chunk_line`): a recipient taking a bare LF for a
+                // line end reads `0\r\n\n` as the end of the message, while
+                // the head search would read on into the next request and
+                // swallow it as trailers. Checked within the section (what
+                // follows it is the next request's) and within the size
+                // limit (a section too long is 431 however it arrives).
+                let section = end.unwrap_or(avail.len()).min(limits.max_headers_len);
+                let from = scanned.saturating_sub(1).min(section);
+                if memchr::memchr_iter(b'\n', &avail[from..section])
+                    .any(|i| from + i == 0 || avail[from + i - 1] != b'\r')
+                {
+                    return Err(err(400, "bare LF in trailer section"));
+                }
+                let Some(end) = end else {
                     if avail.len() > limits.max_headers_len {
                         return Err(err(431, "trailer section too large"));
                     }
@@ -652,7 +672,8 @@ fn read_chunked(
                 }
                 let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
                 match httparse::parse_headers(&avail[..end], &mut fields) {
-                    Ok(httparse::Status::Complete(_)) => {}
+                    // httparse must end the section where the search did.
+                    Ok(httparse::Status::Complete((n, _))) if n == end => {}
                     _ => return Err(err(400, "malformed trailer section")),
                 }
                 *pos += end;
@@ -682,6 +703,74 @@ mod tests {
                 Parsed::NeedMore => return Ok(out),
             }
         }
+    }
+
+    /// Found by `fuzz/` (chunked): the head search read on past a bare
+    /// LF that ends an empty trailer section and swallowed the next
+    /// request as trailers; a proxy taking LF for a line end sees it.
+    #[test]
+    fn a_bare_lf_in_trailers_is_refused_not_read_past() {
+        let chunked = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+        for trailers in ["0\r\n\n", "0\r\nT: v\n\r\n", "0\r\nT: v\r\n\n"] {
+            let input = format!("{chunked}{trailers}GET /hidden HTTP/1.1\r\nHost: x\r\n\r\n");
+            let err = parse_all(input.as_bytes()).map(|r| r.len()).unwrap_err();
+            assert_eq!(err.status, 400, "{trailers:?}");
+        }
+    }
+
+    /// Found by `fuzz/` (chunked): the bare-LF check must stop where the
+    /// trailer section ends; what follows is the next request's.
+    #[test]
+    fn a_bare_lf_after_the_trailer_section_is_the_next_requests() {
+        let input = "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n\
+                     0\r\nT: v\r\n\r\nGET /b HTTP/1.1\nHost: x\n\n";
+        let got = parse_all(input.as_bytes()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[1].target, "/b");
+    }
+
+    /// Found by `fuzz/` (http_reader): a trailer section too long with a
+    /// bare LF past the limit is 431 whole and split alike.
+    #[test]
+    fn a_long_trailer_section_is_431_however_it_arrives() {
+        let limits = Limits {
+            max_headers_len: 64,
+            ..LIMITS
+        };
+        let input = format!(
+            "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nX: {}\n\r\n",
+            "a".repeat(70)
+        );
+        let mut whole = Reader::new();
+        whole.extend(input.as_bytes());
+        assert_eq!(whole.next(&limits).err().map(|e| e.status), Some(431));
+        let mut split = Reader::new();
+        let mut status = None;
+        for b in input.as_bytes() {
+            split.extend(&[*b]);
+            if let Err(e) = split.next(&limits) {
+                status = Some(e.status);
+                break;
+            }
+        }
+        assert_eq!(status, Some(431));
+    }
+
+    /// Found by `fuzz/` (http_reader): a head both too long and garbage
+    /// was 431 whole but 400 when its start arrived first.
+    #[test]
+    fn a_garbage_head_too_long_is_400_however_it_arrives() {
+        let limits = Limits {
+            max_headers_len: 64,
+            ..LIMITS
+        };
+        let input = format!("GE(T / HTTP/1.1\r\nHost: {}\r\n\r\n", "x".repeat(100));
+        let mut whole = Reader::new();
+        whole.extend(input.as_bytes());
+        assert_eq!(whole.next(&limits).err().map(|e| e.status), Some(400));
+        let mut split = Reader::new();
+        split.extend(&input.as_bytes()[..10]);
+        assert_eq!(split.next(&limits).err().map(|e| e.status), Some(400));
     }
 
     #[test]

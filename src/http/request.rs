@@ -268,6 +268,24 @@ impl Request {
 }
 
 impl Parts {
+    /// `GET /` from `127.0.0.1:0`, for drivers that make a WebSocket
+    /// without a request (the fuzz driver, unit tests).
+    #[cfg(any(test, fuzzing))]
+    pub(crate) fn for_tests() -> Parts {
+        Parts {
+            method: "GET".into(),
+            uri: "/".into(),
+            version: Version::Http11,
+            path: url::Path::InTarget { start: 0, end: 1 },
+            query: Vec::new(),
+            path_params: Vec::new(),
+            headers: Headers::new(),
+            body: Vec::new(),
+            remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            forwarded_host: None,
+        }
+    }
+
     /// The method, e.g. `GET`.
     pub fn method(&self) -> &str {
         &self.method

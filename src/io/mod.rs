@@ -76,6 +76,10 @@ const WAKER: Token = Token(usize::MAX);
 const READ_CHUNK: usize = 64 * 1024;
 
 pub(crate) mod acceptor;
+#[cfg(any(test, fuzzing))]
+mod fake;
+#[cfg(any(test, fuzzing))]
+pub mod fuzz;
 mod http;
 mod pipeline;
 mod spare;
@@ -104,11 +108,13 @@ pub(crate) enum IoMsg {
         close: bool,
     },
     /// The upgrade of `conn` succeeded: write `response` (the 101), then
-    /// speak WebSocket.
+    /// speak WebSocket. `actor` gets the `Close` if the socket is already
+    /// gone (its handler has seen `Open`).
     Upgrade {
         conn: u64,
         response: Vec<u8>,
         ws: Arc<WsShared>,
+        actor: Arc<Connection>,
     },
     /// An encoded frame for WebSocket `conn` (already counted in its
     /// `queued` budget).
@@ -149,6 +155,13 @@ impl IoMsg {
             // closes none of them (each frame is pushed on its own).
             IoMsg::Accept(..) | IoMsg::WsFanout { .. } | IoMsg::Drain | IoMsg::Stop => None,
         }
+    }
+
+    /// The connection a message is for (not `Accept`, `WsFanout`,
+    /// `Drain`, `Stop`).
+    fn conn_id(&self) -> u64 {
+        self.conn()
+            .unwrap_or_else(|| unreachable!("not one connection's message"))
     }
 }
 
@@ -331,32 +344,6 @@ impl IoActor {
                 self.accept(stream, addr, permit);
                 return None;
             }
-            IoMsg::Response {
-                conn,
-                bytes,
-                count,
-                close,
-            } => (
-                conn,
-                self.conns
-                    .get_mut(&conn)?
-                    .conn
-                    .on_response(bytes, count, close),
-            ),
-            IoMsg::Upgrade { conn, response, ws } => {
-                let c = self.conns.get_mut(&conn)?;
-                let upgraded = c.conn.upgrade(response, ws, cfg, self.draining);
-                (
-                    conn,
-                    upgraded.map(|()| {
-                        self.app.websockets.fetch_add(1, Ordering::Relaxed);
-                        true
-                    }),
-                )
-            }
-            IoMsg::WsFrame { conn, bytes } => {
-                (conn, self.conns.get_mut(&conn)?.conn.on_ws_frame(bytes))
-            }
             IoMsg::WsFanout { conns, frame } => {
                 let mut broken = Vec::new();
                 for conn in conns {
@@ -375,15 +362,6 @@ impl IoActor {
                 }
                 return None;
             }
-            IoMsg::WsClose { conn, code, reason } => {
-                let c = self.conns.get_mut(&conn)?;
-                if code == 1008 {
-                    slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => &reason, "remote" => %c.actor.remote);
-                }
-                c.conn.on_ws_close(code, &reason, cfg);
-                (conn, Ok(true))
-            }
-            IoMsg::WsResume { conn } => (conn, Ok(true)),
             IoMsg::Drain => {
                 self.draining = true;
                 // One connection's panic must not leave the others
@@ -410,6 +388,17 @@ impl IoActor {
             IoMsg::Stop => {
                 self.stopping = true;
                 return None;
+            }
+            msg => {
+                let id = msg.conn_id();
+                let c = self.conns.get_mut(&id);
+                if let (IoMsg::WsClose { code, reason, .. }, Some(c)) = (&msg, &c) {
+                    if *code == 1008 {
+                        slog::warn!(self.app.log, "closing WebSocket"; "code" => code, "reason" => reason, "remote" => %c.actor.remote);
+                    }
+                }
+                let c = c.map(|c| &mut c.conn);
+                (id, apply(c, msg, &self.app, self.draining))
             }
         };
         Some((conn, result))
@@ -579,6 +568,64 @@ fn sweep_one(c: &mut Conn<TcpStream>, cfg: &Config, log: &slog::Logger, now: Ins
         }
     }
     Swept::Keep
+}
+
+/// Applies a message for one connection to it, or (`None`) to a connection
+/// already closed. `Ok(true)`: pump it. Shared with the fuzz driver
+/// (`fuzz.rs`), so what it checks is what the IO actor does.
+fn apply<S: Socket>(
+    c: Option<&mut Conn<S>>,
+    msg: IoMsg,
+    app: &App,
+    draining: bool,
+) -> Result<bool, Bug> {
+    let cfg = &app.config;
+    match (msg, c) {
+        (
+            IoMsg::Response {
+                bytes,
+                count,
+                close,
+                ..
+            },
+            Some(c),
+        ) => c.on_response(bytes, count, close),
+        (IoMsg::Upgrade { response, ws, .. }, Some(c)) => {
+            c.upgrade(response, ws, cfg, draining).map(|()| {
+                app.websockets.fetch_add(1, Ordering::Relaxed);
+                true
+            })
+        }
+        (IoMsg::Upgrade { ws, actor, .. }, None) => {
+            close_upgraded_late(&ws, &actor, app);
+            Ok(false)
+        }
+        (IoMsg::WsFrame { bytes, .. }, Some(c)) => c.on_ws_frame(bytes),
+        (IoMsg::WsClose { code, reason, .. }, Some(c)) => {
+            c.on_ws_close(code, &reason, cfg);
+            Ok(true)
+        }
+        (IoMsg::WsResume { .. }, _) => Ok(true),
+        (IoMsg::Accept(..) | IoMsg::WsFanout { .. } | IoMsg::Drain | IoMsg::Stop, _) => {
+            unreachable!("not one connection's message")
+        }
+        (_, None) => Ok(false),
+    }
+}
+
+/// An upgrade posted while its socket closed (say, a reset seen while an
+/// earlier response was being written): no `IoConn` is left to deliver the
+/// `Close` from `close_conn`, but the handler has seen `Open`, so its one
+/// `Close` (1006) is delivered here; the handle refuses every send.
+fn close_upgraded_late(ws: &WsShared, actor: &Arc<Connection>, app: &App) {
+    ws.mark_closed();
+    let _ = app.scheduler.deliver_last(
+        actor,
+        Event::Ws(WebSocketEvent::Close(crate::websocket::CloseInfo {
+            code: 1006,
+            reason: String::new(),
+        })),
+    );
 }
 
 /// Ends a connection: the socket closes when `c` drops (which also takes

@@ -18,7 +18,7 @@
 //! server's memory.
 
 pub(crate) mod codec;
-mod upgrade;
+pub(crate) mod upgrade;
 
 pub(crate) use upgrade::upgrade;
 pub use upgrade::{UpgradeError, WebSocketUpgrade};

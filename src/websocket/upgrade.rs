@@ -156,13 +156,21 @@ impl std::error::Error for UpgradeError {}
 
 /// Checks the handshake fields of `req`.
 fn validate(req: &Request) -> Result<&str, UpgradeError> {
-    if req.method() != "GET" {
+    validate_head(req.method(), req.version(), req.headers())
+}
+
+/// Checks the handshake fields of a request head; `Ok`: its key.
+pub(crate) fn validate_head<'h>(
+    method: &str,
+    version: Version,
+    h: &'h Headers,
+) -> Result<&'h str, UpgradeError> {
+    if method != "GET" {
         return Err(UpgradeError::NotGet);
     }
-    if req.version() != Version::Http11 {
+    if version != Version::Http11 {
         return Err(UpgradeError::NotHttp11);
     }
-    let h = req.headers();
     if !h.has_token("upgrade", "websocket") || !h.has_token("connection", "upgrade") {
         return Err(UpgradeError::NotUpgrade);
     }
@@ -306,6 +314,7 @@ pub(crate) fn upgrade(req: Request, options: WebSocketUpgrade) -> Result<WebSock
         conn: conn.id,
         response: response.into_bytes(),
         ws: shared,
+        actor: conn.clone(),
     });
     conn.release_after_handler(done);
     Ok(ws)
