@@ -116,7 +116,6 @@ pub(crate) struct App {
     /// adds its connections' changes after every pump).
     pub(crate) outbound_bytes: AtomicUsize,
     pub(crate) draining: AtomicBool,
-    pub(crate) next_conn_id: AtomicU64,
 }
 
 impl App {
@@ -124,8 +123,11 @@ impl App {
         self.draining.load(Ordering::Acquire)
     }
 
-    /// A process-unique connection id (also its mio token).
+    /// A process-unique connection id (also its mio token): unique across
+    /// servers too, since a `PubSub` hub may hold WebSockets of several
+    /// and `WebSocket`'s `Eq`/`Hash` use it.
     pub(crate) fn next_conn_id(&self) -> u64 {
-        self.next_conn_id.fetch_add(1, Ordering::Relaxed)
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 }

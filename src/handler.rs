@@ -32,9 +32,11 @@ use std::fmt;
 /// [`Router::error_handler`](crate::Router::error_handler) if set), and
 /// logged. "Unanswered" means the [`Request`] (or its [`Responder`]) was
 /// dropped without responding before the handler returned, as a `?` does.
-/// A request moved to another thread and still alive there is that
-/// thread's to answer; dropped there unanswered, it gets `500` at once,
-/// and the handler's `Err`, if any, is only logged.
+/// A request moved to another thread and still alive when the handler
+/// returns is that thread's to answer (the handler's `Err`, if any, is
+/// only logged); dropped there unanswered later, it gets `500` at once.
+/// Dropped there before the handler returns, it counts as dropped by the
+/// handler.
 ///
 /// [`Responder`]: crate::http::Responder
 pub trait Handler: Send + Sync + 'static {

@@ -29,7 +29,7 @@ use crate::pool::Pool;
 use crate::websocket::WebSocketHandler;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Condvar, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -286,7 +286,6 @@ impl ServerBuilder {
                 websockets: AtomicUsize::new(0),
                 outbound_bytes: AtomicUsize::new(0),
                 draining: AtomicBool::new(false),
-                next_conn_id: AtomicU64::new(1),
             }),
             shared: Arc::new(Shared::default()),
         }
@@ -415,7 +414,10 @@ impl Server {
     /// either family. An address the host cannot bind (IPv6 disabled:
     /// `EADDRNOTAVAIL`, `EAFNOSUPPORT`) is logged and skipped as long as
     /// one address is bound. The addresses are in
-    /// [`ServerHandle::local_addrs`].
+    /// [`ServerHandle::local_addrs`]. On Linux, `[::]` alone already
+    /// serves IPv4 too (unless `net.ipv6.bindv6only` is set), so listing
+    /// both wildcards, `0.0.0.0` and `[::]`, on one port fails with
+    /// `AddrInUse`: give `[::]` alone.
     ///
     /// # Errors
     ///

@@ -328,3 +328,76 @@ fn the_broker_example_answers_every_command_and_publishes_over_http() {
     assert!(bad.body_str().contains("the body must be JSON"), "{bad:?}");
     finish(ws);
 }
+
+/// One hub may hold WebSockets of several servers: connection ids are
+/// process-wide, so two servers' first WebSockets are two subscribers.
+/// (Found by review: ids counted from 1 per server, and the second
+/// replaced the first in the topic.)
+#[test]
+fn one_hub_shared_by_two_servers_keeps_both_subscribers() {
+    let hub = PubSub::new();
+    let make = |hub: &PubSub| {
+        let h = hub.clone();
+        let mut router = Router::new();
+        router.websocket("/ws", move |ws: WebSocket, e: WebSocketEvent| {
+            if let WebSocketEvent::Open = e {
+                h.subscribe(&ws, "t").unwrap();
+            }
+        });
+        start(builder().handler(router))
+    };
+    let (a, b) = (make(&hub), make(&hub));
+    let mut ca = Client::upgrade(a.addr, "/ws");
+    let mut cb = Client::upgrade(b.addr, "/ws");
+    wait_until("both subscribed", WAIT, || hub.subscriber_count("t") == 2);
+    assert_eq!(hub.publish("t", "to both"), 2);
+    assert_eq!(ca.read_text(), "to both");
+    assert_eq!(cb.read_text(), "to both");
+}
+
+/// The socket ends while the upgrading handler runs (here: shutdown
+/// closes it); the upgrade then finds it gone, and a subscribe after that
+/// is refused, never left behind. (Found by review: that path delivered
+/// the Close but left the connection's subscriptions open.)
+#[test]
+fn a_subscribe_after_the_socket_went_during_the_upgrade_is_refused() {
+    let hub = PubSub::new();
+    let (started_tx, started_rx) = mpsc::channel::<()>();
+    let started_tx = Mutex::new(started_tx);
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let go_rx = Mutex::new(go_rx);
+    let (res_tx, res_rx) = mpsc::channel::<Result<bool, SendError>>();
+    let res_tx = Mutex::new(res_tx);
+    let h = hub.clone();
+    let mut router = Router::new();
+    router.get("/ws", move |req: Request| {
+        started_tx.lock().unwrap().send(()).unwrap();
+        // Until the test has seen the socket closed.
+        go_rx.lock().unwrap().recv_timeout(WAIT).unwrap();
+        let ws = req.upgrade_to_websocket().expect("a valid upgrade");
+        res_tx
+            .lock()
+            .unwrap()
+            .send(h.subscribe(&ws, "room"))
+            .unwrap();
+    });
+    let server = start(
+        builder()
+            .handler(router)
+            .websocket_handler(|_ws: WebSocket, _e: WebSocketEvent| {}),
+    );
+    let mut c = Client::connect(server.addr);
+    c.send(common::upgrade_request("/ws", ""));
+    started_rx.recv_timeout(WAIT).unwrap();
+    // Shutdown ends the socket after its grace (2 s in `builder()`) while
+    // the handler still runs.
+    let handle = server.handle.clone();
+    let closing = thread::spawn(move || handle.close());
+    wait_until("the socket closed", WAIT, || {
+        server.handle.stats().http_connections == 0
+    });
+    go_tx.send(()).unwrap();
+    assert_eq!(res_rx.recv_timeout(WAIT).unwrap(), Err(SendError::Closed));
+    assert_eq!(hub.subscriber_count("room"), 0);
+    closing.join().unwrap();
+}

@@ -259,3 +259,72 @@ fn local_delivery_goes_on_without_redis_and_cross_node_delivery_resumes() {
     drop(redis);
     drop(on_a);
 }
+
+/// Everything Redis sends back to one inline command, read until it has
+/// been quiet for a moment (a bulk reply like `INFO` or `CLIENT LIST`).
+fn raw_reply(redis: &RedisServer, command: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    s.write_all(format!("{command}\r\n").as_bytes()).unwrap();
+    s.set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 65536];
+    while let Ok(n) = s.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// How many `PING`s Redis has answered (`INFO commandstats`).
+fn pings(redis: &RedisServer) -> u64 {
+    raw_reply(redis, "INFO commandstats")
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_ping:calls="))
+        .and_then(|v| v.split(',').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The ids of the connections in pub/sub mode.
+fn pubsub_client_ids(redis: &RedisServer) -> Vec<String> {
+    raw_reply(redis, "CLIENT LIST TYPE pubsub")
+        .split_whitespace()
+        .filter_map(|w| w.strip_prefix("id=").map(str::to_owned))
+        .collect()
+}
+
+/// A subscriber with nothing to read pings Redis after `IDLE_PING` of
+/// quiet, and a healthy connection survives its answer (subscribed, Redis
+/// answers `["pong", ""]`, not `+PONG`; a reader expecting the latter
+/// reconnected every 5 s, losing what other nodes published meanwhile).
+/// Found by review. Takes two idle periods (~10 s).
+#[test]
+fn a_quiet_subscriber_keeps_its_redis_connection_across_pings() {
+    let Some(redis) = RedisServer::start(0) else {
+        return;
+    };
+    let node = Node::start(&redis);
+    let _on = node.client("quiet");
+    wait_until("subscribed in Redis", || {
+        redis.subscribers("quiet").as_deref() == Some(":1")
+    });
+    let before = pubsub_client_ids(&redis);
+    assert_eq!(before.len(), 1, "{before:?}");
+    // Two idle pings (the count includes the readiness checks' own): after
+    // the first, a connection that failed it is replaced by the time the
+    // second comes.
+    let base = pings(&redis);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pings(&redis) < base + 2 {
+        assert!(std::time::Instant::now() < deadline, "no idle PING came");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        pubsub_client_ids(&redis),
+        before,
+        "the subscriber reconnected after an idle PING"
+    );
+}

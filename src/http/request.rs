@@ -439,7 +439,7 @@ impl Responder {
     ///   or deflate, the body is over ~860 bytes and no `Content-Encoding`
     ///   is set. A `HEAD` response carries no body.
     /// * **Nothing invalid reaches the wire.** A status that is not a final
-    ///   three-digit code (`42`, `2001`, a `1xx`), a field name that is not
+    ///   code of RFC 9110 §15 (`42`, `2001`, `600`, a `1xx`), a field name that is not
     ///   a token (RFC 9110 §5.1: no spaces, no colons) or a value with a
     ///   control character (CR, LF, NUL: §5.5) is a handler bug: the
     ///   client gets `500`, and the server's logger an error naming the
@@ -474,6 +474,11 @@ impl Responder {
                 if s.is_informational() {
                     Err(format!(
                         "{} is informational, not a final response (RFC 9110 §15.2)",
+                        s.as_u16()
+                    ))
+                } else if s.as_u16() >= 600 {
+                    Err(format!(
+                        "{} is outside 100..=599 (RFC 9110 §15)",
                         s.as_u16()
                     ))
                 } else {

@@ -7,8 +7,9 @@ use std::fmt;
 /// integer (so `req.respond(200, ...)` reads as it does everywhere).
 ///
 /// Integers are checked when the response is sent: a value outside
-/// `100..=999` (RFC 9110 §15: three digits), or an informational `1xx`
-/// (not a final response, §15.2), never reaches the wire; the client gets
+/// `100..=599` (RFC 9110 §15: "values outside the range 100..599 are
+/// invalid"), or an informational `1xx` (not a final response, §15.2),
+/// never reaches the wire; the client gets
 /// `500` and the server's logger an error naming the value.
 pub trait IntoStatus {
     /// The status, or why it is not one.

@@ -22,6 +22,8 @@ pub(crate) const WAKER: Token = Token(0);
 /// Listener `i` is registered as `Token(FIRST_LISTENER + i)`.
 const FIRST_LISTENER: usize = 1;
 const EMFILE_BACKOFF: Duration = Duration::from_millis(100);
+/// Accepts from one listener before the next gets its turn.
+const BURST: usize = 64;
 /// Reaching `max_connections` is logged at most this often.
 const FULL_LOG_EVERY: Duration = Duration::from_secs(10);
 
@@ -61,11 +63,22 @@ impl Acceptor<'_> {
             // Every listener is drained to `WouldBlock` on every wake-up
             // (they are edge-triggered, and there are one or two): a
             // wake-up by the limit's waker names no listener.
-            let mut listener = 0;
+            // Round robin, at most `BURST` accepts from one listener in a
+            // row, so a flood on one address (127.0.0.1) cannot keep the
+            // other (::1) waiting; done when every one says `WouldBlock`.
+            let count = self.listeners.len();
+            let mut drained = vec![false; count];
+            let mut left = count;
+            let (mut listener, mut in_a_row) = (0, 0);
             // Checked before every accept: once `close()` has begun,
             // what waits in the backlog is reset with the listener, never
             // accepted (the `close()` contract).
-            while listener < self.listeners.len() && !self.stop.load(Ordering::Acquire) {
+            while left > 0 && !self.stop.load(Ordering::Acquire) {
+                if drained[listener] || in_a_row >= BURST {
+                    listener = (listener + 1) % count;
+                    in_a_row = 0;
+                    continue;
+                }
                 if !self.limit.may_accept() {
                     // Sleep in `poll` until a close wakes us (or `close()`);
                     // a new connection's edge wakes us once, not in a loop.
@@ -91,8 +104,12 @@ impl Acceptor<'_> {
                         let permit = ConnLimit::permit(self.limit);
                         self.ios[next].post(IoMsg::Accept(stream, addr, permit));
                         next = (next + 1) % self.ios.len();
+                        in_a_row += 1;
                     }
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => listener += 1,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        drained[listener] = true;
+                        left -= 1;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) if matches!(e.raw_os_error(), Some(libc_emfile) if is_resource_exhaustion(libc_emfile)) =>
                     {

@@ -639,7 +639,6 @@ fn close_conn(c: IoConn, app: &Arc<App>) {
     let info = match c.conn.ws {
         Some(ws) => {
             ws.shared.mark_closed();
-            crate::pubsub::end_subscriptions(&ws.shared);
             ws.phase.into_close_info()
         }
         // Upgraded by its handler (Open queued), closed before this actor
@@ -647,7 +646,6 @@ fn close_conn(c: IoConn, app: &Arc<App>) {
         None => match upgraded {
             Some(ws) => {
                 ws.shared.mark_closed();
-                crate::pubsub::end_subscriptions(&ws.shared);
                 CloseInfo {
                     code: 1006,
                     reason: String::new(),

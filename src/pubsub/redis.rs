@@ -278,7 +278,9 @@ fn subscriber(
         let mut ok = live.iter().all(|c| ps.subscribe(c).is_ok());
         let mut last_heard = Instant::now();
         while ok {
-            // Commands first, so a new topic is subscribed promptly.
+            // Commands first: a new topic is subscribed within one read
+            // timeout (250 ms); another node's publishes to it before
+            // then do not reach this node.
             loop {
                 match commands.try_recv() {
                     Ok(Command::Subscribe(c)) => {
@@ -321,8 +323,13 @@ fn subscriber(
                         return;
                     }
                     if last_heard.elapsed() >= IDLE_PING {
-                        // A half-open connection answers nothing.
-                        ok = ps.ping::<String>().is_ok();
+                        // A half-open connection answers nothing. (Subscribed,
+                        // Redis answers PING with ["pong", ""], not +PONG:
+                        // any reply will do.)
+                        if let Err(e) = ps.ping::<redis::Value>() {
+                            slog::warn!(log, "Redis backplane: no answer to PING; reconnecting"; "error" => %e);
+                            ok = false;
+                        }
                         last_heard = Instant::now();
                     }
                 }

@@ -224,9 +224,13 @@ impl WsShared {
         }
     }
 
-    /// Marks the socket gone: every later send is refused.
+    /// Marks the socket gone: every later send is refused, and its pub/sub
+    /// subscriptions end (later subscribes are refused).
     pub(crate) fn mark_closed(&self) {
         self.state.store(CLOSED, Ordering::Release);
+        // Every path that finds the socket gone comes here, so the
+        // subscriptions end on each (idempotent: the ledger closes once).
+        crate::pubsub::end_subscriptions(self);
     }
 
     /// Moves Open -> Closing; false if already closing or closed.
