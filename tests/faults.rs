@@ -19,58 +19,17 @@
 
 mod common;
 
-use common::{echo, get, upgrade_request, Client, Events, TestServer, EVENT_TIMEOUT};
+use common::{
+    assert_no_leaks, echo, get, open_fds, serial, server_threads, upgrade_request, Client, Events,
+    TestServer, EVENT_TIMEOUT,
+};
 use natron::fault::{self, Point};
 use natron::{CloseInfo, Message, Request, WebSocket, WebSocketEvent};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Names of this process's threads started by natron or the helper.
-fn server_threads() -> Vec<String> {
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        // A thread may exit between the listing and this read.
-        if let Ok(comm) = std::fs::read_to_string(entry.path().join("comm")) {
-            let comm = comm.trim().to_owned();
-            if comm.starts_with("natron-") || comm == "test-serve" {
-                names.push(comm);
-            }
-        }
-    }
-    names
-}
-
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").unwrap().count()
-}
-
-/// Waits (up to 2 s: a joined thread leaves `/proc` a moment after `join`
-/// returns) until no server thread is left and the descriptor count is
-/// back to `base_fds`.
-#[track_caller]
-fn assert_no_leaks(base_fds: usize) {
-    let deadline = Instant::now() + Duration::from_secs(2);
-    loop {
-        let (threads, fds) = (server_threads(), open_fds());
-        if threads.is_empty() && fds == base_fds {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "leak: server threads left {threads:?}; fds {fds} (baseline {base_fds})"
-        );
-        thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// A server on one IO thread: `/ws` upgrades, `/encoded` counts how many
 /// times `respond` returned to it, anything else is echoed; WebSocket

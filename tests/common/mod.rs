@@ -13,11 +13,13 @@
 
 mod client;
 mod events;
+mod leaks;
 mod table;
 mod ws;
 
 pub use client::*;
 pub use events::*;
+pub use leaks::*;
 pub use table::*;
 pub use ws::*;
 
