@@ -10,15 +10,64 @@
 //! * `GET /sleep` -> blocks 10 ms in the handler, then `Hello, World!`
 //! * `GET /ws`    -> WebSocket echo of text and binary messages
 //! * `GET /stats` -> only with `--stats-route`: `ServerHandle::stats()` as
-//!   `key=value` lines (`benches/soak.rs` watches the server through it)
+//!   `key=value` lines, plus `heap_live_bytes`, the bytes this process has
+//!   allocated and not freed (`benches/soak.rs` watches the server through
+//!   it and checks for leaks with it)
 //!
 //! Once listening it prints `listening on ADDR` on stdout (the real port
 //! when given port 0). Limits stay at natron's defaults unless a flag says
 //! otherwise. Keep this stable: outside suites depend on it.
 
 use natron::{Message, Request, Router, Server, ServerHandle, WebSocket, WebSocketEvent};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+
+/// The system allocator, counting live heap bytes so that the soak can
+/// tell a leak from glibc keeping freed pages (RSS cannot: it swings with
+/// arena fragmentation and the heap top, by megabytes from run to run).
+struct Counting;
+
+static HEAP_LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees hold; the counter is only arithmetic.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is (see the impl).
+        let p = unsafe { System.alloc(layout) };
+        if !p.is_null() {
+            HEAP_LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: forwarded as is (see the impl).
+        let p = unsafe { System.alloc_zeroed(layout) };
+        if !p.is_null() {
+            HEAP_LIVE.fetch_add(layout.size(), Ordering::Relaxed);
+        }
+        p
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as is (see the impl).
+        unsafe { System.dealloc(ptr, layout) };
+        HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // SAFETY: forwarded as is (see the impl).
+        let p = unsafe { System.realloc(ptr, layout, new_size) };
+        if !p.is_null() {
+            HEAP_LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            HEAP_LIVE.fetch_add(new_size, Ordering::Relaxed);
+        }
+        p
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
 
 fn main() {
     let mut addr = "127.0.0.1:8080".to_string();
@@ -167,7 +216,8 @@ fn stats_lines(handle: &ServerHandle) -> String {
     let s = handle.stats();
     format!(
         "http_connections={}\nwebsocket_connections={}\nworkers_busy={}\nworkers_idle={}\n\
-         run_queue_depth={}\noutbound_bytes_queued={}\nconnection_limit_reached={}\n",
+         run_queue_depth={}\noutbound_bytes_queued={}\nconnection_limit_reached={}\n\
+         heap_live_bytes={}\n",
         s.http_connections,
         s.websocket_connections,
         s.workers_busy,
@@ -175,5 +225,6 @@ fn stats_lines(handle: &ServerHandle) -> String {
         s.run_queue_depth,
         s.outbound_bytes_queued,
         s.connection_limit_reached,
+        HEAP_LIVE.load(Ordering::Relaxed),
     )
 }

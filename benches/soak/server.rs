@@ -57,8 +57,8 @@ impl Server {
             .args(args)
             .stdout(Stdio::piped());
         if !env::vars_os().any(|(k, _)| k.to_string_lossy().starts_with("MALLOC_")) {
-            // Keeps the RSS check about natron's memory, not glibc's
-            // retention. Default arenas (8 x cores) each reach their own
+            // Keeps the RSS figures about natron's memory, not glibc's
+            // retention (the leak check itself is on the live heap). Default arenas (8 x cores) each reach their own
             // high-water mark in turn as ~50 threads take large buffers:
             // RSS climbed 51 -> 76 MiB over 60 s (flat with 2 arenas). And
             // with the dynamic mmap threshold, large buffers come from the
