@@ -89,8 +89,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Largest request head (request line and header fields). Default 8 KiB;
-    /// larger heads are answered `431`.
+    /// Largest request head in bytes (request line and header fields).
+    /// Default 8 KiB; larger heads are answered `431` (RFC 6585 §5), or
+    /// `414` when the request line alone is longer (RFC 9112 §3), and the
+    /// connection is closed.
     pub fn max_headers_len(mut self, n: usize) -> Self {
         self.config.max_headers_len = n;
         self

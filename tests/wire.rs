@@ -209,7 +209,7 @@ fn versions() {
 
 /// The default limits: 8 KiB of head, 100 fields, 1 MiB of body.
 #[test]
-fn default_limits_are_431_and_413() {
+fn default_limits_are_414_431_and_413() {
     let fields = |n: usize, len: usize| -> String {
         (0..n)
             .map(|i| format!("X-F{i}: {}\r\n", "b".repeat(len)))
@@ -235,11 +235,22 @@ fn default_limits_are_431_and_413() {
             format!("GET / HTTP/1.1\r\nHost: t\r\n{}\r\n", fields(150, 1)).as_bytes(),
             431,
         ),
-        // RFC 9112 §3 asks for 414 (URI Too Long) here; natron counts the
-        // request line in the head and answers 431 (reported, not fixed).
+        // RFC 9112 §3: a request-target longer than the server parses is
+        // 414 (URI Too Long); a long one whose line still ends within the
+        // limit, with fields past it, is the header section's 431.
         refused(
             "request target over 8 KiB",
             format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "u".repeat(9000)).as_bytes(),
+            414,
+        ),
+        refused(
+            "request target of 8 KiB - 100, then fields past the limit",
+            format!(
+                "GET /{} HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n",
+                "u".repeat(8 * 1024 - 100),
+                "x".repeat(200)
+            )
+            .as_bytes(),
             431,
         ),
         // Only the head: a server waiting for the 10 MB body would not

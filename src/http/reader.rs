@@ -169,7 +169,7 @@ impl Reader {
                     let Some(end) = find_head_end(avail, *scanned) else {
                         check_request_prefix(avail)?;
                         if avail.len() > limits.max_headers_len {
-                            return Err(err(431, "request header section too large"));
+                            return Err(head_too_large(avail, limits));
                         }
                         *scanned = avail.len().saturating_sub(3);
                         self.compact();
@@ -177,7 +177,7 @@ impl Reader {
                     };
                     if end > limits.max_headers_len {
                         check_request_prefix(avail)?;
-                        return Err(err(431, "request header section too large"));
+                        return Err(head_too_large(avail, limits));
                     }
                     let (req, flags, framing, expect_continue) = parse_head(&avail[..end], limits)?;
                     self.pos += end;
@@ -304,6 +304,20 @@ fn is_tchar(b: u8) -> bool {
 /// How many bytes of a method are checked before it is given the benefit
 /// of the doubt (the longest registered method has 17).
 const METHOD_CHECK_LEN: usize = 32;
+
+/// A head past `max_headers_len`: `414 URI Too Long` when the request line
+/// alone does not end within the limit (RFC 9112 §3: a request-target
+/// longer than the server wishes to parse), else `431` (RFC 6585 §5).
+/// Decided on the first `max_headers_len` bytes only, so the answer is the
+/// same however the head's bytes arrive.
+fn head_too_large(avail: &[u8], limits: &Limits) -> HttpError {
+    let window = &avail[..avail.len().min(limits.max_headers_len)];
+    if memchr::memchr(b'\n', window).is_none() {
+        err(414, "request-target too long")
+    } else {
+        err(431, "request header section too large")
+    }
+}
 
 /// Refuses an incomplete head that can never become a request line: one
 /// whose method (the bytes before the first SP) is empty or holds a
@@ -824,6 +838,13 @@ mod tests {
         assert_eq!(parse_all(big.as_bytes()).err().unwrap().status, 431);
         let partial = format!("GET / HTTP/1.1\r\nX: {}", "a".repeat(9000));
         assert_eq!(parse_all(partial.as_bytes()).err().unwrap().status, 431);
+        // The request line alone past the limit: 414, whole or partial.
+        let target = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "u".repeat(9000));
+        assert_eq!(parse_all(target.as_bytes()).err().unwrap().status, 414);
+        assert_eq!(
+            parse_all(&target.as_bytes()[..8500]).err().unwrap().status,
+            414
+        );
         let body = b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 99999999\r\n\r\n";
         assert_eq!(parse_all(body).err().unwrap().status, 413);
         assert_eq!(
@@ -959,7 +980,10 @@ mod tests {
                         Ok(Parsed::Continue) => {}
                         Ok(Parsed::NeedMore) => break,
                         Err(e) => {
-                            assert!([400, 408, 413, 417, 431, 505].contains(&e.status), "{e:?}");
+                            assert!(
+                                [400, 408, 413, 414, 417, 431, 505].contains(&e.status),
+                                "{e:?}"
+                            );
                             errors += 1;
                             rest = &[];
                             break;
