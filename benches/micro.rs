@@ -417,7 +417,7 @@ fn bench_handoff(c: &mut Criterion) {
                 while actor.ran.load(Ordering::Acquire) != seq {
                     std::hint::spin_loop();
                     spins = spins.wrapping_add(1);
-                    if spins % 4096 == 0 {
+                    if spins.is_multiple_of(4096) {
                         assert!(start.elapsed() < STUCK, "the worker never ran the event");
                     }
                 }

@@ -84,7 +84,7 @@ impl Acceptor<'_> {
                     // a new connection's edge wakes us once, not in a loop.
                     if !full {
                         full = true;
-                        if logged_full.map_or(true, |t| t.elapsed() >= FULL_LOG_EVERY) {
+                        if logged_full.is_none_or(|t| t.elapsed() >= FULL_LOG_EVERY) {
                             slog::warn!(self.log, "max_connections reached; new connections wait in the listen backlog";
                                 "max_connections" => self.limit.max(), "waits_since_last_log" => unlogged_waits);
                             logged_full = Some(Instant::now());
