@@ -82,7 +82,7 @@ pub fn decode_frames<'a>(
     max_message_len: usize,
     chunks: impl IntoIterator<Item = &'a [u8]>,
 ) -> Vec<Result<String, u16>> {
-    let mut decoder = Decoder::new(max_message_len, Vec::new());
+    let mut decoder = Decoder::new(max_message_len, Vec::new(), None);
     let mut out = Vec::new();
     for chunk in chunks {
         decoder.extend(chunk);
@@ -112,7 +112,7 @@ pub enum Decoded {
 
 /// Decodes one buffer: every message, or the first error's close code.
 pub fn decode_all(max_message_len: usize, bytes: &[u8]) -> Result<Vec<Decoded>, u16> {
-    let mut decoder = Decoder::new(max_message_len, bytes.to_vec());
+    let mut decoder = Decoder::new(max_message_len, bytes.to_vec(), None);
     let mut out = Vec::new();
     loop {
         match decoder.next() {
