@@ -520,11 +520,69 @@ mod tests {
         assert_eq!(close.len(), 2 + 2 + 122);
     }
 
+    const AGREED: Agreed = Agreed {
+        server_window_bits: 15,
+        client_window_bits: 15,
+        client_no_context_takeover: true,
+        threshold: 0,
+        level: 6,
+    };
+
+    fn decode_deflated(bytes: &[u8], max: usize) -> Result<Vec<Incoming>, WsError> {
+        let mut d = Decoder::new(max, Vec::new(), Some(&AGREED));
+        let mut out = Vec::new();
+        for b in bytes {
+            d.extend(&[*b]);
+            while let Some(m) = d.next()? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    fn rsv1(mut frame: Vec<u8>) -> Vec<u8> {
+        frame[0] |= 0x40;
+        frame
+    }
+
+    #[test]
+    fn compressed_messages_and_rsv1_rules() {
+        let text = "compressed, fragmented, byte by byte ".repeat(10);
+        let z = super::super::deflate::deflate(text.as_bytes(), 15, 6).unwrap();
+        let (a, b) = z.split_at(z.len() / 3);
+        let mut input = rsv1(client_frame(false, 1, a));
+        input.extend(client_frame(true, 9, b"p"));
+        input.extend(client_frame(true, 0, b));
+        input.extend(client_frame(true, 1, b"plain"));
+        assert_eq!(
+            decode_deflated(&input, 1000).unwrap(),
+            vec![
+                Incoming::Ping(b"p".to_vec()),
+                Incoming::Text(text.clone()),
+                Incoming::Text("plain".into()),
+            ]
+        );
+        // Inflated past the limit; RSV1 where it may not be.
+        assert_eq!(decode_deflated(&input, 100).unwrap_err().code, 1009);
+        let whole = rsv1(client_frame(true, 1, &z));
+        assert_eq!(decode_all(&whole, 1000).unwrap_err().code, 1002);
+        let mut cont = rsv1(client_frame(false, 1, a));
+        cont.extend(rsv1(client_frame(true, 0, b)));
+        assert_eq!(decode_deflated(&cont, 1000).unwrap_err().code, 1002);
+        let ping = rsv1(client_frame(true, 9, b""));
+        assert_eq!(decode_deflated(&ping, 1000).unwrap_err().code, 1002);
+        let mut rsv2 = client_frame(true, 1, b"a");
+        rsv2[0] |= 0x20;
+        assert_eq!(decode_deflated(&rsv2, 1000).unwrap_err().code, 1002);
+    }
+
     #[test]
     fn hostile_frames_never_panic() {
+        let z = super::super::deflate::deflate(&[b'z'; 200], 15, 6).unwrap();
         let mut seed = client_frame(false, 1, "héllo".as_bytes());
         seed.extend(client_frame(true, 9, b"ping"));
         seed.extend(client_frame(true, 0, &[0xe2, 0x82, 0xac]));
+        seed.extend(rsv1(client_frame(true, 2, &z)));
         seed.extend(client_frame(true, 2, &[7; 300]));
         seed.extend(client_frame(true, 8, &[3, 232, b'x']));
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -541,7 +599,8 @@ mod tests {
                 let at = (next() as usize) % input.len();
                 input[at] = next() as u8;
             }
-            let mut d = Decoder::new(256, Vec::new(), None);
+            let deflate = (next() % 2 == 0).then_some(&AGREED);
+            let mut d = Decoder::new(256, Vec::new(), deflate);
             let mut rest = &input[..];
             'feed: while !rest.is_empty() {
                 let n = 1 + (next() as usize) % rest.len();
