@@ -83,7 +83,7 @@ fn env_or(name: &str, default: usize) -> usize {
 
 /// The message: JSON of about 2 KiB.
 fn message() -> String {
-    let items: Vec<String> = (0..40)
+    let items: Vec<String> = (0..25)
         .map(|i| {
             format!(
                 r#"{{"id":{i},"user":"user{i}","text":"message number {i} of the feed","ts":{}}}"#,
@@ -105,7 +105,7 @@ fn serve() {
     });
     let h = hub.clone();
     let msg = message();
-    assert!((1900..2200).contains(&msg.len()), "{}", msg.len());
+    assert!((1800..2300).contains(&msg.len()), "{}", msg.len());
     router.post("/publish", move |req: Request| {
         let started = Instant::now();
         h.publish("feed", msg.clone());

@@ -623,29 +623,27 @@ mod tests {
             let compressed = deflate(text.as_bytes(), bits, 6).unwrap();
             assert!(compressed.len() < text.len() / 4);
             assert!(!compressed.ends_with(&TAIL));
-            let agreed = Agreed {
-                server_window_bits: 15,
-                client_window_bits: bits,
-                client_no_context_takeover: true,
-                threshold: 0,
-                level: 6,
-            };
-            let mut inflater = Inflater::new(&agreed);
-            for _ in 0..2 {
-                let out = inflater.inflate(&compressed, 10_000).unwrap();
-                assert_eq!(out, text.as_bytes());
+            // Through the IO thread's inflater, and the connection's own.
+            for client_no_context_takeover in [true, false] {
+                let agreed = Agreed {
+                    server_window_bits: 15,
+                    client_window_bits: bits,
+                    client_no_context_takeover,
+                    threshold: 0,
+                    level: 6,
+                };
+                let mut inflater = Inflater::new(&agreed);
+                for _ in 0..2 {
+                    let out = inflater.inflate(&compressed, 10_000).unwrap();
+                    assert_eq!(out, text.as_bytes());
+                }
+                let err = inflater.inflate(&compressed, text.len() - 1).unwrap_err();
+                assert_eq!(err.code, 1009);
+                assert_eq!(
+                    inflater.inflate(&compressed, text.len()).unwrap(),
+                    text.as_bytes()
+                );
             }
-            assert_eq!(
-                inflater
-                    .inflate(&compressed, text.len() - 1)
-                    .unwrap_err()
-                    .code,
-                1009
-            );
-            assert_eq!(
-                inflater.inflate(&compressed, text.len()).unwrap(),
-                text.as_bytes()
-            );
         }
         // Incompressible: not worth it.
         let noise: Vec<u8> = (0..200u32)

@@ -112,6 +112,7 @@ impl fmt::Debug for WebSocketUpgrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketUpgrade")
             .field("protocols", &self.protocols)
+            .field("compression", &self.compression)
             .field("handler", &self.handler.is_some())
             .field("data", &self.data.is_some())
             .finish()
