@@ -107,7 +107,8 @@ pub use websocket::{
     WebSocketHandler, WebSocketUpgrade,
 };
 
-/// Crate internals for the micro-benchmarks in `benches/micro.rs` only.
+/// Crate internals for the micro-benchmarks in `benches/micro.rs` (and
+/// the compression count `tests/deflate.rs` reads) only.
 ///
 /// **Not API.** Hidden from the docs, exempt from semver, and free to change
 /// or vanish in any release; nothing outside this repository may use it.

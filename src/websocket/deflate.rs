@@ -61,7 +61,9 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 /// KiB of heap with a browser's 1 KiB upgrade request, `cargo bench
 /// --bench allocs`). Each IO thread keeps one inflater, and each thread
 /// that sends compressed messages one deflater per window size used
-/// (about 270 KiB at 15 bits), reset per message.
+/// (zlib's 2^(bits+2) + 128 KiB: about 260 KiB at 15 bits), reset per
+/// message and freed when the thread ends: with an elastic worker pool,
+/// at most one per worker that has sent compressed messages.
 ///
 /// ```
 /// use natron::{Server, WebSocketCompression};
