@@ -15,7 +15,9 @@
 //! wake-ups, a pool thread starting), so they are compared between
 //! commits, not timed.
 
-use natron::{Message, Request, Server, WebSocket, WebSocketEvent, WebSocketUpgrade};
+use natron::{
+    Message, Request, Server, WebSocket, WebSocketCompression, WebSocketEvent, WebSocketUpgrade,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -167,8 +169,10 @@ fn ws(addr: SocketAddr) {
 /// upgrade request of about 1 KiB (cookies, user agent, extensions): the
 /// live heap after `n` upgrades, less the live heap before, over `n`.
 /// Kernel socket buffers are not heap and not counted (`measure.sh idle`
-/// counts RSS).
-fn idle_ws(addr: SocketAddr, path: &str, label: &str) {
+/// counts RSS). With `compressed`, the message that proves the Open was
+/// handled is sent compressed (permessage-deflate agreed), so the
+/// connection has inflated once before it idles.
+fn idle_ws(addr: SocketAddr, path: &str, label: &str, compressed: bool) {
     let cookie = "c".repeat(600);
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nOrigin: http://{addr}\r\n\
@@ -200,8 +204,16 @@ fn idle_ws(addr: SocketAddr, path: &str, label: &str) {
     }
     // Each connection's Open has been handled once an echo comes back.
     for sock in &mut socks {
-        let mut frame = vec![0x81, 0x80 | 1, 1, 2, 3, 4];
-        frame.push(b'x' ^ 1);
+        let frame = if compressed {
+            // "x", raw deflate with a sync flush less its 00 00 ff ff,
+            // RSV1 set (RFC 7692 §7.2.1).
+            let z = [0xaa, 0x00, 0x00];
+            let mut f = vec![0xc1, 0x80 | z.len() as u8, 1, 2, 3, 4];
+            f.extend(z.iter().enumerate().map(|(i, b)| b ^ [1, 2, 3, 4][i % 4]));
+            f
+        } else {
+            vec![0x81, 0x80 | 1, 1, 2, 3, 4, b'x' ^ 1]
+        };
         sock.write_all(&frame).unwrap();
         let mut got = 0;
         while got < 3 {
@@ -233,6 +245,14 @@ fn start() -> (
                 let _ = req.upgrade_to_websocket();
             } else if req.path() == "/ws-lean" {
                 let _ = req.upgrade(WebSocketUpgrade::new().request_headers(false));
+            } else if req.path() == "/ws-deflate" {
+                let _ = req.upgrade(
+                    WebSocketUpgrade::new().compression(Some(WebSocketCompression::new())),
+                );
+            } else if req.path() == "/ws-deflate-context" {
+                let _ = req.upgrade(WebSocketUpgrade::new().compression(Some(
+                    WebSocketCompression::new().client_no_context_takeover(false),
+                )));
             } else {
                 req.respond(200, [("Content-Type", "text/plain")], "Hello, World!");
             }
@@ -256,12 +276,18 @@ fn main() {
     ws(addr);
     handle.close();
     serving.join().unwrap().unwrap();
-    for (path, label) in [
-        ("/ws", "idle WebSocket"),
-        ("/ws-lean", "idle WebSocket, headers not kept"),
+    for (path, label, compressed) in [
+        ("/ws", "idle WebSocket", false),
+        ("/ws-lean", "idle WebSocket, headers not kept", false),
+        ("/ws-deflate", "idle compressed WebSocket", true),
+        (
+            "/ws-deflate-context",
+            "idle compressed, client context kept",
+            true,
+        ),
     ] {
         let (handle, serving, addr) = start();
-        idle_ws(addr, path, label);
+        idle_ws(addr, path, label, compressed);
         handle.close();
         serving.join().unwrap().unwrap();
     }

@@ -15,6 +15,9 @@
 //! * `--redis URL` (feature `redis`) joins other chat servers on the same
 //!   Redis: two servers on two ports make one chat. Member lists and
 //!   history stay per server.
+//! * WebSockets are compressed (permessage-deflate, RFC 7692) when the
+//!   browser offers it, as browsers do: a message is compressed once for
+//!   every member of the room (`configure`).
 //! * A dropped connection is said so on the page, which reconnects with
 //!   backoff; a message over the server's limit is refused by the page
 //!   before it is sent.
@@ -23,7 +26,8 @@
 //! `{"type": "welcome"|"message"|"join"|"leave"|"history"|"error", ...}`.
 
 use natron::{
-    Message, PubSub, Request, Router, Server, WebSocket, WebSocketEvent, WebSocketUpgrade,
+    Message, PubSub, Request, Router, Server, ServerBuilder, WebSocket, WebSocketCompression,
+    WebSocketEvent, WebSocketUpgrade,
 };
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -147,16 +151,20 @@ fn main() {
         None => PubSub::new(),
         Some(url) => redis_hub(&url),
     };
-    let server = Server::builder()
-        .handler(router(hub))
-        // Room for MAX_TEXT bytes of text once JSON-escaped.
-        .max_message_len(64 * 1024)
-        .build();
+    let server = configure(Server::builder()).handler(router(hub)).build();
     println!("chat on http://{addr}");
     if let Err(e) = server.serve(addr.as_str()) {
         eprintln!("chat: {e}");
         std::process::exit(1);
     }
+}
+
+/// The chat's server settings (also used by `tests/browser.rs`).
+pub fn configure(builder: ServerBuilder) -> ServerBuilder {
+    builder
+        // Room for MAX_TEXT bytes of text once JSON-escaped.
+        .max_message_len(64 * 1024)
+        .websocket_compression(WebSocketCompression::new())
 }
 
 /// The chat's routes, on `hub` (also used by `tests/browser.rs`).

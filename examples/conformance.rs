@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release --example conformance -- [--addr HOST:PORT] [--workers N] [--io-threads N]
 //!     [--max-message-len BYTES] [--header-timeout-ms MS] [--idle-timeout-ms MS] [--stats-route]
+//!     [--compression]
 //! ```
 //!
 //! * `GET /`      -> 200 `text/plain` `Hello, World!`
@@ -14,11 +15,16 @@
 //!   allocated and not freed (`benches/soak.rs` watches the server through
 //!   it and checks for leaks with it)
 //!
+//! `--compression` enables permessage-deflate (RFC 7692) with its defaults,
+//! for Autobahn's cases 12 and 13 (`.ci/autobahn.sh`).
+//!
 //! Once listening it prints `listening on ADDR` on stdout (the real port
 //! when given port 0). Limits stay at natron's defaults unless a flag says
 //! otherwise. Keep this stable: outside suites depend on it.
 
-use natron::{Message, Request, Router, Server, ServerHandle, WebSocket, WebSocketEvent};
+use natron::{
+    Message, Request, Router, Server, ServerHandle, WebSocket, WebSocketCompression, WebSocketEvent,
+};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -77,6 +83,7 @@ fn main() {
     let mut header_timeout: Option<Duration> = None;
     let mut idle_timeout: Option<Duration> = None;
     let mut stats_route = false;
+    let mut compression = false;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -121,6 +128,7 @@ fn main() {
                 ))
             }
             "--stats-route" => stats_route = true,
+            "--compression" => compression = true,
             "-h" | "--help" => usage(""),
             other => usage(&format!("unknown argument {other}")),
         }
@@ -176,6 +184,9 @@ fn main() {
     if let Some(t) = idle_timeout {
         builder = builder.idle_timeout(t);
     }
+    if compression {
+        builder = builder.websocket_compression(WebSocketCompression::new());
+    }
     let server = builder.build();
     let handle = server.handle();
     let _ = handle_cell.set(handle.clone());
@@ -197,7 +208,7 @@ fn usage(msg: &str) -> ! {
     }
     eprintln!(
         "usage: conformance [--addr HOST:PORT] [--workers N] [--io-threads N] [--max-message-len BYTES] \
-         [--header-timeout-ms MS] [--idle-timeout-ms MS] [--stats-route]"
+         [--header-timeout-ms MS] [--idle-timeout-ms MS] [--stats-route] [--compression]"
     );
     std::process::exit(2);
 }

@@ -38,6 +38,8 @@ pub(crate) struct Config {
     pub(crate) ws_ping_interval: Option<Duration>,
     pub(crate) ws_idle_timeout: Option<Duration>,
     pub(crate) ws_close_timeout: Duration,
+    /// permessage-deflate, when enabled.
+    pub(crate) ws_compression: Option<crate::WebSocketCompression>,
     /// How long a lingering close waits for the client's FIN.
     pub(crate) linger_timeout: Duration,
     /// Which `Origin`s may open a WebSocket.
@@ -90,6 +92,7 @@ impl Default for Config {
             ws_ping_interval: None,
             ws_idle_timeout: None,
             ws_close_timeout: Duration::from_secs(5),
+            ws_compression: None,
             linger_timeout: Duration::from_secs(2),
             origin_policy: OriginPolicy::default(),
             trusted_proxies: Vec::new(),

@@ -75,14 +75,36 @@ fn flatten(raw: &RawRequest, upgrade: bool) -> String {
     )
 }
 
+/// permessage-deflate for [`decode_frames`]: none, agreed with the client
+/// compressing each message on its own, or keeping its context.
+#[derive(Clone, Copy, Debug)]
+pub enum Deflate {
+    Off,
+    NoContextTakeover,
+    ContextTakeover,
+}
+
 /// Feeds `chunks` to one WebSocket decoder and returns what it decoded, up
 /// to and including its first error (`Err(close code)`), each message as
 /// its `Debug` form.
 pub fn decode_frames<'a>(
     max_message_len: usize,
+    deflate: Deflate,
     chunks: impl IntoIterator<Item = &'a [u8]>,
 ) -> Vec<Result<String, u16>> {
-    let mut decoder = Decoder::new(max_message_len, Vec::new());
+    let agreed = |client_no_context_takeover| crate::websocket::deflate::Agreed {
+        server_window_bits: 15,
+        client_window_bits: 15,
+        client_no_context_takeover,
+        threshold: 0,
+        level: 6,
+    };
+    let agreed = match deflate {
+        Deflate::Off => None,
+        Deflate::NoContextTakeover => Some(agreed(true)),
+        Deflate::ContextTakeover => Some(agreed(false)),
+    };
+    let mut decoder = Decoder::new(max_message_len, Vec::new(), agreed.as_ref());
     let mut out = Vec::new();
     for chunk in chunks {
         decoder.extend(chunk);
@@ -112,7 +134,7 @@ pub enum Decoded {
 
 /// Decodes one buffer: every message, or the first error's close code.
 pub fn decode_all(max_message_len: usize, bytes: &[u8]) -> Result<Vec<Decoded>, u16> {
-    let mut decoder = Decoder::new(max_message_len, bytes.to_vec());
+    let mut decoder = Decoder::new(max_message_len, bytes.to_vec(), None);
     let mut out = Vec::new();
     loop {
         match decoder.next() {

@@ -103,11 +103,12 @@ pub use router::Router;
 pub use server::{Server, ServerBuilder, ServerHandle, Stats};
 #[cfg(not(loom))]
 pub use websocket::{
-    CloseInfo, Message, SendError, UpgradeError, WebSocket, WebSocketEvent, WebSocketHandler,
-    WebSocketUpgrade,
+    CloseInfo, Message, SendError, UpgradeError, WebSocket, WebSocketCompression, WebSocketEvent,
+    WebSocketHandler, WebSocketUpgrade,
 };
 
-/// Crate internals for the micro-benchmarks in `benches/micro.rs` only.
+/// Crate internals for the micro-benchmarks in `benches/micro.rs` (and
+/// the compression count `tests/deflate.rs` reads) only.
 ///
 /// **Not API.** Hidden from the docs, exempt from semver, and free to change
 /// or vanish in any release; nothing outside this repository may use it.
@@ -123,6 +124,9 @@ pub mod __bench {
     pub use crate::http::request::{serialize, RawRequest};
     pub use crate::io::writer::Writer;
     pub use crate::websocket::codec::encode;
+    /// Messages compressed on the calling thread (tests/deflate.rs counts
+    /// compress-once fan-out with it).
+    pub use crate::websocket::deflate::compressed_on_this_thread;
     /// The frame opcodes [`encode`] takes (tungstenite's).
     pub use tungstenite::protocol::frame::coding::{Data, OpCode};
 }

@@ -56,6 +56,17 @@ impl ServerBuilder {
         self
     }
 
+    /// permessage-deflate (RFC 7692) for WebSockets whose client offers it
+    /// (browsers do). Default: off, so every WebSocket is uncompressed.
+    /// See [`WebSocketCompression`](crate::WebSocketCompression) for what
+    /// is agreed, what is compressed, and the memory it costs;
+    /// [`WebSocketUpgrade::compression`](crate::WebSocketUpgrade::compression)
+    /// overrides it per connection.
+    pub fn websocket_compression(mut self, compression: crate::WebSocketCompression) -> Self {
+        self.config.ws_compression = Some(compression);
+        self
+    }
+
     /// The logger; by default log records are discarded.
     pub fn logger(mut self, log: slog::Logger) -> Self {
         self.log = Some(log);

@@ -214,12 +214,21 @@ fn two_pages_chat_and_html_stays_text() {
     let Some((_browser, devtools)) = start_browser() else {
         return;
     };
-    let server = start(builder().handler(chat::router(PubSub::new())));
+    let server = start(chat::configure(builder()).handler(chat::router(PubSub::new())));
     let url = format!("http://{}/", server.addr);
 
     let mut cdp = Cdp::connect(&devtools);
     let alice = cdp.open(&url);
     join(&mut cdp, &alice, "alice");
+    // Chromium offered permessage-deflate and the chat agreed it: every
+    // message below (the long one included) went compressed both ways.
+    let extensions = cdp.eval(&alice, "ws.extensions");
+    assert!(
+        extensions
+            .as_str()
+            .is_some_and(|e| e.starts_with("permessage-deflate")),
+        "Sec-WebSocket-Extensions agreed: {extensions}"
+    );
     let bob = cdp.open(&url);
     join(&mut cdp, &bob, "bob <b>");
     // Alice sees bob join, and both are listed.
@@ -228,7 +237,8 @@ fn two_pages_chat_and_html_stays_text() {
         "document.getElementById('count').textContent === '2'",
     );
 
-    let text = "hello <script>window.pwned = 1</script> & <img src=x onerror=\"window.pwned=1\">";
+    // Over the 128-byte threshold once in JSON: sent compressed.
+    let text = "hello <script>window.pwned = 1</script> & <img src=x onerror=\"window.pwned=1\"> and more words, so that the message is compressed";
     cdp.eval(
         &alice,
         &format!(

@@ -413,6 +413,7 @@ impl Driver {
                 request: crate::http::Parts::for_tests(),
                 data: None,
                 handler: None,
+                deflate: None,
             },
         ));
         a.ws = Some(WebSocket {

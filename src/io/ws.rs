@@ -131,9 +131,10 @@ impl<S: Socket> Conn<S> {
             .fetch_add(self.writer.queued_bytes(), Ordering::AcqRel);
         let leftover = self.reader.take_buffered();
         let now = Instant::now();
+        let decoder = codec::Decoder::new(cfg.max_message_len, leftover, ws.deflate.as_ref());
         self.ws = Some(Box::new(WsConn {
             shared: ws,
-            decoder: codec::Decoder::new(cfg.max_message_len, leftover),
+            decoder,
             phase: WsPhase::Open,
             last_read: now,
             last_ping: now,

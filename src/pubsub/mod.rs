@@ -119,6 +119,24 @@ pub(crate) enum Subscriber {
     WebSocket(WebSocket),
 }
 
+impl Subscriber {
+    /// The window (bits) a compressed frame of `message` must fit for
+    /// this subscriber, and its level; `None` if it gets the uncompressed
+    /// frame.
+    fn deflate_bits(&self, message: &Message) -> Option<(u8, u32)> {
+        let Subscriber::WebSocket(ws) = self;
+        let agreed = ws.shared.deflate.as_ref()?;
+        let len = match message {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) => b.len(),
+            Message::Ping(_) | Message::Pong(_) => return None,
+        };
+        agreed
+            .compresses(len)
+            .then_some((agreed.server_window_bits, agreed.level))
+    }
+}
+
 /// One subscription, as its connection's ledger records it.
 pub(crate) struct Subscription {
     hub: Weak<Hub>,
@@ -263,29 +281,52 @@ impl Hub {
         if subscribers.is_empty() {
             return 0;
         }
-        // Encoded once per kind of subscriber (one kind so far).
-        let frame: Arc<[u8]> = Arc::from(message.encode());
-        // One message per IO actor, naming its subscribers: a publish to
-        // 10,000 costs a few channel pushes, not 10,000.
-        let mut groups: Vec<(IoHandle, Vec<u64>)> = Vec::new();
+        // Encoded at most twice: uncompressed for the subscribers without
+        // permessage-deflate (or below their threshold), compressed once
+        // for the others. Every server frame is compressed on its own
+        // (server_no_context_takeover), so one compressed frame serves
+        // every connection whose window is at least the one it used: the
+        // smallest any of them agreed (all 15 unless a client asked less).
+        let deflate = subscribers
+            .iter()
+            .filter_map(|sub| sub.deflate_bits(message))
+            .min();
+        let plain = std::cell::OnceCell::<Arc<[u8]>>::new();
+        let compressed = std::cell::OnceCell::<Option<Arc<[u8]>>>::new();
+        let frame_for = |sub: &Subscriber| -> Arc<[u8]> {
+            if let (Some(_), Some((bits, level))) = (sub.deflate_bits(message), deflate) {
+                let c =
+                    compressed.get_or_init(|| message.encode_deflated(bits, level).map(Arc::from));
+                if let Some(frame) = c {
+                    return frame.clone();
+                }
+            }
+            plain
+                .get_or_init(|| Arc::from(message.encode(None)))
+                .clone()
+        };
+        // One message per IO actor and frame, naming its subscribers: a
+        // publish to 10,000 costs a few channel pushes, not 10,000.
+        let mut groups: Vec<(IoHandle, Arc<[u8]>, Vec<u64>)> = Vec::new();
         let mut queued = 0;
         for sub in &subscribers {
             let Subscriber::WebSocket(ws) = sub;
+            let frame = frame_for(sub);
             if ws.reserve(frame.len()).is_err() {
                 continue;
             }
             queued += 1;
             let io = &ws.shared.io;
-            match groups.iter_mut().find(|(g, _)| g.same_receiver(io)) {
-                Some((_, ids)) => ids.push(ws.id()),
-                None => groups.push((io.clone(), vec![ws.id()])),
+            match groups
+                .iter_mut()
+                .find(|(g, f, _)| g.same_receiver(io) && Arc::ptr_eq(f, &frame))
+            {
+                Some((_, _, ids)) => ids.push(ws.id()),
+                None => groups.push((io.clone(), frame, vec![ws.id()])),
             }
         }
-        for (io, conns) in groups {
-            io.post(IoMsg::WsFanout {
-                conns,
-                frame: frame.clone(),
-            });
+        for (io, frame, conns) in groups {
+            io.post(IoMsg::WsFanout { conns, frame });
         }
         queued
     }

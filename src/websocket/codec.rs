@@ -3,20 +3,25 @@
 //! tungstenite's frame layer parses and formats headers; this module adds
 //! what a server must enforce on top, streaming:
 //!
-//! * client frames must be masked, RSV bits clear (no extension is
-//!   negotiated), opcodes known, control frames final and at most 125
-//!   bytes, continuation frames only inside a fragmented message: else
-//!   close `1002`;
+//! * client frames must be masked, RSV2 and RSV3 clear, RSV1 clear unless
+//!   permessage-deflate was agreed and the frame is the first of a data
+//!   message (RFC 7692 §6.1), opcodes known, control frames final and at
+//!   most 125 bytes, continuation frames only inside a fragmented message:
+//!   else close `1002`;
+//! * a compressed message is collected whole, then inflated
+//!   (`deflate.rs`), bounded by `max_message_len` as it inflates (`1009`);
 //! * a message larger than `max_message_len` is refused with `1009` as soon
 //!   as a frame header announces it, without buffering it;
 //! * text is validated as it arrives, fragment by fragment and even within
-//!   a frame, so invalid UTF-8 closes with `1007` at the first bad byte.
+//!   a frame, so invalid UTF-8 closes with `1007` at the first bad byte
+//!   (compressed text: once inflated).
 //!
 //! Payload bytes are unmasked straight into the message being assembled;
 //! the raw buffer only ever holds one frame header or the unread tail of a
 //! read, and is freed whenever it is empty, so an idle connection holds no
 //! buffer at all.
 
+use super::deflate::{Agreed, Inflater};
 use std::io::Cursor;
 use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
@@ -54,6 +59,8 @@ struct FrameState {
 
 struct MessageState {
     text: bool,
+    /// RSV1 was set: `data` is compressed until the last frame.
+    compressed: bool,
     data: Vec<u8>,
     /// `data[..utf8_ok]` is known to be valid UTF-8.
     utf8_ok: usize,
@@ -66,12 +73,15 @@ pub(crate) struct Decoder {
     message: Option<MessageState>,
     control: Vec<u8>,
     max_message_len: usize,
+    /// Present when permessage-deflate was agreed.
+    inflater: Option<Inflater>,
 }
 
 impl Decoder {
     /// A decoder whose buffer starts with `leftover` (bytes that arrived
     /// behind the upgrade request).
-    pub(crate) fn new(max_message_len: usize, leftover: Vec<u8>) -> Self {
+    /// With `deflate`, RSV1 marks a compressed message (RFC 7692).
+    pub(crate) fn new(max_message_len: usize, leftover: Vec<u8>, deflate: Option<&Agreed>) -> Self {
         Decoder {
             buf: leftover,
             pos: 0,
@@ -79,6 +89,19 @@ impl Decoder {
             message: None,
             control: Vec::new(),
             max_message_len,
+            inflater: deflate.map(Inflater::new),
+        }
+    }
+
+    /// The most wire bytes a message may have: its compressed form may
+    /// exceed `max_message_len` a little when incompressible (stored
+    /// blocks cost 5 bytes per 64 KiB).
+    fn max_wire_len(&self, compressed: bool) -> usize {
+        if compressed {
+            self.max_message_len
+                .saturating_add(self.max_message_len / 8192 + 64)
+        } else {
+            self.max_message_len
         }
     }
 
@@ -119,7 +142,7 @@ impl Decoder {
                     OpCode::Data(_) => {
                         let msg = self.message.as_mut().expect("data frame has a message");
                         msg.data.extend_from_slice(chunk);
-                        if msg.text {
+                        if msg.text && !msg.compressed {
                             check_utf8(msg, false)?;
                         }
                     }
@@ -143,6 +166,10 @@ impl Decoder {
                 }
                 OpCode::Data(_) if frame.fin => {
                     let mut msg = self.message.take().expect("data frame has a message");
+                    if msg.compressed {
+                        let inflater = self.inflater.as_mut().expect("RSV1 only with deflate");
+                        msg.data = inflater.inflate(&msg.data, self.max_message_len)?;
+                    }
                     if msg.text {
                         check_utf8(&mut msg, true)?;
                         // Validated above: every byte is UTF-8.
@@ -158,11 +185,20 @@ impl Decoder {
     }
 
     fn start_frame(&mut self, header: FrameHeader, len: u64) -> Result<(), WsError> {
-        if header.rsv1 || header.rsv2 || header.rsv3 {
+        if header.rsv2 || header.rsv3 {
             return Err(err(
                 1002,
                 "reserved bits set without a negotiated extension",
             ));
+        }
+        if header.rsv1 {
+            if self.inflater.is_none() {
+                return Err(err(1002, "RSV1 set without permessage-deflate"));
+            }
+            // RFC 7692 §6.1: only a message's first frame carries it.
+            if !matches!(header.opcode, OpCode::Data(Data::Text | Data::Binary)) {
+                return Err(err(1002, "RSV1 set on a control or continuation frame"));
+            }
         }
         let Some(mask) = header.mask else {
             return Err(err(1002, "client frame not masked"));
@@ -183,7 +219,7 @@ impl Decoder {
                 let Some(msg) = &self.message else {
                     return Err(err(1002, "continuation frame outside a message"));
                 };
-                if len > (self.max_message_len - msg.data.len()) as u64 {
+                if len > (self.max_wire_len(msg.compressed) - msg.data.len()) as u64 {
                     return Err(err(1009, "message too big"));
                 }
             }
@@ -191,11 +227,12 @@ impl Decoder {
                 if self.message.is_some() {
                     return Err(err(1002, "new message inside a fragmented message"));
                 }
-                if len > self.max_message_len as u64 {
+                if len > self.max_wire_len(header.rsv1) as u64 {
                     return Err(err(1009, "message too big"));
                 }
                 self.message = Some(MessageState {
                     text: d == Data::Text,
+                    compressed: header.rsv1,
                     // Reserve what this frame announces (bounded above), not more.
                     data: Vec::with_capacity(len as usize),
                     utf8_ok: 0,
@@ -291,8 +328,31 @@ fn parse_close(payload: Vec<u8>) -> Result<Option<(u16, String)>, WsError> {
 /// Formats an unmasked server frame: header and payload in one buffer, so
 /// it leaves in one write.
 pub fn encode(opcode: OpCode, payload: &[u8]) -> Vec<u8> {
+    encode_frame(opcode, false, payload)
+}
+
+/// A data message's frame, compressed when `deflate` was agreed and the
+/// payload reaches its threshold and shrinks (RFC 7692 §7.2.1: RSV1 set).
+pub(crate) fn encode_message(opcode: OpCode, payload: &[u8], deflate: Option<&Agreed>) -> Vec<u8> {
+    if let Some(agreed) = deflate.filter(|a| a.compresses(payload.len())) {
+        if let Some(compressed) =
+            super::deflate::deflate(payload, agreed.server_window_bits, agreed.level)
+        {
+            return encode_frame(opcode, true, &compressed);
+        }
+    }
+    encode_frame(opcode, false, payload)
+}
+
+/// A frame whose payload is already compressed (RSV1 set).
+pub(crate) fn encode_compressed(opcode: OpCode, compressed: &[u8]) -> Vec<u8> {
+    encode_frame(opcode, true, compressed)
+}
+
+fn encode_frame(opcode: OpCode, rsv1: bool, payload: &[u8]) -> Vec<u8> {
     let header = FrameHeader {
         is_final: true,
+        rsv1,
         opcode,
         ..FrameHeader::default()
     };
@@ -342,7 +402,7 @@ mod tests {
     }
 
     fn decode_all(bytes: &[u8], max: usize) -> Result<Vec<Incoming>, WsError> {
-        let mut d = Decoder::new(max, Vec::new());
+        let mut d = Decoder::new(max, Vec::new(), None);
         let mut out = Vec::new();
         // Byte at a time: the hardest way to receive.
         for b in bytes {
@@ -431,7 +491,7 @@ mod tests {
 
     #[test]
     fn invalid_utf8_fails_fast_inside_a_frame() {
-        let mut d = Decoder::new(1000, Vec::new());
+        let mut d = Decoder::new(1000, Vec::new(), None);
         let frame = client_frame(true, 1, &[b'a', 0xff, b'b', b'c']);
         // Header (6 bytes) and the first two payload bytes only.
         d.extend(&frame[..8]);
@@ -460,11 +520,69 @@ mod tests {
         assert_eq!(close.len(), 2 + 2 + 122);
     }
 
+    const AGREED: Agreed = Agreed {
+        server_window_bits: 15,
+        client_window_bits: 15,
+        client_no_context_takeover: true,
+        threshold: 0,
+        level: 6,
+    };
+
+    fn decode_deflated(bytes: &[u8], max: usize) -> Result<Vec<Incoming>, WsError> {
+        let mut d = Decoder::new(max, Vec::new(), Some(&AGREED));
+        let mut out = Vec::new();
+        for b in bytes {
+            d.extend(&[*b]);
+            while let Some(m) = d.next()? {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    fn rsv1(mut frame: Vec<u8>) -> Vec<u8> {
+        frame[0] |= 0x40;
+        frame
+    }
+
+    #[test]
+    fn compressed_messages_and_rsv1_rules() {
+        let text = "compressed, fragmented, byte by byte ".repeat(10);
+        let z = super::super::deflate::deflate(text.as_bytes(), 15, 6).unwrap();
+        let (a, b) = z.split_at(z.len() / 3);
+        let mut input = rsv1(client_frame(false, 1, a));
+        input.extend(client_frame(true, 9, b"p"));
+        input.extend(client_frame(true, 0, b));
+        input.extend(client_frame(true, 1, b"plain"));
+        assert_eq!(
+            decode_deflated(&input, 1000).unwrap(),
+            vec![
+                Incoming::Ping(b"p".to_vec()),
+                Incoming::Text(text.clone()),
+                Incoming::Text("plain".into()),
+            ]
+        );
+        // Inflated past the limit; RSV1 where it may not be.
+        assert_eq!(decode_deflated(&input, 100).unwrap_err().code, 1009);
+        let whole = rsv1(client_frame(true, 1, &z));
+        assert_eq!(decode_all(&whole, 1000).unwrap_err().code, 1002);
+        let mut cont = rsv1(client_frame(false, 1, a));
+        cont.extend(rsv1(client_frame(true, 0, b)));
+        assert_eq!(decode_deflated(&cont, 1000).unwrap_err().code, 1002);
+        let ping = rsv1(client_frame(true, 9, b""));
+        assert_eq!(decode_deflated(&ping, 1000).unwrap_err().code, 1002);
+        let mut rsv2 = client_frame(true, 1, b"a");
+        rsv2[0] |= 0x20;
+        assert_eq!(decode_deflated(&rsv2, 1000).unwrap_err().code, 1002);
+    }
+
     #[test]
     fn hostile_frames_never_panic() {
+        let z = super::super::deflate::deflate(&[b'z'; 200], 15, 6).unwrap();
         let mut seed = client_frame(false, 1, "héllo".as_bytes());
         seed.extend(client_frame(true, 9, b"ping"));
         seed.extend(client_frame(true, 0, &[0xe2, 0x82, 0xac]));
+        seed.extend(rsv1(client_frame(true, 2, &z)));
         seed.extend(client_frame(true, 2, &[7; 300]));
         seed.extend(client_frame(true, 8, &[3, 232, b'x']));
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -481,7 +599,8 @@ mod tests {
                 let at = (next() as usize) % input.len();
                 input[at] = next() as u8;
             }
-            let mut d = Decoder::new(256, Vec::new());
+            let deflate = (next() % 2 == 0).then_some(&AGREED);
+            let mut d = Decoder::new(256, Vec::new(), deflate);
             let mut rest = &input[..];
             'feed: while !rest.is_empty() {
                 let n = 1 + (next() as usize) % rest.len();

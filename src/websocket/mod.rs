@@ -18,8 +18,10 @@
 //! server's memory.
 
 pub(crate) mod codec;
+pub(crate) mod deflate;
 pub(crate) mod upgrade;
 
+pub use deflate::WebSocketCompression;
 pub(crate) use upgrade::upgrade;
 pub use upgrade::{UpgradeError, WebSocketUpgrade};
 
@@ -28,6 +30,7 @@ use crate::http::Parts;
 use crate::io::writer::Chunk;
 use crate::io::{Bug, IoHandle, IoMsg};
 use crate::pubsub::Subscription;
+use deflate::Agreed;
 use std::any::Any;
 use std::fmt;
 use std::hash::{Hash, Hasher};
@@ -74,11 +77,14 @@ impl From<&[u8]> for Message {
 
 impl Message {
     /// The frame carrying this message (RFC 6455 §5.2): a server frame,
-    /// unmasked; Ping and Pong payloads cut to 125 bytes.
-    pub(crate) fn encode(&self) -> Vec<u8> {
+    /// unmasked; Ping and Pong payloads cut to 125 bytes; a data message
+    /// compressed if `deflate` was agreed and it is worth it (RFC 7692).
+    pub(crate) fn encode(&self, deflate: Option<&Agreed>) -> Vec<u8> {
         match self {
-            Message::Text(t) => codec::encode(OpCode::Data(Data::Text), t.as_bytes()),
-            Message::Binary(b) => codec::encode(OpCode::Data(Data::Binary), b),
+            Message::Text(t) => {
+                codec::encode_message(OpCode::Data(Data::Text), t.as_bytes(), deflate)
+            }
+            Message::Binary(b) => codec::encode_message(OpCode::Data(Data::Binary), b, deflate),
             Message::Ping(p) => {
                 codec::encode(OpCode::Control(Control::Ping), &p[..p.len().min(125)])
             }
@@ -86,6 +92,21 @@ impl Message {
                 codec::encode(OpCode::Control(Control::Pong), &p[..p.len().min(125)])
             }
         }
+    }
+}
+
+impl Message {
+    /// The compressed frame of a data message (RFC 7692 §7.2.1, RSV1
+    /// set), made on its own with a window of 2^`bits` bytes; `None` for
+    /// a control message or when compressing does not shrink it.
+    pub(crate) fn encode_deflated(&self, bits: u8, level: u32) -> Option<Vec<u8>> {
+        let (opcode, payload) = match self {
+            Message::Text(t) => (Data::Text, t.as_bytes()),
+            Message::Binary(b) => (Data::Binary, b.as_slice()),
+            Message::Ping(_) | Message::Pong(_) => return None,
+        };
+        let compressed = deflate::deflate(payload, bits, level)?;
+        Some(codec::encode_compressed(OpCode::Data(opcode), &compressed))
     }
 }
 
@@ -197,6 +218,8 @@ pub(crate) struct WsShared {
     /// Its pub/sub subscriptions: the reverse index that ends them at
     /// close (`pubsub::end_subscriptions`).
     pub(crate) topics: Ledger<Subscription>,
+    /// permessage-deflate, if the upgrade agreed it.
+    pub(crate) deflate: Option<Agreed>,
 }
 
 /// What a WebSocket keeps of its upgrade, besides the socket.
@@ -205,6 +228,7 @@ pub(crate) struct Context {
     pub(crate) request: Parts,
     pub(crate) data: Option<Box<dyn Any + Send + Sync>>,
     pub(crate) handler: Option<Arc<dyn WebSocketHandler>>,
+    pub(crate) deflate: Option<Agreed>,
 }
 
 impl WsShared {
@@ -221,6 +245,7 @@ impl WsShared {
             data: context.data,
             handler: context.handler,
             topics: Ledger::new(),
+            deflate: context.deflate,
         }
     }
 
@@ -265,18 +290,36 @@ impl WsShared {
 impl WebSocket {
     /// Sends a message. Never blocks. Ping and Pong payloads longer than
     /// 125 bytes are refused by the protocol; they are cut to 125.
+    ///
+    /// With permessage-deflate agreed, a text or binary message of at
+    /// least [`WebSocketCompression::threshold`] bytes is compressed on the
+    /// calling thread first.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
-        self.send_frame(message.encode())
+        self.send_frame(message.encode(self.shared.deflate.as_ref()))
     }
 
-    /// Sends a text message.
+    /// Sends a text message (compressed as [`Self::send`] says).
     pub fn send_text(&self, text: &str) -> Result<(), SendError> {
-        self.send_frame(codec::encode(OpCode::Data(Data::Text), text.as_bytes()))
+        self.send_frame(codec::encode_message(
+            OpCode::Data(Data::Text),
+            text.as_bytes(),
+            self.shared.deflate.as_ref(),
+        ))
     }
 
-    /// Sends a binary message.
+    /// Sends a binary message (compressed as [`Self::send`] says).
     pub fn send_binary(&self, data: &[u8]) -> Result<(), SendError> {
-        self.send_frame(codec::encode(OpCode::Data(Data::Binary), data))
+        self.send_frame(codec::encode_message(
+            OpCode::Data(Data::Binary),
+            data,
+            self.shared.deflate.as_ref(),
+        ))
+    }
+
+    /// Whether the upgrade agreed permessage-deflate (RFC 7692) with the
+    /// client.
+    pub fn is_compressed(&self) -> bool {
+        self.shared.deflate.is_some()
     }
 
     fn send_frame(&self, frame: Vec<u8>) -> Result<(), SendError> {

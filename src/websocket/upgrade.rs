@@ -1,5 +1,6 @@
 //! The opening handshake (RFC 6455 §4.2), server side.
 
+use super::deflate::{self, WebSocketCompression};
 use super::{CloseInfo, Context, WebSocket, WebSocketEvent, WebSocketHandler, WsShared};
 use crate::connection::Event;
 use crate::http::{Headers, Request, Version};
@@ -28,6 +29,8 @@ use std::sync::Arc;
 /// }
 /// ```
 pub struct WebSocketUpgrade {
+    /// `None`: the server's setting; `Some(None)`: off for this upgrade.
+    compression: Option<Option<WebSocketCompression>>,
     keep_headers: bool,
     protocols: Vec<String>,
     handler: Option<Arc<dyn WebSocketHandler>>,
@@ -37,6 +40,7 @@ pub struct WebSocketUpgrade {
 impl Default for WebSocketUpgrade {
     fn default() -> Self {
         WebSocketUpgrade {
+            compression: None,
             keep_headers: true,
             protocols: Vec::new(),
             handler: None,
@@ -62,6 +66,16 @@ impl WebSocketUpgrade {
     /// parameters and client address are kept either way.
     pub fn request_headers(mut self, keep: bool) -> Self {
         self.keep_headers = keep;
+        self
+    }
+
+    /// permessage-deflate (RFC 7692) for this connection, instead of the
+    /// server's
+    /// [`websocket_compression`](crate::ServerBuilder::websocket_compression):
+    /// `Some` to offer these settings to a client that asks for it, `None`
+    /// to answer without compression.
+    pub fn compression(mut self, compression: Option<WebSocketCompression>) -> Self {
+        self.compression = Some(compression);
         self
     }
 
@@ -98,6 +112,7 @@ impl fmt::Debug for WebSocketUpgrade {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebSocketUpgrade")
             .field("protocols", &self.protocols)
+            .field("compression", &self.compression)
             .field("handler", &self.handler.is_some())
             .field("data", &self.data.is_some())
             .finish()
@@ -254,6 +269,18 @@ pub(crate) fn upgrade(req: Request, options: WebSocketUpgrade) -> Result<WebSock
         response.push_str(p);
         response.push_str("\r\n");
     }
+    let compression = match &options.compression {
+        Some(per_upgrade) => per_upgrade.as_ref(),
+        None => conn.app.config.ws_compression.as_ref(),
+    };
+    let deflate = compression
+        .and_then(|cfg| deflate::negotiate(parts.headers.get_all("sec-websocket-extensions"), cfg));
+    let deflate = deflate.map(|(agreed, answer)| {
+        response.push_str("Sec-WebSocket-Extensions: ");
+        response.push_str(&answer);
+        response.push_str("\r\n");
+        agreed
+    });
     response.push_str("\r\n");
 
     // Kept for the connection's life: the handshake's fields are of no
@@ -282,6 +309,7 @@ pub(crate) fn upgrade(req: Request, options: WebSocketUpgrade) -> Result<WebSock
             request: parts,
             data: options.data,
             handler: options.handler,
+            deflate,
         },
     ));
     let ws = WebSocket {

@@ -307,6 +307,10 @@ impl Client {
         );
         if status == 101 {
             self.mode = Mode::WebSocket;
+            // RFC 7692: from here on RSV1 marks a compressed message.
+            self.ws.deflate = r
+                .header("sec-websocket-extensions")
+                .is_some_and(|e| e.starts_with("permessage-deflate"));
             return r;
         }
         if informational || status == 204 || status == 304 || to_head {

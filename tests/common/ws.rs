@@ -5,6 +5,8 @@
 //! opcodes, minimal length encodings, control frames final and at most 125
 //! bytes, continuation only inside a fragmented message, text valid UTF-8,
 //! a close frame's code one an endpoint may send, and nothing after it.
+//! When the `101` agreed permessage-deflate (RFC 7692), RSV1 may mark the
+//! first frame of a data message, whose payload is then inflated.
 
 use super::client::{lossy, Client, Mode};
 use std::net::SocketAddr;
@@ -100,6 +102,12 @@ pub(super) struct WsState {
     sent_close: bool,
     /// Varies the masking key from frame to frame.
     masks: u32,
+    /// The `101` agreed permessage-deflate.
+    pub(super) deflate: bool,
+    /// The message being read came compressed (RSV1 on its first frame).
+    compressed: bool,
+    /// The last message read came compressed.
+    last_compressed: bool,
 }
 
 /// Whether an endpoint may send `code` in a close frame (RFC 6455 §7.4;
@@ -200,7 +208,22 @@ impl Client {
         self.fill_to(2, "a frame header");
         let (b0, b1) = (self.buf[0], self.buf[1]);
         let (fin, opcode) = (b0 & 0x80 != 0, b0 & 0x0f);
-        assert_eq!(b0 & 0x70, 0, "RSV bits set, no extension agreed: {b0:#04x}");
+        let rsv1 = b0 & 0x40 != 0;
+        assert_eq!(
+            b0 & 0x30,
+            0,
+            "RSV2/RSV3 set, no extension agreed: {b0:#04x}"
+        );
+        if rsv1 {
+            assert!(
+                self.ws.deflate,
+                "RSV1 set without permessage-deflate: {b0:#04x}"
+            );
+            assert!(
+                matches!(opcode, OP_TEXT | OP_BINARY),
+                "RSV1 on a control or continuation frame (RFC 7692 §6.1): {b0:#04x}"
+            );
+        }
         assert_eq!(b1 & 0x80, 0, "a server frame is masked (RFC 6455 §5.1)");
         let (len, header) = match b1 & 0x7f {
             126 => {
@@ -236,6 +259,9 @@ impl Client {
         let len = usize::try_from(len).expect("frame length fits in memory");
         self.buf.drain(..header);
         let payload = self.read_bytes(len);
+        if matches!(opcode, OP_TEXT | OP_BINARY) {
+            self.ws.compressed = rsv1;
+        }
         match opcode {
             OP_TEXT | OP_BINARY if !fin => self.ws.fragmented = Some(opcode),
             OP_CONT if fin => self.ws.fragmented = None,
@@ -264,7 +290,11 @@ impl Client {
                 _ => self.ws.message.1.extend(f.payload),
             }
             if f.fin {
-                let (opcode, data) = std::mem::take(&mut self.ws.message);
+                let (opcode, mut data) = std::mem::take(&mut self.ws.message);
+                self.ws.last_compressed = self.ws.compressed;
+                if self.ws.compressed {
+                    data = inflate(&data);
+                }
                 return if opcode == OP_TEXT {
                     WsMessage::Text(String::from_utf8(data).expect("text message is UTF-8"))
                 } else {
@@ -272,6 +302,12 @@ impl Client {
                 };
             }
         }
+    }
+
+    /// Whether the last message [`Client::read_message`] returned came
+    /// compressed (RSV1 set).
+    pub fn last_message_compressed(&self) -> bool {
+        self.ws.last_compressed
     }
 
     /// The next text message, skipping pings and pongs.
@@ -328,6 +364,47 @@ impl Client {
         }
         self.expect_eof();
     }
+}
+
+/// A server message's payload inflated (RFC 7692 §7.2.2: raw deflate with
+/// `00 00 ff ff` appended); invalid data fails.
+#[track_caller]
+pub fn inflate(compressed: &[u8]) -> Vec<u8> {
+    let mut input = compressed.to_vec();
+    input.extend_from_slice(&[0x00, 0x00, 0xff, 0xff]);
+    let mut d = flate2::Decompress::new(false);
+    let mut out = Vec::with_capacity(4 * input.len() + 64);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.capacity());
+        }
+        let before = (d.total_in(), d.total_out());
+        d.decompress_vec(
+            &input[d.total_in() as usize..],
+            &mut out,
+            flate2::FlushDecompress::Sync,
+        )
+        .unwrap_or_else(|e| panic!("invalid compressed message: {e}"));
+        if d.total_in() as usize == input.len() && out.len() < out.capacity() {
+            break;
+        }
+        if (d.total_in(), d.total_out()) == before && out.len() < out.capacity() {
+            panic!("compressed message does not end at a sync point");
+        }
+    }
+    out
+}
+
+/// `payload` compressed as a client would (RFC 7692 §7.2.1): raw deflate,
+/// sync flush, the trailing `00 00 ff ff` removed.
+pub fn deflate(payload: &[u8]) -> Vec<u8> {
+    let mut c = flate2::Compress::new(flate2::Compression::default(), false);
+    let mut out = Vec::with_capacity(payload.len() + 64);
+    c.compress_vec(payload, &mut out, flate2::FlushCompress::Sync)
+        .expect("deflate");
+    assert!(out.ends_with(&[0x00, 0x00, 0xff, 0xff]), "sync flush tail");
+    out.truncate(out.len() - 4);
+    out
 }
 
 /// A close frame's payload: empty, or a code an endpoint may send and a
