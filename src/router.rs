@@ -22,7 +22,7 @@
 //! # Patterns
 //!
 //! A pattern starts with `/` and is split on `/` into segments, exactly
-//! like the request's [`Request::path`]. That path is percent-decoded
+//! like the request's [`Parts::path`](crate::Parts::path). That path is percent-decoded
 //! first, so an encoded `%2F` separates segments too. Each pattern segment
 //! matches one or more path segments:
 //!
@@ -51,7 +51,7 @@
 //! on `/a/x/1/x/2` captures `id` = `1`, not `2`.
 //!
 //! Path parameters are available to the handler through
-//! [`Request::path_params`] and [`Request::path_param`], in pattern order.
+//! [`Parts::path_params`](crate::Parts::path_params) and [`Parts::path_param`](crate::Parts::path_param), in pattern order.
 //!
 //! # Invalid patterns
 //!

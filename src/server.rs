@@ -227,10 +227,10 @@ impl ServerBuilder {
     /// addresses (IPv4 also when seen as IPv4-mapped IPv6): by default
     /// `X-Forwarded-For` and `X-Forwarded-Host`, or `Forwarded` (RFC 7239)
     /// with [`ServerBuilder::proxy_headers`]; the other kind is ignored.
-    /// [`Request::remote_addr`](crate::Request::remote_addr) is then the
+    /// [`Parts::remote_addr`](crate::Parts::remote_addr) is then the
     /// client the proxy names (the nearest hop, reading from the right,
     /// that is not itself a trusted proxy; port 0 when the proxy gives
-    /// none), and [`Request::host`](crate::Request::host) and the `Origin`
+    /// none), and [`Parts::host`](crate::Parts::host) and the `Origin`
     /// check use the forwarded host. From any other peer these fields are
     /// ignored, since a client can write them. Default: none.
     ///

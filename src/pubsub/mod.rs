@@ -35,7 +35,7 @@
 //! # Across nodes (feature `redis`)
 //!
 //! [`PubSub::with_redis`] joins the hubs of several processes through a
-//! Redis server: see the [`redis`](crate::pubsub::redis) module for its
+//! Redis server: see the [`redis`] module for its
 //! guarantees (local delivery first and never delayed by Redis; exactly
 //! once per subscriber; per-node order; at-most-once across an outage).
 
