@@ -1,6 +1,7 @@
 //! Feature `json`: request bodies and query strings read through serde
 //! (`Parts::json`, `Parts::query_as`), JSON responses
-//! (`Request::respond_json`, `Responder::respond_json`).
+//! (`Request::respond_json`, `Responder::respond_json`) and JSON errors
+//! (`Error::json`).
 //!
 //! Every failure is an [`Error`] that is the right answer (`400`, `415`,
 //! `500`), so `let v: T = req.json()?;` in a handler answers a bad request
@@ -216,8 +217,36 @@ impl Responder {
             // Through the handler-error path: `500`, logged at error level
             // with the cause, and never a panic.
             Err(e) => self.answer_unanswered(crate::http::request::Unanswered::Failed(
-                Error::from(NotSerialisable(e)),
+                Error::from(NotSerialisable("respond_json", e)),
             )),
+        }
+    }
+}
+
+impl Error {
+    /// An error answered with `status` and `value` serialised as JSON
+    /// (`Content-Type: application/json`), for APIs whose errors are
+    /// JSON too. A `value` that does not serialise makes it a `500`
+    /// without detail, the reason logged, as for
+    /// [`Request::respond_json`].
+    ///
+    /// ```
+    /// use natron::{Error, Request};
+    /// use serde_json::json;
+    ///
+    /// fn show(req: Request) -> Result<(), Error> {
+    ///     let id: u64 = req.path_param_as("id")?;
+    ///     if id != 7 {
+    ///         return Err(Error::json(404, &json!({ "error": "no such user", "id": id })));
+    ///     }
+    ///     req.respond_json(200, &json!({ "id": 7, "name": "ada" }));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Error {
+        match serde_json::to_vec(value) {
+            Ok(body) => Error::from(Response::new(status, [("Content-Type", JSON)], body)),
+            Err(e) => Error::from(NotSerialisable("Error::json", e)),
         }
     }
 }
@@ -307,14 +336,14 @@ fn ceil_char_boundary(s: &str, mut i: usize) -> usize {
     i
 }
 
-/// `respond_json`'s value did not serialise: the cause logged with the
+/// `respond_json`'s or `Error::json`'s value did not serialise: the cause logged with the
 /// `500`.
 #[derive(Debug)]
-struct NotSerialisable(serde_json::Error);
+struct NotSerialisable(&'static str, serde_json::Error);
 
 impl fmt::Display for NotSerialisable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "respond_json: the value does not serialise: {}", self.0)
+        write!(f, "{}: the value does not serialise: {}", self.0, self.1)
     }
 }
 

@@ -81,6 +81,19 @@ fn server() -> TestServer {
         req.respond(200, (), format!("page {page}"));
         Ok(())
     });
+    r.get("/things/@id", |req: Request| -> Result<(), natron::Error> {
+        match req.path_param_as::<u64>("id")? {
+            0 => Err(natron::Error::json(404, &json!({"error": "no such thing"}))),
+            1 => {
+                let map: BTreeMap<Vec<u8>, u32> = [(vec![1], 1)].into();
+                Err(natron::Error::json(404, &map))
+            }
+            id => {
+                req.respond_json(200, &json!({ "id": id }));
+                Ok(())
+            }
+        }
+    });
     r.get("/unserialisable", |req: Request| {
         // serde_json refuses keys that are not strings.
         let map: BTreeMap<Vec<u8>, u32> = [(vec![1, 2], 3)].into();
@@ -474,4 +487,17 @@ fn json_responses_compress_like_any() {
     let mut plain = Vec::new();
     std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&r.body[..]), &mut plain).unwrap();
     assert_eq!(plain, body.as_bytes());
+}
+
+#[test]
+fn json_errors() {
+    let s = server();
+    let r = get(&s, "/things/0");
+    assert_eq!(r.status_line, "HTTP/1.1 404 Not Found");
+    assert_eq!(json_of(&r), json!({"error": "no such thing"}));
+    // Not serialisable: a plain 500, no detail.
+    let r = get(&s, "/things/1");
+    assert_eq!(r.status, 500);
+    assert_eq!(r.body_str(), "Internal Server Error");
+    assert_eq!(json_of(&get(&s, "/things/2")), json!({"id": 2}));
 }
