@@ -66,6 +66,8 @@ mod actor;
 mod app;
 #[cfg(not(loom))]
 mod connection;
+#[cfg(not(loom))]
+mod extract;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 pub mod fault;
 #[cfg(not(loom))]
@@ -74,6 +76,8 @@ mod handler;
 pub mod http;
 #[cfg(not(loom))]
 mod io;
+#[cfg(all(feature = "json", not(loom)))]
+mod json;
 #[cfg(not(loom))]
 mod listen;
 #[cfg(not(loom))]
