@@ -91,7 +91,8 @@ pub mod websocket;
 pub use handler::{Error, Handler, HandlerResult};
 #[cfg(not(loom))]
 pub use http::{
-    Headers, IntoStatus, Parts, ProxyHeaders, Request, Responder, Response, StatusCode, Version,
+    Headers, IntoStatus, Parts, ProxyHeaders, Request, Responder, Response, ResponseStream,
+    StatusCode, StreamError, Version,
 };
 #[cfg(not(loom))]
 pub use listen::ListenAddrs;

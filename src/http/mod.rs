@@ -12,9 +12,11 @@ pub mod multipart;
 pub(crate) mod reader;
 pub(crate) mod request;
 pub mod status;
+pub mod stream;
 pub mod url;
 
 pub use forwarded::ProxyHeaders;
 pub use headers::{Headers, HeadersIter};
 pub use request::{ErrorHandler, Parts, Request, Responder, Response, Version};
 pub use status::{IntoStatus, InvalidStatus, StatusCode};
+pub use stream::{ResponseStream, StreamError};

@@ -188,6 +188,41 @@ impl Request {
         self.responder.respond(status, headers, body);
     }
 
+    /// Answers with a streaming body: sends the head now and returns the
+    /// handle that writes the body, from any thread, after the handler has
+    /// returned too (see [`ResponseStream`](crate::ResponseStream)).
+    ///
+    /// * HTTP/1.1: `Transfer-Encoding: chunked` (RFC 9112 §7.1), one chunk
+    ///   per `write`; HTTP/1.0: no length, the connection closes at the
+    ///   end (RFC 9112 §6.3); `HEAD`, `204`, `304`: the head only.
+    ///   natron sets `Date`, `Connection` and the framing fields
+    ///   (`Content-Length` and `Transfer-Encoding` given are dropped); the
+    ///   body is never compressed.
+    /// * The stream holds the connection: requests pipelined behind it are
+    ///   handled once it ends, so responses keep their order. No worker is
+    ///   held meanwhile.
+    /// * An invalid status or field is answered `500` (as
+    ///   [`Responder::respond`] does), and the returned stream is closed.
+    ///
+    /// ```
+    /// # fn handler(req: natron::Request) {
+    /// let stream = req.respond_stream(200, [("Content-Type", "application/x-ndjson")]);
+    /// std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         let _ = stream.write(format!("{{\"n\":{i}}}\n"));
+    ///     }
+    ///     // Dropping the last handle finishes the body.
+    /// });
+    /// # }
+    /// ```
+    pub fn respond_stream(
+        self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+    ) -> crate::ResponseStream {
+        self.responder.respond_stream(status, headers)
+    }
+
     /// Turns this request into a WebSocket (RFC 6455): answers `101
     /// Switching Protocols`, and from then on the connection's events go
     /// to the server's WebSocket handler, starting with `Open`.
@@ -467,26 +502,7 @@ impl Responder {
         body: impl Into<Vec<u8>>,
     ) {
         let headers = headers.into();
-        let checked = status
-            .into_status()
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                if s.is_informational() {
-                    Err(format!(
-                        "{} is informational, not a final response (RFC 9110 §15.2)",
-                        s.as_u16()
-                    ))
-                } else if s.as_u16() >= 600 {
-                    Err(format!(
-                        "{} is outside 100..=599 (RFC 9110 §15)",
-                        s.as_u16()
-                    ))
-                } else {
-                    Ok(s.as_u16())
-                }
-            })
-            .and_then(|s| headers.check_fields().map(|()| s));
-        match checked {
+        match check_response(status, &headers) {
             Ok(status) => self.send(status, headers, body.into()),
             Err(why) => {
                 if let Some(done) = &self.done {
@@ -496,6 +512,51 @@ impl Responder {
                 self.send(r.status, r.headers, r.body);
             }
         }
+    }
+
+    /// Starts a streaming response: see [`Request::respond_stream`].
+    pub fn respond_stream(
+        self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+    ) -> crate::ResponseStream {
+        self.stream_body(status, headers.into(), None)
+    }
+
+    /// The head of a streamed body of `len` bytes if known, posted now;
+    /// the handle that writes the rest.
+    pub(crate) fn stream_body(
+        mut self,
+        status: impl IntoStatus,
+        headers: Headers,
+        len: Option<u64>,
+    ) -> crate::ResponseStream {
+        let done = self
+            .done
+            .take()
+            .expect("an unanswered request holds its run right");
+        let status = match check_response(status, &headers) {
+            Ok(status) => status,
+            Err(why) => {
+                let conn = done.actor().clone();
+                slog::error!(conn.app.log, "invalid response from a handler; sending 500 instead"; "error" => &why);
+                self.done = Some(done);
+                let r = Response::plain(500);
+                self.send(r.status, r.headers, r.body);
+                return crate::http::stream::closed(conn);
+            }
+        };
+        crate::http::stream::start(
+            done,
+            crate::http::stream::Start {
+                status,
+                headers,
+                len,
+                version: self.version,
+                head: self.head,
+                keep_alive: self.keep_alive,
+            },
+        )
     }
 
     fn send(&mut self, status: u16, mut headers: Headers, body: Vec<u8>) {
@@ -622,6 +683,30 @@ impl Drop for Responder {
             parked.answer_unanswered(why);
         }
     }
+}
+
+/// The status as a final code of RFC 9110 §15 (not `1xx`, below 600),
+/// and the fields valid (§5.1, §5.5); else what is wrong, for the log.
+fn check_response(status: impl IntoStatus, headers: &Headers) -> Result<u16, String> {
+    status
+        .into_status()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            if s.is_informational() {
+                Err(format!(
+                    "{} is informational, not a final response (RFC 9110 §15.2)",
+                    s.as_u16()
+                ))
+            } else if s.as_u16() >= 600 {
+                Err(format!(
+                    "{} is outside 100..=599 (RFC 9110 §15)",
+                    s.as_u16()
+                ))
+            } else {
+                Ok(s.as_u16())
+            }
+        })
+        .and_then(|s| headers.check_fields().map(|()| s))
 }
 
 /// The answer to a request whose response could not be encoded: a plain

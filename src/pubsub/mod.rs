@@ -322,3 +322,13 @@ pub(crate) fn end_subscriptions(ws: &WsShared) {
         }
     }
 }
+
+/// Ends every subscription of a response stream that ended (finished or
+/// closed). Later subscribes of it are refused.
+pub(crate) fn end_stream_subscriptions(stream: &crate::http::stream::StreamShared) {
+    for sub in stream.topics.close() {
+        if let Some(hub) = sub.hub.upgrade() {
+            hub.remove(&sub.topic, stream.id);
+        }
+    }
+}
