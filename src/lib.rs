@@ -95,6 +95,8 @@ pub use http::{
     StatusCode, StreamError, Version,
 };
 #[cfg(not(loom))]
+pub use http::sse;
+#[cfg(not(loom))]
 pub use listen::ListenAddrs;
 #[cfg(not(loom))]
 pub use pubsub::PubSub;

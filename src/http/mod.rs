@@ -11,6 +11,7 @@ mod headers;
 pub mod multipart;
 pub(crate) mod reader;
 pub(crate) mod request;
+pub mod sse;
 pub mod status;
 pub mod stream;
 pub mod url;

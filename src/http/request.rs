@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -223,6 +224,30 @@ impl Request {
         self.responder.respond_stream(status, headers)
     }
 
+    /// Answers with a Server-Sent Events stream (WHATWG HTML §9.2): `200`,
+    /// `Content-Type: text/event-stream` and `Cache-Control: no-cache`
+    /// (unless `headers` set them), never compressed, with a heartbeat
+    /// comment after half the server's `idle_timeout` (at most 15 s)
+    /// without an event. See [`crate::sse`]; the request's
+    /// [`Last-Event-ID`](Parts::last_event_id) says where a reconnecting
+    /// client left off.
+    pub fn respond_event_stream(self, headers: impl Into<Headers>) -> crate::sse::EventStream {
+        let mut headers = headers.into();
+        if !headers.contains("content-type") {
+            headers.append("Content-Type", "text/event-stream");
+        }
+        if !headers.contains("cache-control") {
+            headers.append("Cache-Control", "no-cache");
+        }
+        let idle = self.responder.done.as_ref().map(|d| d.actor().app.config.idle_timeout);
+        let events = crate::sse::EventStream {
+            stream: self.responder.stream_body(200, headers, None),
+        };
+        let every = idle.map_or(Duration::from_secs(15), |t| (t / 2).min(Duration::from_secs(15)));
+        events.heartbeat(Some(every));
+        events
+    }
+
     /// Turns this request into a WebSocket (RFC 6455): answers `101
     /// Switching Protocols`, and from then on the connection's events go
     /// to the server's WebSocket handler, starting with `Open`.
@@ -375,6 +400,13 @@ impl Parts {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
+    }
+
+    /// The `Last-Event-ID` field: the `id` of the last Server-Sent Event
+    /// a reconnecting `EventSource` received (WHATWG HTML §9.2.4), to
+    /// resume from.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.headers.get("last-event-id")
     }
 
     /// The body (de-chunked).

@@ -280,6 +280,11 @@ impl StreamShared {
         })
     }
 
+    /// The server's logger.
+    pub(crate) fn log(&self) -> &slog::Logger {
+        &self.app.log
+    }
+
     /// The body's framing, as the IO actor frames what it adds itself.
     pub(crate) fn framing(&self) -> Framing {
         lock(&self.ctl).framing

@@ -40,6 +40,9 @@
 //! once per subscriber; per-node order; at-most-once across an outage).
 
 use crate::actor::ledger::Closed;
+use crate::http::sse::{Event, EventStream};
+use crate::http::stream::{Framing, StreamError};
+use crate::io::writer::Chunk;
 use crate::io::{IoHandle, IoMsg};
 use crate::websocket::{Message, SendError, WebSocket, WsShared};
 use dashmap::DashMap;
@@ -108,15 +111,15 @@ pub(crate) trait Backplane: Send + Sync {
     fn topic_removed(&self, topic: &str);
 }
 
-/// What a topic delivers to, by connection id. An enum, not a
-/// `WebSocket`, so that other kinds of connection can subscribe: a
-/// Server-Sent-Events stream (when streaming responses land) would be a
-/// second variant, with its own encoding of a message (`data: ...`), made
-/// once per publish for all subscribers of its kind, as the WebSocket
-/// frame is, and its own queue on the same IO actors.
+/// What a topic delivers to, by id (a WebSocket's connection id, an
+/// event stream's stream id: one counter, so they never collide). Each
+/// kind has its own encoding of a message, made once per publish for all
+/// subscribers of that kind and shared by their queues.
 #[derive(Clone)]
 pub(crate) enum Subscriber {
     WebSocket(WebSocket),
+    /// A Server-Sent Events stream: the message as one event's `data`.
+    Events(EventStream),
 }
 
 /// One subscription, as its connection's ledger records it.
@@ -169,13 +172,60 @@ impl PubSub {
             .map_err(|Closed| SendError::Closed)
     }
 
+    /// Subscribes a Server-Sent Events stream to `topic`: each publish
+    /// reaches it as one event whose `data` is the message (a binary
+    /// message as lossy UTF-8), encoded and framed once per publish for
+    /// every such subscriber. Returns `Ok(false)` if it already was.
+    ///
+    /// The hub keeps the stream open (it holds a handle) until the client
+    /// leaves or the stream is finished; the subscriptions end then. A
+    /// stream whose outbound budget is full when a publish reaches it is
+    /// closed (its connection too: the client's `EventSource` reconnects
+    /// and can resume from `Last-Event-ID`), as a slow WebSocket is.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] if the stream has ended: nothing is
+    /// subscribed.
+    pub fn subscribe_events(&self, events: &EventStream, topic: &str) -> Result<bool, StreamError> {
+        let topic: Arc<str> = Arc::from(topic);
+        let entry = self.entry(topic.clone());
+        let shared = &events.stream.shared;
+        shared
+            .topics
+            .add(entry, || {
+                let mut subs = self.hub.topics.entry(topic.clone()).or_default();
+                if subs.is_empty() {
+                    if let Some(bp) = &self.hub.backplane {
+                        bp.topic_added(&topic);
+                    }
+                }
+                subs.insert(shared.id, Subscriber::Events(events.clone()));
+            })
+            .map_err(|Closed| StreamError::Closed)
+    }
+
+    /// Unsubscribes an event stream from `topic`. Returns whether it was
+    /// subscribed.
+    pub fn unsubscribe_events(&self, events: &EventStream, topic: &str) -> bool {
+        let topic: Arc<str> = Arc::from(topic);
+        let entry = self.entry(topic.clone());
+        let shared = &events.stream.shared;
+        let mut removed = None;
+        let was = shared
+            .topics
+            .remove(&entry, || removed = self.hub.remove(&topic, shared.id));
+        drop(removed);
+        was
+    }
+
     /// Unsubscribes `ws` from `topic`. Returns whether it was subscribed.
     pub fn unsubscribe(&self, ws: &WebSocket, topic: &str) -> bool {
         let topic: Arc<str> = Arc::from(topic);
         let entry = self.entry(topic.clone());
         ws.shared
             .topics
-            .remove(&entry, || self.hub.remove(&topic, ws.id()))
+            .remove(&entry, || drop(self.hub.remove(&topic, ws.id())))
     }
 
     /// Sends `message` to every subscriber of `topic`. The frame is
@@ -210,7 +260,7 @@ impl PubSub {
         n
     }
 
-    /// How many WebSockets are subscribed to `topic`.
+    /// How many subscribers (WebSockets and event streams) `topic` has.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.hub.topics.get(topic).map_or(0, |s| s.len())
     }
@@ -263,14 +313,25 @@ impl Hub {
         if subscribers.is_empty() {
             return 0;
         }
-        // Encoded once per kind of subscriber (one kind so far).
-        let frame: Arc<[u8]> = Arc::from(message.encode());
+        // Encoded once per kind of subscriber, when the first of its
+        // kind is met.
+        let mut frame: Option<Arc<[u8]>> = None;
+        let mut event = SharedEvent::default();
         // One message per IO actor, naming its subscribers: a publish to
         // 10,000 costs a few channel pushes, not 10,000.
         let mut groups: Vec<(IoHandle, Vec<u64>)> = Vec::new();
         let mut queued = 0;
         for sub in &subscribers {
-            let Subscriber::WebSocket(ws) = sub;
+            let ws = match sub {
+                Subscriber::WebSocket(ws) => ws,
+                Subscriber::Events(events) => {
+                    if event.send(events, message) {
+                        queued += 1;
+                    }
+                    continue;
+                }
+            };
+            let frame = frame.get_or_insert_with(|| Arc::from(message.encode()));
             if ws.reserve(frame.len()).is_err() {
                 continue;
             }
@@ -281,18 +342,26 @@ impl Hub {
                 None => groups.push((io.clone(), vec![ws.id()])),
             }
         }
-        for (io, conns) in groups {
-            io.post(IoMsg::WsFanout {
-                conns,
-                frame: frame.clone(),
-            });
+        if let Some(frame) = frame {
+            for (io, conns) in groups {
+                io.post(IoMsg::WsFanout {
+                    conns,
+                    frame: frame.clone(),
+                });
+            }
         }
         queued
     }
 
-    fn remove(&self, topic: &Arc<str>, id: u64) {
+    /// Takes subscriber `id` out of `topic`. It is handed back for the
+    /// caller to drop outside every lock: dropping an event stream's last
+    /// handle finishes it, which ends its subscriptions (ledger, then this
+    /// table).
+    #[must_use = "drop it outside the ledger's lock"]
+    fn remove(&self, topic: &Arc<str>, id: u64) -> Option<Subscriber> {
+        let mut removed = None;
         if let dashmap::Entry::Occupied(mut subs) = self.topics.entry(topic.clone()) {
-            subs.get_mut().remove(&id);
+            removed = subs.get_mut().remove(&id);
             if subs.get().is_empty() {
                 // Under the topic's lock, as its `topic_added` was.
                 if let Some(bp) = &self.backplane {
@@ -301,6 +370,7 @@ impl Hub {
                 subs.remove();
             }
         }
+        removed
     }
 }
 
@@ -318,7 +388,7 @@ impl fmt::Debug for PubSub {
 pub(crate) fn end_subscriptions(ws: &WsShared) {
     for sub in ws.topics.close() {
         if let Some(hub) = sub.hub.upgrade() {
-            hub.remove(&sub.topic, ws.id);
+            drop(hub.remove(&sub.topic, ws.id));
         }
     }
 }
@@ -328,7 +398,55 @@ pub(crate) fn end_subscriptions(ws: &WsShared) {
 pub(crate) fn end_stream_subscriptions(stream: &crate::http::stream::StreamShared) {
     for sub in stream.topics.close() {
         if let Some(hub) = sub.hub.upgrade() {
-            hub.remove(&sub.topic, stream.id);
+            drop(hub.remove(&sub.topic, stream.id));
+        }
+    }
+}
+
+/// A published message as one Server-Sent Event, encoded once and framed
+/// once per framing (chunked for HTTP/1.1, bare for HTTP/1.0), shared by
+/// every event-stream subscriber with that framing.
+#[derive(Default)]
+struct SharedEvent {
+    chunked: Option<Arc<[u8]>>,
+    bare: Option<Arc<[u8]>>,
+}
+
+impl SharedEvent {
+    /// Queues the event for `events`; whether it was queued. A full
+    /// subscriber is closed (logged), as a slow WebSocket is.
+    fn send(&mut self, events: &EventStream, message: &Message) -> bool {
+        let shared = &events.stream.shared;
+        let framing = shared.framing();
+        let slot = match framing {
+            Framing::Chunked => &mut self.chunked,
+            Framing::UntilClose => &mut self.bare,
+            // A HEAD answer takes no events.
+            Framing::Sized(_) | Framing::NoBody => return false,
+        };
+        let bytes = slot.get_or_insert_with(|| {
+            let data = match message {
+                Message::Text(t) => std::borrow::Cow::Borrowed(t.as_str()),
+                Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => {
+                    String::from_utf8_lossy(b)
+                }
+            };
+            // Data only: no field that could be refused.
+            let event = Event::data_only(data).encode().unwrap_or_default();
+            match framing {
+                Framing::Chunked => Arc::from(crate::http::stream::chunk(&event)),
+                _ => Arc::from(event),
+            }
+        });
+        match shared.write_framed(Chunk::Shared(bytes.clone())) {
+            Ok(()) => true,
+            Err(StreamError::QueueFull) => {
+                slog::warn!(shared.log(), "closing event stream: slow subscriber, outbound queue full";
+                    "stream" => shared.id);
+                shared.abort();
+                false
+            }
+            Err(_) => false,
         }
     }
 }
