@@ -63,7 +63,9 @@ fn an_event_stream_has_its_head_and_events_leave_one_per_chunk() {
 
 #[test]
 fn a_heartbeat_comment_goes_out_when_no_event_does() {
-    let (server, rx) = event_server(builder());
+    // The heartbeat is sent by the timeout sweep, which runs at a quarter
+    // of the shortest timeout (at most every second).
+    let (server, rx) = event_server(builder().idle_timeout(Duration::from_millis(400)));
     let mut c = server.client();
     c.send(get("/events"));
     let (events, _) = rx.recv_timeout(EVENT_TIMEOUT).unwrap();

@@ -4,11 +4,13 @@
 //! The wire parser lives with the reader role of the IO actor (`reader.rs`);
 //! this module holds what a handler sees.
 
+mod body;
 pub(crate) mod compress;
 pub(crate) mod date;
 pub(crate) mod forwarded;
 mod headers;
 pub mod multipart;
+pub(crate) mod range;
 pub(crate) mod reader;
 pub(crate) mod request;
 pub mod sse;

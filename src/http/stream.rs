@@ -280,6 +280,11 @@ impl StreamShared {
         })
     }
 
+    /// The outbound budget, in bytes.
+    pub(crate) fn max_queued(&self) -> usize {
+        self.max_queued
+    }
+
     /// The server's logger.
     pub(crate) fn log(&self) -> &slog::Logger {
         &self.app.log
