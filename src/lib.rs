@@ -90,12 +90,12 @@ pub mod websocket;
 #[cfg(not(loom))]
 pub use handler::{Error, Handler, HandlerResult};
 #[cfg(not(loom))]
+pub use http::sse;
+#[cfg(not(loom))]
 pub use http::{
     Headers, IntoStatus, Parts, ProxyHeaders, Request, Responder, Response, ResponseStream,
     StatusCode, StreamError, Version,
 };
-#[cfg(not(loom))]
-pub use http::sse;
 #[cfg(not(loom))]
 pub use listen::ListenAddrs;
 #[cfg(not(loom))]

@@ -167,35 +167,44 @@ fn a_slow_reader_of_a_large_body_holds_no_worker() {
     const LEN: usize = 32 * 1024 * 1024;
     let reads = Arc::new(AtomicUsize::new(0));
     let r = reads.clone();
-    let server = start(
-        builder()
-            .worker_threads(1)
-            .max_worker_threads(1)
-            .handler(move |req: Request| {
-                if req.path() == "/big" {
-                    let reader = Pattern {
-                        at: 0,
-                        len: LEN,
-                        reads: r.clone(),
-                    };
-                    req.respond_reader_sized(200, (), reader, LEN as u64);
-                } else {
-                    req.respond(200, (), "small");
-                }
-            }),
-    );
+    let server = start(builder().worker_threads(1).max_worker_threads(1).handler(
+        move |req: Request| {
+            if req.path() == "/big" {
+                let reader = Pattern {
+                    at: 0,
+                    len: LEN,
+                    reads: r.clone(),
+                };
+                req.respond_reader_sized(200, (), reader, LEN as u64);
+            } else {
+                req.respond(200, (), "small");
+            }
+        },
+    ));
     let mut slow = server.client();
     slow.send(get("/big"));
     // The body stops being read once the socket buffers and the budget are
     // full (far below its 32 MiB), with no one reading it.
-    wait_until("reading stops at the budget", Duration::from_secs(10), || {
-        let now = reads.load(Ordering::SeqCst);
-        now > 0 && !poll_until(Duration::from_millis(200), || reads.load(Ordering::SeqCst) != now)
-    });
+    wait_until(
+        "reading stops at the budget",
+        Duration::from_secs(10),
+        || {
+            let now = reads.load(Ordering::SeqCst);
+            now > 0
+                && !poll_until(Duration::from_millis(200), || {
+                    reads.load(Ordering::SeqCst) != now
+                })
+        },
+    );
     let last = reads.load(Ordering::SeqCst);
-    assert!(last * 64 * 1024 < LEN, "read {last} chunks with nobody reading");
+    assert!(
+        last * 64 * 1024 < LEN,
+        "read {last} chunks with nobody reading"
+    );
     for _ in 0..3 {
-        server.request(get("/small")).assert("HTTP/1.1 200 OK", "small");
+        server
+            .request(get("/small"))
+            .assert("HTTP/1.1 200 OK", "small");
     }
     let r = slow.read_response();
     assert_eq!(r.body.len(), LEN);
@@ -235,7 +244,12 @@ fn unsatisfiable_several_and_invalid_ranges() {
     assert_eq!(r.header("content-range"), Some("bytes */10000"));
     assert!(r.body.is_empty());
     // Several ranges, or a field that does not parse: the whole, 200.
-    for range in ["bytes=0-1,5-6", "bytes=5-2", "lines=1-2", "bytes=99999999999999999999999-"] {
+    for range in [
+        "bytes=0-1,5-6",
+        "bytes=5-2",
+        "lines=1-2",
+        "bytes=99999999999999999999999-",
+    ] {
         c.send(range_get(range, ""));
         let r = c.read_response();
         assert_eq!(r.status, 200, "{range}");

@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-fn event_server(b: natron::ServerBuilder) -> (TestServer, mpsc::Receiver<(EventStream, Option<String>)>) {
+fn event_server(
+    b: natron::ServerBuilder,
+) -> (TestServer, mpsc::Receiver<(EventStream, Option<String>)>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let server = start(b.handler(move |req: Request| {
@@ -42,9 +44,17 @@ fn an_event_stream_has_its_head_and_events_leave_one_per_chunk() {
     assert_eq!(head.header("content-type"), Some("text/event-stream"));
     assert_eq!(head.header("cache-control"), Some("no-cache"));
     assert_eq!(head.header("transfer-encoding"), Some("chunked"));
-    assert!(head.header("content-encoding").is_none(), "never compressed");
+    assert!(
+        head.header("content-encoding").is_none(),
+        "never compressed"
+    );
     events
-        .send(&Event::new().id("42").event("tick").data("line one\nline two"))
+        .send(
+            &Event::new()
+                .id("42")
+                .event("tick")
+                .data("line one\nline two"),
+        )
         .unwrap();
     assert_eq!(
         data(c.read_chunk()),
@@ -158,10 +168,14 @@ fn event_streams_subscribe_to_pubsub_topics_next_to_websockets() {
     // Clients leaving end their subscriptions (found at the next write).
     drop(a);
     drop(b);
-    wait_until("the event streams' subscriptions end", EVENT_TIMEOUT, || {
-        hub.publish("news", "ping");
-        hub.subscriber_count("news") == 1
-    });
+    wait_until(
+        "the event streams' subscriptions end",
+        EVENT_TIMEOUT,
+        || {
+            hub.publish("news", "ping");
+            hub.subscriber_count("news") == 1
+        },
+    );
     assert_eq!(hub.topic_count(), 1);
 }
 
@@ -213,7 +227,9 @@ fn a_slow_event_stream_subscriber_is_closed_and_the_others_keep_receiving_in_ord
     slow.send(get("/"));
     let mut fast = server.client();
     fast.send(get("/"));
-    wait_until("two subscribers", EVENT_TIMEOUT, || hub.subscriber_count("feed") == 2);
+    wait_until("two subscribers", EVENT_TIMEOUT, || {
+        hub.subscriber_count("feed") == 2
+    });
     fast.read_response_head();
     let message = |n: u64| format!("{n:08}{}", "x".repeat(1000));
     // Publish, the fast one reading each message, until the slow one
@@ -234,5 +250,8 @@ fn a_slow_event_stream_subscriber_is_closed_and_the_others_keep_receiving_in_ord
     }
     // The slow one's connection is closed, its body cut short.
     let rest = slow.read_to_eof();
-    assert!(!rest.ends_with(b"0\r\n\r\n"), "an aborted stream has no last chunk");
+    assert!(
+        !rest.ends_with(b"0\r\n\r\n"),
+        "an aborted stream has no last chunk"
+    );
 }

@@ -15,9 +15,7 @@ use std::time::Duration;
 
 /// A handler that starts a stream on `/stream` (handing its handle to the
 /// test through the channel) and answers anything else with its path.
-fn stream_server(
-    b: natron::ServerBuilder,
-) -> (TestServer, mpsc::Receiver<ResponseStream>) {
+fn stream_server(b: natron::ServerBuilder) -> (TestServer, mpsc::Receiver<ResponseStream>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let server = start(b.handler(move |req: Request| {
@@ -33,7 +31,8 @@ fn stream_server(
 }
 
 fn next_stream(rx: &mpsc::Receiver<ResponseStream>) -> ResponseStream {
-    rx.recv_timeout(EVENT_TIMEOUT).expect("the handler started a stream")
+    rx.recv_timeout(EVENT_TIMEOUT)
+        .expect("the handler started a stream")
 }
 
 #[test]
@@ -51,7 +50,10 @@ fn chunks_leave_in_write_order_and_the_body_ends_with_finish() {
     // back to fill a buffer.
     for i in 0..50 {
         stream.write(format!("line {i}\n")).unwrap();
-        assert_eq!(c.read_chunk(), Chunk::Data(format!("line {i}\n").into_bytes()));
+        assert_eq!(
+            c.read_chunk(),
+            Chunk::Data(format!("line {i}\n").into_bytes())
+        );
     }
     stream.write("").unwrap(); // sends nothing: an empty chunk would end the body
     stream.finish().unwrap();
@@ -102,11 +104,8 @@ fn writes_from_many_threads_keep_each_threads_order_and_nothing_follows_finish()
     let head = c.read_response_head();
     assert_eq!(head.status, 200);
     let mut body = Vec::new();
-    loop {
-        match c.read_chunk() {
-            Chunk::Data(d) => body.extend(d),
-            Chunk::Last(_) => break,
-        }
+    while let Chunk::Data(d) = c.read_chunk() {
+        body.extend(d);
     }
     // Every accepted write arrived, once, in each thread's order.
     let body = String::from_utf8(body).unwrap();
@@ -117,7 +116,11 @@ fn writes_from_many_threads_keep_each_threads_order_and_nothing_follows_finish()
         assert_eq!(n, next[t], "thread {t}'s writes out of order");
         next[t] += 1;
     }
-    assert_eq!(next.to_vec(), accepted, "every accepted write, nothing else");
+    assert_eq!(
+        next.to_vec(),
+        accepted,
+        "every accepted write, nothing else"
+    );
     c.read_response().assert("HTTP/1.1 200 OK", "/next");
 }
 
@@ -276,22 +279,20 @@ fn a_producer_pacing_itself_against_a_slow_reader_gets_every_byte_through_in_ord
     let head = c.read_response_head();
     assert_eq!(head.status, 200);
     let mut got = 0;
-    loop {
-        match c.read_chunk() {
-            Chunk::Data(d) => {
-                for (k, b) in d.iter().enumerate() {
-                    assert_eq!(*b, ((got + k) % 251) as u8, "byte {} out of order", got + k);
-                }
-                got += d.len();
-            }
-            Chunk::Last(_) => break,
+    while let Chunk::Data(d) = c.read_chunk() {
+        for (k, b) in d.iter().enumerate() {
+            assert_eq!(*b, ((got + k) % 251) as u8, "byte {} out of order", got + k);
         }
+        got += d.len();
     }
     let (sent, refusals, max_queued) = producer.join().unwrap();
     assert_eq!(got, sent);
     assert!(refusals > 0);
     // The head and the chunks' framing count too.
-    assert!(max_queued <= BUDGET + 1024, "queued {max_queued} past the budget");
+    assert!(
+        max_queued <= BUDGET + 1024,
+        "queued {max_queued} past the budget"
+    );
 }
 
 /// `on_writable` paces a producer that holds no thread: each piece is
@@ -332,11 +333,8 @@ fn on_writable_paces_a_producer_without_a_thread() {
     c.read_response_head();
     let mut n = 0;
     let mut got = Vec::new();
-    loop {
-        match c.read_chunk() {
-            Chunk::Data(d) => got.extend(d),
-            Chunk::Last(_) => break,
-        }
+    while let Chunk::Data(d) = c.read_chunk() {
+        got.extend(d);
     }
     for piece in got.chunks(PIECE) {
         assert_eq!(piece, vec![(n % 256) as u8; PIECE].as_slice());
@@ -367,7 +365,9 @@ fn a_client_leaving_closes_the_stream_and_on_close_runs_once() {
         !stream.is_open()
     });
     assert_eq!(stream.write("x"), Err(StreamError::Closed));
-    wait_until("on_close ran", EVENT_TIMEOUT, || closes.load(Ordering::SeqCst) == 1);
+    wait_until("on_close ran", EVENT_TIMEOUT, || {
+        closes.load(Ordering::SeqCst) == 1
+    });
     // A waiter is told too, and a late on_close still runs, once.
     assert_eq!(
         stream.wait_writable(Duration::from_secs(1)),
@@ -403,7 +403,9 @@ fn a_stream_that_writes_nothing_for_the_idle_timeout_is_closed() {
     // No last chunk: the body is cut short, so the client knows.
     let rest = c.read_to_eof();
     assert!(rest.is_empty(), "nothing after the head: {rest:?}");
-    wait_until("on_close ran", EVENT_TIMEOUT, || closed.load(Ordering::SeqCst) == 1);
+    wait_until("on_close ran", EVENT_TIMEOUT, || {
+        closed.load(Ordering::SeqCst) == 1
+    });
     assert!(!stream.is_open());
 }
 

@@ -239,11 +239,17 @@ impl Request {
         if !headers.contains("cache-control") {
             headers.append("Cache-Control", "no-cache");
         }
-        let idle = self.responder.done.as_ref().map(|d| d.actor().app.config.idle_timeout);
+        let idle = self
+            .responder
+            .done
+            .as_ref()
+            .map(|d| d.actor().app.config.idle_timeout);
         let events = crate::sse::EventStream {
             stream: self.responder.stream_body(200, headers, None),
         };
-        let every = idle.map_or(Duration::from_secs(15), |t| (t / 2).min(Duration::from_secs(15)));
+        let every = idle.map_or(Duration::from_secs(15), |t| {
+            (t / 2).min(Duration::from_secs(15))
+        });
         events.heartbeat(Some(every));
         events
     }
