@@ -165,6 +165,16 @@ fn event_streams_subscribe_to_pubsub_topics_next_to_websockets() {
         b.read_bytes("data: hello\ndata: world\n\ndata: two\n\n".len()),
         b"data: hello\ndata: world\n\ndata: two\n\n"
     );
+    // A whole event: its fields reach the event streams, its data the
+    // WebSocket; an injected field is refused before anything is sent.
+    let tick = Event::new().id("5").event("tick").data("d");
+    assert_eq!(hub.publish_event("news", &tick), Ok(3));
+    assert_eq!(data(a.read_chunk()), "event: tick\nid: 5\ndata: d\n\n");
+    assert_eq!(ws.read_text(), "d");
+    assert_eq!(b.read_bytes(27), b"event: tick\nid: 5\ndata: d\n\n");
+    assert!(hub
+        .publish_event("news", &Event::new().event("x\ndata: evil"))
+        .is_err());
     // Clients leaving end their subscriptions (found at the next write).
     drop(a);
     drop(b);

@@ -88,6 +88,11 @@ impl Event {
         self
     }
 
+    /// The `data` field, if set.
+    pub fn data_text(&self) -> Option<&str> {
+        self.data.as_deref()
+    }
+
     /// The event's bytes on the wire, ending with the empty line that
     /// dispatches it.
     ///

@@ -271,6 +271,10 @@ impl<S: Socket> Conn<S> {
         if self.ws.is_some() {
             return Err(Bug("HTTP response after the switch to WebSocket"));
         }
+        if self.streaming.is_some() {
+            // The stream holds the run right: nothing else can answer.
+            return Err(Bug("HTTP response while a stream is open"));
+        }
         self.pipeline.answered_many(count)?;
         self.writer.push(bytes);
         self.last_activity = Instant::now();

@@ -62,6 +62,11 @@ impl<S: Socket> Conn<S> {
             shared,
             last_chunk: now,
         });
+        if matches!(self.phase, Phase::Closing(Why::Draining)) {
+            // Started while the server drains: ended at once, or it would
+            // hold `serve` for its grace period.
+            self.drain_stream();
+        }
         Ok(true)
     }
 

@@ -245,6 +245,29 @@ impl PubSub {
         n
     }
 
+    /// Publishes a Server-Sent Event to `topic`: event-stream subscribers
+    /// get `event` whole (its `id`, `event`, `retry` fields too), encoded
+    /// and framed once for all of them; WebSocket subscribers, and other
+    /// nodes through a backplane, get its `data` as a text message.
+    /// Returns how many local subscribers it was queued for.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] as [`Event::encode`]: nothing is sent.
+    pub fn publish_event(&self, topic: &str, event: &Event) -> Result<usize, StreamError> {
+        let encoded = event.encode()?;
+        let message = Message::Text(event.data_text().unwrap_or_default().to_owned());
+        let shared = SharedEvent {
+            encoded: Some(encoded),
+            ..SharedEvent::default()
+        };
+        let n = self.hub.fan_out_with(topic, &message, None, shared);
+        if let Some(bp) = &self.hub.backplane {
+            bp.publish(topic, &message);
+        }
+        Ok(n)
+    }
+
     /// [`Self::publish`] to every subscriber but `sender`.
     pub fn publish_from(
         &self,
@@ -300,6 +323,18 @@ impl Hub {
     /// Queues `message` for the local subscribers of `topic` (all but
     /// `skip`); how many it was queued for.
     pub(crate) fn fan_out(&self, topic: &str, message: &Message, skip: Option<u64>) -> usize {
+        self.fan_out_with(topic, message, skip, SharedEvent::default())
+    }
+
+    /// [`Hub::fan_out`], event-stream subscribers getting `event`'s bytes
+    /// (encoded already, or made from `message` when needed).
+    fn fan_out_with(
+        &self,
+        topic: &str,
+        message: &Message,
+        skip: Option<u64>,
+        mut event: SharedEvent,
+    ) -> usize {
         // The subscribers are copied out so that no shard lock is held
         // while frames are queued (a send may close a slow subscriber).
         let subscribers: Vec<Subscriber> = match self.topics.get(topic) {
@@ -316,7 +351,6 @@ impl Hub {
         // Encoded once per kind of subscriber, when the first of its
         // kind is met.
         let mut frame: Option<Arc<[u8]>> = None;
-        let mut event = SharedEvent::default();
         // One message per IO actor, naming its subscribers: a publish to
         // 10,000 costs a few channel pushes, not 10,000.
         let mut groups: Vec<(IoHandle, Vec<u64>)> = Vec::new();
@@ -408,6 +442,8 @@ pub(crate) fn end_stream_subscriptions(stream: &crate::http::stream::StreamShare
 /// every event-stream subscriber with that framing.
 #[derive(Default)]
 struct SharedEvent {
+    /// The event, if given (`publish_event`); else made from the message.
+    encoded: Option<Vec<u8>>,
     chunked: Option<Arc<[u8]>>,
     bare: Option<Arc<[u8]>>,
 }
@@ -424,18 +460,15 @@ impl SharedEvent {
             // A HEAD answer takes no events.
             Framing::Sized(_) | Framing::NoBody => return false,
         };
+        let encoded = &self.encoded;
         let bytes = slot.get_or_insert_with(|| {
-            let data = match message {
-                Message::Text(t) => std::borrow::Cow::Borrowed(t.as_str()),
-                Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => {
-                    String::from_utf8_lossy(b)
-                }
+            let event = match encoded {
+                Some(e) => std::borrow::Cow::Borrowed(e.as_slice()),
+                None => std::borrow::Cow::Owned(data_event(message)),
             };
-            // Data only: no field that could be refused.
-            let event = Event::data_only(data).encode().unwrap_or_default();
             match framing {
                 Framing::Chunked => Arc::from(crate::http::stream::chunk(&event)),
-                _ => Arc::from(event),
+                _ => Arc::from(&*event),
             }
         });
         match shared.write_framed(Chunk::Shared(bytes.clone())) {
@@ -449,4 +482,14 @@ impl SharedEvent {
             Err(_) => false,
         }
     }
+}
+
+/// `message` as an event carrying it as `data` (a binary one as lossy
+/// UTF-8): no field that could be refused.
+fn data_event(message: &Message) -> Vec<u8> {
+    let data = match message {
+        Message::Text(t) => std::borrow::Cow::Borrowed(t.as_str()),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => String::from_utf8_lossy(b),
+    };
+    Event::data_only(data).encode().unwrap_or_default()
 }
