@@ -134,17 +134,24 @@ impl<S: Socket> Conn<S> {
         }
     }
 
-    /// The stream's timeouts, `None` without a stream. A stream whose
-    /// producer queues nothing for `idle_timeout` is closed (its
-    /// `on_close` runs), as is one whose client takes nothing for as long
-    /// (the rule for every connection); a heartbeat comment goes out after
-    /// the stream's heartbeat interval without a chunk.
+    /// The stream's timeouts, `None` without a stream. While bytes wait
+    /// for the client, it is closed after `idle_timeout` without progress
+    /// (the rule for every connection); once the client has everything, a
+    /// heartbeat comment goes out after the stream's heartbeat interval
+    /// without a chunk, and the stream is closed if its producer queues
+    /// nothing for `idle_timeout` (its `on_close` runs).
     pub(super) fn sweep_stream(&mut self, cfg: &Config, now: Instant) -> Option<Swept> {
         let s = self.streaming.as_mut()?;
         let quiet = now.saturating_duration_since(s.last_chunk);
         let idle = now.saturating_duration_since(self.last_activity);
-        if !self.writer.is_empty() && idle > cfg.idle_timeout {
-            return Some(Swept::Expired);
+        if !self.writer.is_empty() {
+            // The client is behind: only its progress counts (a producer
+            // waiting for room is not idle).
+            return Some(if idle > cfg.idle_timeout {
+                Swept::Expired
+            } else {
+                Swept::Keep
+            });
         }
         let every = s.shared.heartbeat_ms.load(Ordering::Relaxed);
         if every > 0 && quiet >= Duration::from_millis(every) {
