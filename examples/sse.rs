@@ -24,12 +24,14 @@ const PAGE: &str = r#"<!doctype html>
 <ul id="log"></ul>
 <script>
   const log = (t) => { const li = document.createElement("li"); li.textContent = t; document.getElementById("log").prepend(li); };
+  window.ticks = []; window.opens = 0;
   const source = new EventSource("/clock");
   source.addEventListener("tick", (e) => {
+    window.ticks.push(Number(e.lastEventId));
     document.getElementById("clock").textContent = e.data;
     log("tick " + e.lastEventId + ": " + e.data);
   });
-  source.onopen = () => log("open");
+  source.onopen = () => { window.opens++; log("open"); };
   source.onerror = () => log("reconnecting…");
 </script>
 "#;
@@ -53,29 +55,34 @@ fn tick(n: u64) -> Event {
         .retry(Duration::from_millis(500))
 }
 
-fn main() {
-    let addr = std::env::args()
-        .skip_while(|a| a != "--addr")
-        .nth(1)
-        .unwrap_or_else(|| "localhost:8080".into());
+/// The recent ticks, and the topic they go to. Publishing and replaying
+/// under its lock means a reconnecting client gets every tick once, in
+/// order: the replay and the subscription happen between two ticks.
+type Recent = Mutex<VecDeque<(u64, Event)>>;
+
+/// The clock's routes, with a ticker thread publishing every `every`
+/// (it ends once the router is dropped).
+pub fn router(every: Duration) -> Router {
     let hub = PubSub::new();
-    let recent: Arc<Mutex<VecDeque<(u64, Event)>>> = Arc::default();
+    let recent: Arc<Recent> = Arc::default();
     // Every open stream, to end them all on `POST /drop`.
     let streams: Arc<Mutex<Vec<EventStream>>> = Arc::default();
 
-    let (h, r) = (hub.clone(), recent.clone());
+    let (h, r) = (hub.clone(), Arc::downgrade(&recent));
     std::thread::spawn(move || {
         for n in 1.. {
-            let event = tick(n);
+            let Some(r) = r.upgrade() else { return };
             {
                 let mut r = r.lock().unwrap();
-                r.push_back((n, event.clone()));
+                let event = tick(n);
+                let _ = h.publish_event("clock", &event);
+                r.push_back((n, event));
                 if r.len() > KEPT {
                     r.pop_front();
                 }
             }
-            let _ = h.publish_event("clock", &event);
-            std::thread::sleep(Duration::from_secs(1));
+            drop(r);
+            std::thread::sleep(every);
         }
     });
 
@@ -83,34 +90,43 @@ fn main() {
     router.get("/", |req: Request| {
         req.respond(200, [("Content-Type", "text/html; charset=utf-8")], PAGE);
     });
-    let (h, r, s) = (hub.clone(), recent.clone(), streams.clone());
+    let s = streams.clone();
     router.get("/clock", move |req: Request| {
         let since: u64 = req
             .last_event_id()
             .and_then(|id| id.parse().ok())
             .unwrap_or(u64::MAX);
         let events = req.respond_event_stream(());
-        // Missed ticks first, then live ones (a tick published in between
-        // may come twice; the page shows ids, a real feed would skip them).
-        for (n, event) in r.lock().unwrap().iter() {
+        let r = recent.lock().unwrap();
+        for (n, event) in r.iter() {
             if *n > since {
                 let _ = events.send(event);
             }
         }
-        if h.subscribe_events(&events, "clock").is_ok() {
+        if hub.subscribe_events(&events, "clock").is_ok() {
             let mut s = s.lock().unwrap();
             s.retain(EventStream::is_open);
             s.push(events);
         }
     });
-    let s = streams.clone();
     router.post("/drop", move |req: Request| {
-        let dropped: Vec<EventStream> = std::mem::take(&mut *s.lock().unwrap());
+        let dropped: Vec<EventStream> = std::mem::take(&mut *streams.lock().unwrap());
         for events in &dropped {
             events.stream().abort();
         }
         req.respond(200, (), format!("dropped {}", dropped.len()));
     });
+    router
+}
+
+#[allow(dead_code)]
+fn main() {
+    let addr = std::env::args()
+        .skip_while(|a| a != "--addr")
+        .nth(1)
+        .unwrap_or_else(|| "localhost:8080".into());
     println!("SSE clock on http://{addr}/");
-    Server::new(router).serve(addr.as_str()).unwrap();
+    Server::new(router(Duration::from_secs(1)))
+        .serve(addr.as_str())
+        .unwrap();
 }
