@@ -143,6 +143,7 @@ pub mod __fuzz;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    pub use crate::actor::budget::{Budget, Ended};
     pub use crate::actor::ledger::{Closed, Ledger};
     pub use crate::actor::limit::ConnLimit;
     pub use crate::actor::mailbox::{Mailbox, Push};

@@ -47,6 +47,7 @@
 //! subscriptions; only `Closed` runs the `on_close` callback (once, on a
 //! worker).
 
+use crate::actor::budget::{Budget, Ended};
 use crate::actor::ledger::Ledger;
 use crate::actor::scheduler::Done;
 use crate::actor::sync::lock;
@@ -58,8 +59,8 @@ use crate::io::{IoHandle, IoMsg};
 use crate::pubsub::Subscription;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 /// Why a stream refused a write (nothing was queued) or a finish.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -139,14 +140,10 @@ pub(crate) struct StreamShared {
     pub(crate) io: IoHandle,
     actor: Arc<Connection>,
     app: Arc<App>,
-    /// Bytes posted and not yet written to the socket.
-    pub(crate) queued: AtomicUsize,
-    max_queued: usize,
-    /// Threads in `wait_writable` plus a pending `on_writable` (1): the
-    /// IO actor looks at it after every write, behind a SeqCst fence.
-    interest: AtomicUsize,
+    /// Bytes posted and not yet written to the socket, and the wake-up of
+    /// `wait_writable` and `on_writable` (`actor/budget.rs`).
+    budget: Budget,
     ctl: Mutex<Ctl>,
-    writable: Condvar,
     /// Live `ResponseStream` handles; the last one dropped finishes.
     handles: AtomicUsize,
     /// Heartbeat comment interval in ms (0: none); the IO actor's sweep
@@ -257,9 +254,7 @@ impl StreamShared {
             io: actor.io.clone(),
             actor,
             app,
-            queued: AtomicUsize::new(0),
-            max_queued,
-            interest: AtomicUsize::new(0),
+            budget: Budget::new(max_queued),
             ctl: Mutex::new(Ctl {
                 state: if done.is_some() {
                     State::Open
@@ -272,7 +267,6 @@ impl StreamShared {
                 on_close: None,
                 on_writable: None,
             }),
-            writable: Condvar::new(),
             handles: AtomicUsize::new(1),
             heartbeat_ms: AtomicU64::new(0),
             jobs: OnceLock::new(),
@@ -282,7 +276,7 @@ impl StreamShared {
 
     /// The outbound budget, in bytes.
     pub(crate) fn max_queued(&self) -> usize {
-        self.max_queued
+        self.budget.max()
     }
 
     /// The server's logger.
@@ -293,10 +287,6 @@ impl StreamShared {
     /// The body's framing, as the IO actor frames what it adds itself.
     pub(crate) fn framing(&self) -> Framing {
         lock(&self.ctl).framing
-    }
-
-    fn is_writable(&self) -> bool {
-        self.queued.load(Ordering::SeqCst) <= self.max_queued / 2
     }
 
     /// Runs `job` on a worker, after the jobs queued before it.
@@ -316,12 +306,11 @@ impl StreamShared {
     /// Counts `len` bytes in, unless that passes the budget (a write into
     /// an empty queue is always taken).
     fn reserve(&self, len: usize) -> Result<(), StreamError> {
-        let before = self.queued.fetch_add(len, Ordering::SeqCst);
-        if before > 0 && before.saturating_add(len) > self.max_queued {
-            self.queued.fetch_sub(len, Ordering::SeqCst);
-            return Err(StreamError::QueueFull);
+        if self.budget.reserve(len) {
+            Ok(())
+        } else {
+            Err(StreamError::QueueFull)
         }
-        Ok(())
     }
 
     /// Frames, counts and posts `bytes` (already framed if `framed`).
@@ -461,17 +450,14 @@ impl StreamShared {
     fn take_on_writable(&self, ctl: &mut Ctl) -> Option<Job> {
         let job = ctl.on_writable.take();
         if job.is_some() {
-            self.interest.fetch_sub(1, Ordering::SeqCst);
+            self.budget.unregister();
         }
         job
     }
 
     /// Wakes the waiters (they see the end) and ends the subscriptions.
     fn after_end(&self) {
-        {
-            let _ctl = lock(&self.ctl);
-            self.writable.notify_all();
-        }
+        self.budget.close();
         crate::pubsub::end_stream_subscriptions(self);
     }
 
@@ -482,20 +468,13 @@ impl StreamShared {
     ///
     /// More bytes than were counted in: a natron bug.
     pub(crate) fn release(&self, n: usize) -> Result<(), crate::io::Bug> {
-        self.queued
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |q| q.checked_sub(n))
+        let room = self
+            .budget
+            .release(n)
             .map_err(|_| crate::io::Bug("stream bytes written that were never counted"))?;
-        // Pairs with the store-then-check in `wait_writable` and
-        // `on_writable`: one of the two sides sees the other.
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if self.interest.load(Ordering::SeqCst) > 0 && self.is_writable() {
-            let job = {
-                let mut ctl = lock(&self.ctl);
-                self.writable.notify_all();
-                ctl.on_writable.take()
-            };
+        if room {
+            let job = self.take_on_writable(&mut lock(&self.ctl));
             if let Some(job) = job {
-                self.interest.fetch_sub(1, Ordering::SeqCst);
                 self.spawn(job);
             }
         }
@@ -505,7 +484,7 @@ impl StreamShared {
     /// Counts bytes the IO actor queued itself (the head and what was
     /// queued before it, heartbeats).
     pub(crate) fn count_in(&self, n: usize) {
-        self.queued.fetch_add(n, Ordering::SeqCst);
+        self.budget.count_in(n);
     }
 }
 
@@ -568,7 +547,7 @@ impl ResponseStream {
     /// Bytes posted and not yet written to the socket (at most about
     /// `max_outbound_len`).
     pub fn queued_bytes(&self) -> usize {
-        self.shared.queued.load(Ordering::Acquire)
+        self.shared.budget.queued()
     }
 
     /// Blocks until the client has taken enough that writes are accepted
@@ -582,30 +561,10 @@ impl ResponseStream {
     /// [`StreamError::Closed`] once the stream has ended (also while
     /// waiting).
     pub fn wait_writable(&self, timeout: Duration) -> Result<bool, StreamError> {
-        let s = &self.shared;
-        let deadline = Instant::now() + timeout;
-        let mut ctl = lock(&s.ctl);
-        s.interest.fetch_add(1, Ordering::SeqCst);
-        let result = loop {
-            if ctl.state != State::Open {
-                break Err(StreamError::Closed);
-            }
-            std::sync::atomic::fence(Ordering::SeqCst);
-            if s.is_writable() {
-                break Ok(true);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break Ok(false);
-            }
-            ctl = s
-                .writable
-                .wait_timeout(ctl, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
-        };
-        s.interest.fetch_sub(1, Ordering::SeqCst);
-        result
+        self.shared
+            .budget
+            .wait(timeout)
+            .map_err(|Ended| StreamError::Closed)
     }
 
     /// Runs `f` once, on a worker, when writes are accepted again (queued
@@ -620,13 +579,13 @@ impl ResponseStream {
         if ctl.state != State::Open {
             return;
         }
-        if ctl.on_writable.replace(job).is_none() {
-            s.interest.fetch_add(1, Ordering::SeqCst);
-        }
-        std::sync::atomic::fence(Ordering::SeqCst);
-        if s.is_writable() {
-            if let Some(job) = ctl.on_writable.take() {
-                s.interest.fetch_sub(1, Ordering::SeqCst);
+        let room = match ctl.on_writable.replace(job) {
+            None => s.budget.register(),
+            // Replaced: the one registration stands.
+            Some(_) => s.budget.is_writable(),
+        };
+        if room {
+            if let Some(job) = s.take_on_writable(&mut ctl) {
                 drop(ctl);
                 s.spawn(job);
             }
