@@ -597,7 +597,8 @@ impl ResponseStream {
     /// it timed out, the server shuts down, or, subscribed to a
     /// [`PubSub`](crate::PubSub) topic, it fell behind. At once (on a
     /// worker) if that has happened already; never if it finished. A later
-    /// call replaces an `f` not yet run.
+    /// call replaces an `f` not yet run. A handle `f` captures counts as a
+    /// handle: the stream is not finished by dropping the others.
     pub fn on_close(&self, f: impl FnOnce() + Send + 'static) {
         let mut ctl = lock(&self.shared.ctl);
         match ctl.state {
