@@ -1,9 +1,12 @@
-//! Publish/subscribe: topics of WebSockets, with encode-once fan-out.
+//! Publish/subscribe: topics of WebSockets and Server-Sent-Events streams,
+//! with encode-once fan-out.
 //!
 //! A [`PubSub`] hub maps topic names to their subscribers. `publish`
 //! encodes the message into one frame, once, and queues that same frame
 //! (shared, not copied) for every subscriber's IO actor, which writes it
-//! with `writev` straight from the shared buffer.
+//! with `writev` straight from the shared buffer. Event streams
+//! ([`PubSub::subscribe_events`]) get the message as one event, encoded
+//! and framed once per publish for all of them.
 //!
 //! # Guarantees
 //!
