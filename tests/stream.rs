@@ -445,3 +445,61 @@ fn an_aborted_stream_closes_the_connection_without_its_last_chunk() {
     assert!(rest.is_empty(), "nothing after an abort: {rest:?}");
     c.stream.flush().unwrap();
 }
+
+/// Negotiated compression: each write is compressed and flushed, so the
+/// client can decode what was written so far at once; the end completes
+/// the compressed stream. Types not worth compressing stay as they are.
+#[test]
+fn a_stream_is_compressed_when_negotiated_and_each_write_decodes_at_once() {
+    use flate2::read::GzDecoder;
+    use std::io::Read;
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = start(builder().handler(move |req: Request| {
+        let kind = if req.path() == "/png" {
+            "image/png"
+        } else {
+            "text/plain"
+        };
+        let s = req.respond_stream(200, [("Content-Type", kind)]);
+        tx.lock().unwrap().send(s).unwrap();
+    }));
+    let mut c = server.client();
+    c.send("GET /text HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    let stream = next_stream(&rx);
+    let head = c.read_response_head();
+    assert_eq!(head.header("content-encoding"), Some("gzip"));
+    assert_eq!(head.header("vary"), Some("Accept-Encoding"));
+    let mut sent = Vec::new();
+    let mut written = String::new();
+    for i in 0..5 {
+        let line = format!("event {i}: {}\n", "abc".repeat(i));
+        stream.write(&line).unwrap();
+        written.push_str(&line);
+        match c.read_chunk() {
+            Chunk::Data(d) => sent.extend(d),
+            Chunk::Last(_) => panic!("ended early"),
+        }
+        // No trailer yet, so the decoder stops at the end of the input;
+        // everything written so far is there.
+        let mut so_far = Vec::new();
+        let _ = GzDecoder::new(sent.as_slice()).read_to_end(&mut so_far);
+        assert_eq!(String::from_utf8(so_far).unwrap(), written);
+    }
+    stream.finish().unwrap();
+    while let Chunk::Data(d) = c.read_chunk() {
+        sent.extend(d);
+    }
+    let mut all = String::new();
+    GzDecoder::new(sent.as_slice())
+        .read_to_string(&mut all)
+        .expect("a complete gzip stream");
+    assert_eq!(all, written);
+
+    c.send("GET /png HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    let stream = next_stream(&rx);
+    let head = c.read_response_head();
+    assert!(head.header("content-encoding").is_none());
+    stream.write("raw").unwrap();
+    assert_eq!(c.read_chunk(), Chunk::Data(b"raw".to_vec()));
+}

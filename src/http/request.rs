@@ -197,8 +197,14 @@ impl Request {
     ///   per `write`; HTTP/1.0: no length, the connection closes at the
     ///   end (RFC 9112 §6.3); `HEAD`, `204`, `304`: the head only.
     ///   natron sets `Date`, `Connection` and the framing fields
-    ///   (`Content-Length` and `Transfer-Encoding` given are dropped); the
-    ///   body is never compressed.
+    ///   (`Content-Length` and `Transfer-Encoding` given are dropped).
+    /// * Compressed (gzip or deflate, as `Accept-Encoding` allows) unless
+    ///   the handler set `Content-Encoding` or the type is already
+    ///   compressed (images, video, archives); each write is flushed, so
+    ///   the client can decode it at once. A compressed stream holds about
+    ///   150 KiB of compressor state while open. Bodies of known length
+    ///   (`respond_reader_sized`, `respond_seekable`) and event streams are
+    ///   not compressed.
     /// * The stream holds the connection: requests pipelined behind it are
     ///   handled once it ends, so responses keep their order. No worker is
     ///   held meanwhile.
@@ -226,12 +232,15 @@ impl Request {
 
     /// Answers with a Server-Sent Events stream (WHATWG HTML §9.2): `200`,
     /// `Content-Type: text/event-stream` and `Cache-Control: no-cache`
-    /// (unless `headers` set them), never compressed, with a heartbeat
+    /// (unless `headers` set them), not compressed, with a heartbeat
     /// comment after half the server's `idle_timeout` (at most 15 s)
     /// without an event. See [`crate::sse`]; the request's
     /// [`Last-Event-ID`](Parts::last_event_id) says where a reconnecting
     /// client left off.
-    pub fn respond_event_stream(self, headers: impl Into<Headers>) -> crate::sse::EventStream {
+    pub fn respond_event_stream(mut self, headers: impl Into<Headers>) -> crate::sse::EventStream {
+        // Not compressed: an event stream is framed once per publish for
+        // every subscriber, and proxies handle it best as it is.
+        self.responder.encoding = None;
         let mut headers = headers.into();
         if !headers.contains("content-type") {
             headers.append("Content-Type", "text/event-stream");
@@ -593,6 +602,7 @@ impl Responder {
                 version: self.version,
                 head: self.head,
                 keep_alive: self.keep_alive,
+                encoding: self.encoding,
             },
         )
     }

@@ -18,6 +18,9 @@
 //!   `Content-Length`;
 //! * `HEAD`, `204`, `304`: no body; writes are accepted and discarded.
 //!
+//! A body of unknown length is compressed when negotiated: each write is
+//! compressed and flushed under the handle's lock, then framed.
+//!
 //! # Invariants (tests in `tests/stream.rs`)
 //!
 //! * **Chunks leave in write order**, and **nothing leaves after finish**:
@@ -53,6 +56,7 @@ use crate::actor::scheduler::Done;
 use crate::actor::sync::lock;
 use crate::app::App;
 use crate::connection::{panic_message, Connection, Event};
+use crate::http::compress::{self, Encoding, StreamEncoder};
 use crate::http::Headers;
 use crate::io::writer::Chunk;
 use crate::io::{IoHandle, IoMsg};
@@ -124,6 +128,8 @@ struct Ctl {
     framing: Framing,
     /// The connection closes after the body (`Connection: close`).
     close: bool,
+    /// Compresses each write (`Content-Encoding` negotiated), if set.
+    encoder: Option<StreamEncoder>,
     /// The connection's run right, held until the stream ends.
     done: Option<Done<Connection>>,
     on_close: Option<Job>,
@@ -263,6 +269,7 @@ impl StreamShared {
                 },
                 framing,
                 close,
+                encoder: None,
                 done,
                 on_close: None,
                 on_writable: None,
@@ -323,9 +330,17 @@ impl StreamShared {
         if bytes.is_empty() {
             return Ok(());
         }
+        let compressed;
+        let body = match ctl.encoder.as_mut() {
+            Some(e) => {
+                compressed = e.write(bytes);
+                compressed.as_slice()
+            }
+            None => bytes,
+        };
         let framed = match ctl.framing {
-            Framing::Chunked => chunk(bytes),
-            Framing::UntilClose => bytes.to_vec(),
+            Framing::Chunked => chunk(body),
+            Framing::UntilClose => body.to_vec(),
             Framing::Sized(left) => {
                 if bytes.len() as u64 > left {
                     return Err(StreamError::TooLong);
@@ -369,9 +384,14 @@ impl StreamShared {
                 return Err(StreamError::Closed);
             }
             ctl.state = State::Finished;
+            let tail = ctl.encoder.take().map(StreamEncoder::finish);
             let (bytes, close) = match ctl.framing {
                 Framing::Chunked => {
-                    let mut end = b"0\r\n".to_vec();
+                    let mut end = match &tail {
+                        Some(t) if !t.is_empty() => chunk(t),
+                        _ => Vec::new(),
+                    };
+                    end.extend_from_slice(b"0\r\n");
                     if let Some(t) = trailers {
                         for (name, value) in t.iter() {
                             end.extend_from_slice(name.as_bytes());
@@ -383,7 +403,7 @@ impl StreamShared {
                     end.extend_from_slice(b"\r\n");
                     (end, false)
                 }
-                Framing::UntilClose => (Vec::new(), true),
+                Framing::UntilClose => (tail.unwrap_or_default(), true),
                 // Fewer bytes than announced: only a close can tell the
                 // client the body is incomplete (RFC 9112 §6.3).
                 Framing::Sized(left) => (Vec::new(), left > 0),
@@ -635,6 +655,9 @@ pub(crate) struct Start {
     pub(crate) version: crate::http::Version,
     pub(crate) head: bool,
     pub(crate) keep_alive: bool,
+    /// The coding the client accepts, if any: a body of unknown length is
+    /// compressed with it (see [`start`]).
+    pub(crate) encoding: Option<Encoding>,
 }
 
 /// A handle that refuses every write (the response was answered otherwise).
@@ -655,8 +678,24 @@ pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
         version,
         head,
         keep_alive,
+        encoding,
     } = s;
     let has_body = status::allows_body(status);
+    // Compressed only when the length is not announced (a length, and a
+    // range of it, are of the uncompressed representation), the type is
+    // worth it and the handler did not encode it itself.
+    let coding = encoding.filter(|_| {
+        has_body
+            && len.is_none()
+            && !headers.contains("content-encoding")
+            && compress::compressible(headers.get("content-type"))
+    });
+    if let Some(c) = coding {
+        headers.append("Content-Encoding", c.name());
+        if !headers.has_token("vary", "accept-encoding") {
+            headers.append("Vary", "Accept-Encoding");
+        }
+    }
     let framing = match (has_body && !head, len, version) {
         (false, _, _) => Framing::NoBody,
         (true, Some(n), _) => Framing::Sized(n),
@@ -704,6 +743,9 @@ pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
     out.extend_from_slice(b"\r\n");
     let max = conn.app.config.max_outbound_len;
     let shared = StreamShared::new(conn.clone(), Some(done), framing, max, close);
+    if framing != Framing::NoBody {
+        lock(&shared.ctl).encoder = coding.map(StreamEncoder::new);
+    }
     // Responses held for pipelining leave first, then the head.
     conn.flush_responses();
     conn.io.post(IoMsg::StreamHead {
