@@ -26,18 +26,19 @@ logs="$root/loom-logs"
 mkdir -p "$logs"
 
 # Every model, in the order the clean run uses.
-models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shutdown upgrade_ordering no_stranded_job no_stranded_accept subscribe_close)
+models=(one_handler_in_flight events_in_order no_lost_wakeup outbound_order shutdown upgrade_ordering no_stranded_job no_stranded_accept subscribe_close stream_budget)
 
 # Every mutant, with the models to try, designated catcher first; the run
 # of a mutant stops at the first model that fails.
 mutants=(double_dispatch close_not_last lost_wakeup lost_outbound_wakeup reorder_outbound early_idle early_release
   no_chain_wake searching_leak park_without_recheck stop_by_count turn_and_requeue limit_store_not_cas
-  ledger_check_then_act)
+  ledger_check_then_act budget_check_before_interest)
 declare -A catchers=(
   [double_dispatch]="one_handler_in_flight"
   [close_not_last]="events_in_order"
   [lost_wakeup]="no_lost_wakeup"
   [ledger_check_then_act]="subscribe_close"
+  [budget_check_before_interest]="stream_budget"
   [lost_outbound_wakeup]="outbound_order"
   [reorder_outbound]="outbound_order"
   [early_idle]="shutdown"

@@ -30,6 +30,9 @@ pub(crate) enum Event {
     /// before this one is handled, so replies to earlier messages still go
     /// out before the close frame.
     WsFail { code: u16, reason: &'static str },
+    /// A response stream's callback (`on_writable`, `on_close`, a reader's
+    /// next chunk), on the stream's own job actor, not the connection's.
+    Job(Box<dyn FnOnce() + Send>),
 }
 
 /// Responses held for one write.
@@ -249,6 +252,10 @@ impl Actor for Connection {
                 // answer above: it goes out before the connection's next
                 // event can run).
                 drop(this.upgrade.set_running(false));
+            }
+            Event::Job(job) => {
+                crate::http::stream::run_job(job, &this.app.log);
+                drop(done);
             }
             Event::WsFail { code, reason } => {
                 if let Some(ws) = this.ws.get() {

@@ -94,8 +94,11 @@ pub mod websocket;
 #[cfg(not(loom))]
 pub use handler::{Error, Handler, HandlerResult};
 #[cfg(not(loom))]
+pub use http::sse;
+#[cfg(not(loom))]
 pub use http::{
-    Headers, IntoStatus, Parts, ProxyHeaders, Request, Responder, Response, StatusCode, Version,
+    Headers, IntoStatus, Parts, ProxyHeaders, Request, Responder, Response, ResponseStream,
+    StatusCode, StreamError, Version,
 };
 #[cfg(not(loom))]
 pub use listen::ListenAddrs;
@@ -148,6 +151,7 @@ pub mod __fuzz;
 #[cfg(loom)]
 #[doc(hidden)]
 pub mod __loom {
+    pub use crate::actor::budget::{Budget, Ended};
     pub use crate::actor::ledger::{Closed, Ledger};
     pub use crate::actor::limit::ConnLimit;
     pub use crate::actor::mailbox::{Mailbox, Push};

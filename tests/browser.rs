@@ -11,6 +11,10 @@
 #[path = "../examples/chat.rs"]
 mod chat;
 
+#[allow(dead_code)]
+#[path = "../examples/sse.rs"]
+mod sse;
+
 mod common;
 
 use common::{builder, start};
@@ -39,7 +43,10 @@ impl Drop for Browser {
 /// Starts headless Chromium; its DevTools WebSocket URL. `None` when it is
 /// missing outside CI.
 fn start_browser() -> Option<(Browser, String)> {
-    let profile = std::env::temp_dir().join(format!("natron-chromium-{}", std::process::id()));
+    // One profile per browser: the tests of this file run at once.
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let profile = std::env::temp_dir().join(format!("natron-chromium-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&profile);
     let spawned = Command::new("chromium")
         .args([
@@ -319,4 +326,39 @@ fn the_page_and_its_icon_are_served() {
         );
         c.expect_eof();
     }
+}
+
+/// The SSE clock example in Chromium: `EventSource` gets the ticks; the
+/// server drops the stream; the browser reconnects by itself with
+/// `Last-Event-ID` and the server resumes from it: every tick arrives
+/// once, in order, across the reconnection.
+#[test]
+fn event_source_reconnects_with_last_event_id_and_misses_nothing() {
+    let Some((_browser, devtools)) = start_browser() else {
+        return;
+    };
+    let server = start(builder().handler(sse::router(Duration::from_millis(100))));
+    let url = format!("http://{}/", server.addr);
+    let mut cdp = Cdp::connect(&devtools);
+    let page = cdp.open(&url);
+    cdp.wait_for(
+        &page,
+        "window.opens === 1 && window.ticks && window.ticks.length >= 3",
+    );
+    let dropped = server.request("POST /drop HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(dropped.body_str(), "dropped 1");
+    let before = cdp.eval(&page, "window.ticks.length").as_u64().unwrap();
+    // The page retries after the event's `retry` (500 ms), sending the
+    // last id it saw; the ticks missed meanwhile are replayed.
+    cdp.wait_for(
+        &page,
+        &format!(
+            "window.opens === 2 && window.ticks.length >= {}",
+            before + 8
+        ),
+    );
+    let ticks: Vec<u64> = serde_json::from_value(cdp.eval(&page, "window.ticks")).unwrap();
+    let first = ticks[0];
+    let expected: Vec<u64> = (first..first + ticks.len() as u64).collect();
+    assert_eq!(ticks, expected, "every tick once, in order");
 }

@@ -10,11 +10,14 @@
 //! * [`scheduler`]: delivering events, the `Done` token, turns, `Hold`;
 //! * [`runqueue`]: the wake-throttled run queue the workers park on;
 //! * [`limit`]: the open-connection count and the acceptor's wait;
+//! * [`budget`]: a response stream's outbound budget and the wake-up of
+//!   producers waiting for room;
 //! * [`ledger`]: a connection's registrations (pub/sub topics), ended at
 //!   its close;
 //! * [`outbox`]: the channel to an IO actor, with one coalesced wakeup;
 //! * [`sync`]: std/crossbeam or loom primitives (the only place).
 
+pub(crate) mod budget;
 pub(crate) mod ledger;
 pub(crate) mod limit;
 pub(crate) mod mailbox;

@@ -9,6 +9,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -188,6 +189,80 @@ impl Request {
         self.responder.respond(status, headers, body);
     }
 
+    /// Answers with a streaming body: sends the head now and returns the
+    /// handle that writes the body, from any thread, after the handler has
+    /// returned too (see [`ResponseStream`](crate::ResponseStream)).
+    ///
+    /// * HTTP/1.1: `Transfer-Encoding: chunked` (RFC 9112 §7.1), one chunk
+    ///   per `write`; HTTP/1.0: no length, the connection closes at the
+    ///   end (RFC 9112 §6.3); `HEAD`, `204`, `304`: the head only.
+    ///   natron sets `Date`, `Connection` and the framing fields
+    ///   (`Content-Length` and `Transfer-Encoding` given are dropped).
+    /// * Compressed (gzip or deflate, as `Accept-Encoding` allows) unless
+    ///   the handler set `Content-Encoding` or the type is already
+    ///   compressed (images, video, archives); each write is flushed, so
+    ///   the client can decode it at once. A compressed stream holds about
+    ///   150 KiB of compressor state while open. Bodies of known length
+    ///   (`respond_reader_sized`, `respond_seekable`) and event streams are
+    ///   not compressed.
+    /// * The stream holds the connection: requests pipelined behind it are
+    ///   handled once it ends, so responses keep their order. No worker is
+    ///   held meanwhile.
+    /// * An invalid status or field is answered `500` (as
+    ///   [`Responder::respond`] does), and the returned stream is closed.
+    ///
+    /// ```
+    /// # fn handler(req: natron::Request) {
+    /// let stream = req.respond_stream(200, [("Content-Type", "application/x-ndjson")]);
+    /// std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         let _ = stream.write(format!("{{\"n\":{i}}}\n"));
+    ///     }
+    ///     // Dropping the last handle finishes the body.
+    /// });
+    /// # }
+    /// ```
+    pub fn respond_stream(
+        self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+    ) -> crate::ResponseStream {
+        self.responder.respond_stream(status, headers)
+    }
+
+    /// Answers with a Server-Sent Events stream (WHATWG HTML §9.2): `200`,
+    /// `Content-Type: text/event-stream` and `Cache-Control: no-cache`
+    /// (unless `headers` set them), not compressed, with a heartbeat
+    /// comment after half the server's `idle_timeout` (at most 15 s)
+    /// without an event. See [`crate::sse`]; the request's
+    /// [`Last-Event-ID`](Parts::last_event_id) says where a reconnecting
+    /// client left off.
+    pub fn respond_event_stream(mut self, headers: impl Into<Headers>) -> crate::sse::EventStream {
+        // Not compressed: an event stream is framed once per publish for
+        // every subscriber, and proxies handle it best as it is.
+        self.responder.encoding = None;
+        let mut headers = headers.into();
+        if !headers.contains("content-type") {
+            headers.append("Content-Type", "text/event-stream");
+        }
+        if !headers.contains("cache-control") {
+            headers.append("Cache-Control", "no-cache");
+        }
+        let idle = self
+            .responder
+            .done
+            .as_ref()
+            .map(|d| d.actor().app.config.idle_timeout);
+        let events = crate::sse::EventStream {
+            stream: self.responder.stream_body(200, headers, None),
+        };
+        let every = idle.map_or(Duration::from_secs(15), |t| {
+            (t / 2).min(Duration::from_secs(15))
+        });
+        events.heartbeat(Some(every));
+        events
+    }
+
     /// Turns this request into a WebSocket (RFC 6455): answers `101
     /// Switching Protocols`, and from then on the connection's events go
     /// to the server's WebSocket handler, starting with `Open`.
@@ -342,6 +417,13 @@ impl Parts {
         self.headers.get(name)
     }
 
+    /// The `Last-Event-ID` field: the `id` of the last Server-Sent Event
+    /// a reconnecting `EventSource` received (WHATWG HTML §9.2.4), to
+    /// resume from.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.headers.get("last-event-id")
+    }
+
     /// The body (de-chunked).
     pub fn body(&self) -> &[u8] {
         &self.body
@@ -467,26 +549,7 @@ impl Responder {
         body: impl Into<Vec<u8>>,
     ) {
         let headers = headers.into();
-        let checked = status
-            .into_status()
-            .map_err(|e| e.to_string())
-            .and_then(|s| {
-                if s.is_informational() {
-                    Err(format!(
-                        "{} is informational, not a final response (RFC 9110 §15.2)",
-                        s.as_u16()
-                    ))
-                } else if s.as_u16() >= 600 {
-                    Err(format!(
-                        "{} is outside 100..=599 (RFC 9110 §15)",
-                        s.as_u16()
-                    ))
-                } else {
-                    Ok(s.as_u16())
-                }
-            })
-            .and_then(|s| headers.check_fields().map(|()| s));
-        match checked {
+        match check_response(status, &headers) {
             Ok(status) => self.send(status, headers, body.into()),
             Err(why) => {
                 if let Some(done) = &self.done {
@@ -496,6 +559,52 @@ impl Responder {
                 self.send(r.status, r.headers, r.body);
             }
         }
+    }
+
+    /// Starts a streaming response: see [`Request::respond_stream`].
+    pub fn respond_stream(
+        self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+    ) -> crate::ResponseStream {
+        self.stream_body(status, headers.into(), None)
+    }
+
+    /// The head of a streamed body of `len` bytes if known, posted now;
+    /// the handle that writes the rest.
+    pub(crate) fn stream_body(
+        mut self,
+        status: impl IntoStatus,
+        headers: Headers,
+        len: Option<u64>,
+    ) -> crate::ResponseStream {
+        let done = self
+            .done
+            .take()
+            .expect("an unanswered request holds its run right");
+        let status = match check_response(status, &headers) {
+            Ok(status) => status,
+            Err(why) => {
+                let conn = done.actor().clone();
+                slog::error!(conn.app.log, "invalid response from a handler; sending 500 instead"; "error" => &why);
+                self.done = Some(done);
+                let r = Response::plain(500);
+                self.send(r.status, r.headers, r.body);
+                return crate::http::stream::closed(conn);
+            }
+        };
+        crate::http::stream::start(
+            done,
+            crate::http::stream::Start {
+                status,
+                headers,
+                len,
+                version: self.version,
+                head: self.head,
+                keep_alive: self.keep_alive,
+                encoding: self.encoding,
+            },
+        )
     }
 
     fn send(&mut self, status: u16, mut headers: Headers, body: Vec<u8>) {
@@ -622,6 +731,30 @@ impl Drop for Responder {
             parked.answer_unanswered(why);
         }
     }
+}
+
+/// The status as a final code of RFC 9110 §15 (not `1xx`, below 600),
+/// and the fields valid (§5.1, §5.5); else what is wrong, for the log.
+fn check_response(status: impl IntoStatus, headers: &Headers) -> Result<u16, String> {
+    status
+        .into_status()
+        .map_err(|e| e.to_string())
+        .and_then(|s| {
+            if s.is_informational() {
+                Err(format!(
+                    "{} is informational, not a final response (RFC 9110 §15.2)",
+                    s.as_u16()
+                ))
+            } else if s.as_u16() >= 600 {
+                Err(format!(
+                    "{} is outside 100..=599 (RFC 9110 §15)",
+                    s.as_u16()
+                ))
+            } else {
+                Ok(s.as_u16())
+            }
+        })
+        .and_then(|s| headers.check_fields().map(|()| s))
 }
 
 /// The answer to a request whose response could not be encoded: a plain

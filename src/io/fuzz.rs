@@ -368,6 +368,8 @@ impl Driver {
                 self.resume_if_drained();
             }
             Event::Ws(_) => self.resume_if_drained(),
+            // Jobs go to a stream's own actor, never to the connection's.
+            Event::Job(_) => unreachable!("a job in a connection's mailbox"),
         }
     }
 
@@ -651,6 +653,7 @@ impl Driver {
                     ws_seen = true;
                 }
                 Event::Ws(_) | Event::WsFail { .. } => ws_seen = true,
+                Event::Job(_) => panic!("a job in a connection's mailbox"),
             }
         }
         // The handler saw `Open` once the actor upgraded: the socket

@@ -15,6 +15,7 @@
 
 use super::pipeline::{Bug, Pipeline};
 use super::spare::Spare;
+use super::stream::Streaming;
 use super::writer::Writer;
 use super::ws::WsConn;
 use super::{MAX_PIPELINE, MAX_WRITE_BACKLOG};
@@ -169,7 +170,7 @@ impl Phase {
 
     /// Responses posted now are dropped (a `Connection: close` answer went
     /// out before them).
-    fn drops_responses(&self) -> bool {
+    pub(super) fn drops_responses(&self) -> bool {
         matches!(
             self,
             Phase::Closing(Why::AnsweredClose)
@@ -212,6 +213,8 @@ pub(super) struct Conn<S> {
     pub(super) head_started: Option<Instant>,
     /// Set once the connection speaks WebSocket.
     pub(super) ws: Option<Box<WsConn>>,
+    /// The streaming response being written, if one is open (`stream.rs`).
+    pub(super) streaming: Option<Streaming>,
     /// How long a lingering close waits for the client's FIN
     /// (`ServerBuilder::linger_timeout`).
     pub(super) linger: Duration,
@@ -238,6 +241,7 @@ impl<S: Socket> Conn<S> {
             last_activity: now,
             head_started: None,
             ws: None,
+            streaming: None,
             linger,
         }
     }
@@ -267,6 +271,10 @@ impl<S: Socket> Conn<S> {
         if self.ws.is_some() {
             return Err(Bug("HTTP response after the switch to WebSocket"));
         }
+        if self.streaming.is_some() {
+            // The stream holds the run right: nothing else can answer.
+            return Err(Bug("HTTP response while a stream is open"));
+        }
         self.pipeline.answered_many(count)?;
         self.writer.push(bytes);
         self.last_activity = Instant::now();
@@ -283,6 +291,7 @@ impl<S: Socket> Conn<S> {
     /// Server shutdown (`IoMsg::Drain`): HTTP reads no more requests and
     /// closes once the ones in flight are answered; a WebSocket sends 1001.
     pub(super) fn drain(&mut self, cfg: &Config) {
+        self.drain_stream();
         if self.ws.is_some() {
             self.ws_close(1001, "server shutting down", cfg);
         } else if matches!(self.phase, Phase::Open | Phase::Closing(Why::ClientAsked)) {
@@ -382,11 +391,16 @@ impl<S: Socket> Conn<S> {
         }
 
         let before = self.writer.queued_bytes();
-        match self.writer.flush(&mut self.stream) {
-            Ok(_) => {}
-            Err(_) => return Fate::Close,
+        let flushed = self.writer.flush(&mut self.stream);
+        let written = before - self.writer.queued_bytes();
+        if let Err(bug) = self.stream_written(written) {
+            slog::error!(log, "closing the connection"; "error" => %bug);
+            return Fate::Close;
         }
-        if self.writer.queued_bytes() < before {
+        if flushed.is_err() {
+            return Fate::Close;
+        }
+        if written > 0 {
             self.last_activity = Instant::now();
         }
         if before >= MAX_WRITE_BACKLOG

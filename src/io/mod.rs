@@ -52,6 +52,7 @@ use crate::actor::outbox::{outbox, Inbox, Outbox};
 use crate::actor::scheduler::Scheduler;
 use crate::app::{App, Config};
 use crate::connection::{panic_message, Connection, Event};
+use crate::http::stream::StreamShared;
 use crate::websocket::codec;
 use crate::websocket::{CloseInfo, WebSocketEvent, WsShared};
 use mio::net::TcpStream;
@@ -83,6 +84,7 @@ pub mod fuzz;
 mod http;
 mod pipeline;
 mod spare;
+mod stream;
 pub(crate) mod writer;
 mod ws;
 
@@ -126,6 +128,26 @@ pub(crate) enum IoMsg {
         conns: Vec<u64>,
         frame: std::sync::Arc<[u8]>,
     },
+    /// The head of a streaming response (`Request::respond_stream`) for
+    /// `conn`'s oldest unanswered request, which stays unanswered until
+    /// `StreamEnd`; `stream` counts the bytes written from here on.
+    StreamHead {
+        conn: u64,
+        bytes: Vec<u8>,
+        stream: Arc<StreamShared>,
+    },
+    /// Framed body bytes of `conn`'s stream (already counted in its budget).
+    StreamChunk { conn: u64, bytes: writer::Chunk },
+    /// The end of `conn`'s stream (its last chunk and trailers, if
+    /// chunked): the request is answered; `close` after it.
+    StreamEnd {
+        conn: u64,
+        bytes: Vec<u8>,
+        close: bool,
+    },
+    /// `conn`'s stream ended without its end (`abort`, a slow subscriber):
+    /// close the connection once what is queued is written.
+    StreamAbort { conn: u64 },
     /// Start the closing handshake of WebSocket `conn`.
     WsClose {
         conn: u64,
@@ -150,6 +172,10 @@ impl IoMsg {
             | IoMsg::Upgrade { conn, .. }
             | IoMsg::WsFrame { conn, .. }
             | IoMsg::WsClose { conn, .. }
+            | IoMsg::StreamHead { conn, .. }
+            | IoMsg::StreamChunk { conn, .. }
+            | IoMsg::StreamEnd { conn, .. }
+            | IoMsg::StreamAbort { conn }
             | IoMsg::WsResume { conn } => Some(*conn),
             // A fan-out is for many connections: a panic handling it
             // closes none of them (each frame is pushed on its own).
@@ -507,7 +533,7 @@ impl IoActor {
 }
 
 /// What the sweep decided for one connection.
-enum Swept {
+pub(super) enum Swept {
     Keep,
     /// Its state changed (a 408 owed, a WebSocket close or ping queued).
     Pump,
@@ -545,6 +571,9 @@ fn sweep_one(c: &mut Conn<TcpStream>, cfg: &Config, log: &slog::Logger, now: Ins
             }
         }
         return Swept::Keep;
+    }
+    if let Some(swept) = c.sweep_stream(cfg, now) {
+        return swept;
     }
     if c.phase.linger_until().is_some() {
         if lingered {
@@ -606,6 +635,15 @@ fn apply<S: Socket>(
             Ok(true)
         }
         (IoMsg::WsResume { .. }, _) => Ok(true),
+        (IoMsg::StreamHead { bytes, stream, .. }, Some(c)) => c.on_stream_head(bytes, stream),
+        (IoMsg::StreamHead { stream, .. }, None) => {
+            // The socket closed before the head reached it.
+            stream.ended_by_io();
+            Ok(false)
+        }
+        (IoMsg::StreamChunk { bytes, .. }, Some(c)) => Ok(c.on_stream_chunk(bytes)),
+        (IoMsg::StreamEnd { bytes, close, .. }, Some(c)) => c.on_stream_end(bytes, close),
+        (IoMsg::StreamAbort { .. }, Some(c)) => Ok(c.on_stream_abort()),
         (IoMsg::Accept(..) | IoMsg::WsFanout { .. } | IoMsg::Drain | IoMsg::Stop, _) => {
             unreachable!("not one connection's message")
         }
@@ -636,6 +674,9 @@ fn close_conn(c: IoConn, app: &Arc<App>) {
         app.websockets.fetch_sub(1, Ordering::Relaxed);
     }
     let upgraded = c.actor.socket_gone();
+    if let Some(stream) = &c.conn.streaming {
+        stream.shared.ended_by_io();
+    }
     let info = match c.conn.ws {
         Some(ws) => {
             ws.shared.mark_closed();

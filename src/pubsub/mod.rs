@@ -1,9 +1,12 @@
-//! Publish/subscribe: topics of WebSockets, with encode-once fan-out.
+//! Publish/subscribe: topics of WebSockets and Server-Sent-Events streams,
+//! with encode-once fan-out.
 //!
 //! A [`PubSub`] hub maps topic names to their subscribers. `publish`
 //! encodes the message into one frame, once, and queues that same frame
 //! (shared, not copied) for every subscriber's IO actor, which writes it
-//! with `writev` straight from the shared buffer.
+//! with `writev` straight from the shared buffer. Event streams
+//! ([`PubSub::subscribe_events`]) get the message as one event, encoded
+//! and framed once per publish for all of them.
 //!
 //! # Guarantees
 //!
@@ -40,6 +43,9 @@
 //! once per subscriber; per-node order; at-most-once across an outage).
 
 use crate::actor::ledger::Closed;
+use crate::http::sse::{Event, EventStream};
+use crate::http::stream::{Framing, StreamError};
+use crate::io::writer::Chunk;
 use crate::io::{IoHandle, IoMsg};
 use crate::websocket::{Message, SendError, WebSocket, WsShared};
 use dashmap::DashMap;
@@ -108,15 +114,15 @@ pub(crate) trait Backplane: Send + Sync {
     fn topic_removed(&self, topic: &str);
 }
 
-/// What a topic delivers to, by connection id. An enum, not a
-/// `WebSocket`, so that other kinds of connection can subscribe: a
-/// Server-Sent-Events stream (when streaming responses land) would be a
-/// second variant, with its own encoding of a message (`data: ...`), made
-/// once per publish for all subscribers of its kind, as the WebSocket
-/// frame is, and its own queue on the same IO actors.
+/// What a topic delivers to, by id (a WebSocket's connection id, an
+/// event stream's stream id: one counter, so they never collide). Each
+/// kind has its own encoding of a message, made once per publish for all
+/// subscribers of that kind and shared by their queues.
 #[derive(Clone)]
 pub(crate) enum Subscriber {
     WebSocket(WebSocket),
+    /// A Server-Sent Events stream: the message as one event's `data`.
+    Events(EventStream),
 }
 
 impl Subscriber {
@@ -124,7 +130,9 @@ impl Subscriber {
     /// this subscriber, and its level; `None` if it gets the uncompressed
     /// frame.
     fn deflate_bits(&self, message: &Message) -> Option<(u8, u32)> {
-        let Subscriber::WebSocket(ws) = self;
+        let Subscriber::WebSocket(ws) = self else {
+            return None;
+        };
         let agreed = ws.shared.deflate.as_ref()?;
         let len = match message {
             Message::Text(t) => t.len(),
@@ -187,13 +195,60 @@ impl PubSub {
             .map_err(|Closed| SendError::Closed)
     }
 
+    /// Subscribes a Server-Sent Events stream to `topic`: each publish
+    /// reaches it as one event whose `data` is the message (a binary
+    /// message as lossy UTF-8), encoded and framed once per publish for
+    /// every such subscriber. Returns `Ok(false)` if it already was.
+    ///
+    /// The hub keeps the stream open (it holds a handle) until the client
+    /// leaves or the stream is finished; the subscriptions end then. A
+    /// stream whose outbound budget is full when a publish reaches it is
+    /// closed (its connection too: the client's `EventSource` reconnects
+    /// and can resume from `Last-Event-ID`), as a slow WebSocket is.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Closed`] if the stream has ended: nothing is
+    /// subscribed.
+    pub fn subscribe_events(&self, events: &EventStream, topic: &str) -> Result<bool, StreamError> {
+        let topic: Arc<str> = Arc::from(topic);
+        let entry = self.entry(topic.clone());
+        let shared = &events.stream.shared;
+        shared
+            .topics
+            .add(entry, || {
+                let mut subs = self.hub.topics.entry(topic.clone()).or_default();
+                if subs.is_empty() {
+                    if let Some(bp) = &self.hub.backplane {
+                        bp.topic_added(&topic);
+                    }
+                }
+                subs.insert(shared.id, Subscriber::Events(events.clone()));
+            })
+            .map_err(|Closed| StreamError::Closed)
+    }
+
+    /// Unsubscribes an event stream from `topic`. Returns whether it was
+    /// subscribed.
+    pub fn unsubscribe_events(&self, events: &EventStream, topic: &str) -> bool {
+        let topic: Arc<str> = Arc::from(topic);
+        let entry = self.entry(topic.clone());
+        let shared = &events.stream.shared;
+        let mut removed = None;
+        let was = shared
+            .topics
+            .remove(&entry, || removed = self.hub.remove(&topic, shared.id));
+        drop(removed);
+        was
+    }
+
     /// Unsubscribes `ws` from `topic`. Returns whether it was subscribed.
     pub fn unsubscribe(&self, ws: &WebSocket, topic: &str) -> bool {
         let topic: Arc<str> = Arc::from(topic);
         let entry = self.entry(topic.clone());
         ws.shared
             .topics
-            .remove(&entry, || self.hub.remove(&topic, ws.id()))
+            .remove(&entry, || drop(self.hub.remove(&topic, ws.id())))
     }
 
     /// Sends `message` to every subscriber of `topic`. The frame is
@@ -213,6 +268,29 @@ impl PubSub {
         n
     }
 
+    /// Publishes a Server-Sent Event to `topic`: event-stream subscribers
+    /// get `event` whole (its `id`, `event`, `retry` fields too), encoded
+    /// and framed once for all of them; WebSocket subscribers, and other
+    /// nodes through a backplane, get its `data` as a text message.
+    /// Returns how many local subscribers it was queued for.
+    ///
+    /// # Errors
+    ///
+    /// [`StreamError::Invalid`] as [`Event::encode`]: nothing is sent.
+    pub fn publish_event(&self, topic: &str, event: &Event) -> Result<usize, StreamError> {
+        let encoded = event.encode()?;
+        let message = Message::Text(event.data_text().unwrap_or_default().to_owned());
+        let shared = SharedEvent {
+            encoded: Some(encoded),
+            ..SharedEvent::default()
+        };
+        let n = self.hub.fan_out_with(topic, &message, None, shared);
+        if let Some(bp) = &self.hub.backplane {
+            bp.publish(topic, &message);
+        }
+        Ok(n)
+    }
+
     /// [`Self::publish`] to every subscriber but `sender`.
     pub fn publish_from(
         &self,
@@ -228,7 +306,7 @@ impl PubSub {
         n
     }
 
-    /// How many WebSockets are subscribed to `topic`.
+    /// How many subscribers (WebSockets and event streams) `topic` has.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.hub.topics.get(topic).map_or(0, |s| s.len())
     }
@@ -268,6 +346,18 @@ impl Hub {
     /// Queues `message` for the local subscribers of `topic` (all but
     /// `skip`); how many it was queued for.
     pub(crate) fn fan_out(&self, topic: &str, message: &Message, skip: Option<u64>) -> usize {
+        self.fan_out_with(topic, message, skip, SharedEvent::default())
+    }
+
+    /// [`Hub::fan_out`], event-stream subscribers getting `event`'s bytes
+    /// (encoded already, or made from `message` when needed).
+    fn fan_out_with(
+        &self,
+        topic: &str,
+        message: &Message,
+        skip: Option<u64>,
+        mut event: SharedEvent,
+    ) -> usize {
         // The subscribers are copied out so that no shard lock is held
         // while frames are queued (a send may close a slow subscriber).
         let subscribers: Vec<Subscriber> = match self.topics.get(topic) {
@@ -287,6 +377,8 @@ impl Hub {
         // (server_no_context_takeover), so one compressed frame serves
         // every connection whose window is at least the one it used: the
         // smallest any of them agreed (all 15 unless a client asked less).
+        // Event streams get the message as one event, encoded once per
+        // framing by `event`.
         let deflate = subscribers
             .iter()
             .filter_map(|sub| sub.deflate_bits(message))
@@ -310,7 +402,15 @@ impl Hub {
         let mut groups: Vec<(IoHandle, Arc<[u8]>, Vec<u64>)> = Vec::new();
         let mut queued = 0;
         for sub in &subscribers {
-            let Subscriber::WebSocket(ws) = sub;
+            let ws = match sub {
+                Subscriber::WebSocket(ws) => ws,
+                Subscriber::Events(events) => {
+                    if event.send(events, message) {
+                        queued += 1;
+                    }
+                    continue;
+                }
+            };
             let frame = frame_for(sub);
             if ws.reserve(frame.len()).is_err() {
                 continue;
@@ -331,9 +431,15 @@ impl Hub {
         queued
     }
 
-    fn remove(&self, topic: &Arc<str>, id: u64) {
+    /// Takes subscriber `id` out of `topic`. It is handed back for the
+    /// caller to drop outside every lock: dropping an event stream's last
+    /// handle finishes it, which ends its subscriptions (ledger, then this
+    /// table).
+    #[must_use = "drop it outside the ledger's lock"]
+    fn remove(&self, topic: &Arc<str>, id: u64) -> Option<Subscriber> {
+        let mut removed = None;
         if let dashmap::Entry::Occupied(mut subs) = self.topics.entry(topic.clone()) {
-            subs.get_mut().remove(&id);
+            removed = subs.get_mut().remove(&id);
             if subs.get().is_empty() {
                 // Under the topic's lock, as its `topic_added` was.
                 if let Some(bp) = &self.backplane {
@@ -342,6 +448,7 @@ impl Hub {
                 subs.remove();
             }
         }
+        removed
     }
 }
 
@@ -359,7 +466,74 @@ impl fmt::Debug for PubSub {
 pub(crate) fn end_subscriptions(ws: &WsShared) {
     for sub in ws.topics.close() {
         if let Some(hub) = sub.hub.upgrade() {
-            hub.remove(&sub.topic, ws.id);
+            drop(hub.remove(&sub.topic, ws.id));
         }
     }
+}
+
+/// Ends every subscription of a response stream that ended (finished or
+/// closed). Later subscribes of it are refused.
+pub(crate) fn end_stream_subscriptions(stream: &crate::http::stream::StreamShared) {
+    for sub in stream.topics.close() {
+        if let Some(hub) = sub.hub.upgrade() {
+            drop(hub.remove(&sub.topic, stream.id));
+        }
+    }
+}
+
+/// A published message as one Server-Sent Event, encoded once and framed
+/// once per framing (chunked for HTTP/1.1, bare for HTTP/1.0), shared by
+/// every event-stream subscriber with that framing.
+#[derive(Default)]
+struct SharedEvent {
+    /// The event, if given (`publish_event`); else made from the message.
+    encoded: Option<Vec<u8>>,
+    chunked: Option<Arc<[u8]>>,
+    bare: Option<Arc<[u8]>>,
+}
+
+impl SharedEvent {
+    /// Queues the event for `events`; whether it was queued. A full
+    /// subscriber is closed (logged), as a slow WebSocket is.
+    fn send(&mut self, events: &EventStream, message: &Message) -> bool {
+        let shared = &events.stream.shared;
+        let framing = shared.framing();
+        let slot = match framing {
+            Framing::Chunked => &mut self.chunked,
+            Framing::UntilClose => &mut self.bare,
+            // A HEAD answer takes no events.
+            Framing::Sized(_) | Framing::NoBody => return false,
+        };
+        let encoded = &self.encoded;
+        let bytes = slot.get_or_insert_with(|| {
+            let event = match encoded {
+                Some(e) => std::borrow::Cow::Borrowed(e.as_slice()),
+                None => std::borrow::Cow::Owned(data_event(message)),
+            };
+            match framing {
+                Framing::Chunked => Arc::from(crate::http::stream::chunk(&event)),
+                _ => Arc::from(&*event),
+            }
+        });
+        match shared.write_framed(Chunk::Shared(bytes.clone())) {
+            Ok(()) => true,
+            Err(StreamError::QueueFull) => {
+                slog::warn!(shared.log(), "closing event stream: slow subscriber, outbound queue full";
+                    "stream" => shared.id);
+                shared.abort();
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// `message` as an event carrying it as `data` (a binary one as lossy
+/// UTF-8): no field that could be refused.
+fn data_event(message: &Message) -> Vec<u8> {
+    let data = match message {
+        Message::Text(t) => std::borrow::Cow::Borrowed(t.as_str()),
+        Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => String::from_utf8_lossy(b),
+    };
+    Event::data_only(data).encode().unwrap_or_default()
 }

@@ -30,6 +30,15 @@ pub enum Framing {
     UntilClose,
 }
 
+/// One chunk of a chunked body ([`Client::read_chunk`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Chunk {
+    /// A chunk's data (never empty).
+    Data(Vec<u8>),
+    /// The last chunk, with the trailer fields.
+    Last(Vec<(String, String)>),
+}
+
 /// A parsed response.
 #[derive(Debug, Clone)]
 pub struct Response {
@@ -260,6 +269,14 @@ impl Client {
             ),
             Mode::WebSocket => panic!("an HTTP response expected after the 101"),
         }
+        let r = self.read_response_head();
+        self.read_response_body(r, to_head)
+    }
+
+    /// Reads the head of a response (status line and fields), leaving its
+    /// body unread: for a streamed body read with [`Client::read_chunk`].
+    #[track_caller]
+    pub fn read_response_head(&mut self) -> Response {
         let status_line = self.read_line("a status line");
         let (status_line, status) = parse_status_line(&status_line);
         let mut headers = Vec::new();
@@ -273,7 +290,7 @@ impl Client {
             assert!(head_len <= MAX_HEAD, "a head over {MAX_HEAD} bytes");
             headers.push(parse_field_line(&line));
         }
-        let mut r = Response {
+        let r = Response {
             status_line,
             status,
             headers,
@@ -283,6 +300,14 @@ impl Client {
         for singleton in ["content-length", "content-type", "date", "location"] {
             r.header(singleton);
         }
+        r
+    }
+
+    /// Reads the body of the response whose head is `r`, as its fields
+    /// and status delimit it.
+    #[track_caller]
+    fn read_response_body(&mut self, mut r: Response, to_head: bool) -> Response {
+        let status = r.status;
         let length = r.header("content-length").map(|v| {
             assert!(
                 !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()),
@@ -351,6 +376,19 @@ impl Client {
     fn read_chunked(&mut self) -> Vec<u8> {
         let mut body = Vec::new();
         loop {
+            match self.read_chunk() {
+                Chunk::Data(data) => body.extend(data),
+                Chunk::Last(_) => return body,
+            }
+        }
+    }
+
+    /// Reads one chunk of a chunked body (RFC 9112 §7.1), checked as
+    /// [`Client::read_response`] checks a whole one: its data, or the last
+    /// chunk with its trailer fields.
+    #[track_caller]
+    pub fn read_chunk(&mut self) -> Chunk {
+        {
             let line = self.read_line("a chunk-size line");
             let size_end = line
                 .iter()
@@ -366,17 +404,19 @@ impl Client {
             let size = usize::from_str_radix(std::str::from_utf8(&line[..size_end]).unwrap(), 16)
                 .expect("hex chunk size");
             if size == 0 {
+                let mut trailers = Vec::new();
                 loop {
                     let trailer = self.read_line("a trailer line");
                     if trailer.is_empty() {
-                        return body;
+                        return Chunk::Last(trailers);
                     }
-                    parse_field_line(&trailer);
+                    trailers.push(parse_field_line(&trailer));
                 }
             }
-            body.extend(self.read_bytes(size));
+            let data = self.read_bytes(size);
             let end = self.read_bytes(2);
             assert_eq!(end, b"\r\n", "chunk data not followed by CRLF");
+            Chunk::Data(data)
         }
     }
 
