@@ -4,6 +4,7 @@
 //! The wire parser lives with the reader role of the IO actor (`reader.rs`);
 //! this module holds what a handler sees.
 
+pub(crate) mod body;
 pub(crate) mod compress;
 pub(crate) mod date;
 pub(crate) mod forwarded;
@@ -14,6 +15,7 @@ pub(crate) mod request;
 pub mod status;
 pub mod url;
 
+pub use body::{BodyError, BodyReader};
 pub use forwarded::ProxyHeaders;
 pub use headers::{Headers, HeadersIter};
 pub use request::{ErrorHandler, Parts, Request, Responder, Response, Version};

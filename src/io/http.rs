@@ -20,10 +20,12 @@ use super::ws::WsConn;
 use super::{MAX_PIPELINE, MAX_WRITE_BACKLOG};
 use crate::app::Config;
 use crate::connection::Event;
-use crate::http::reader::{HttpError, Limits, Parsed, Reader};
-use crate::http::request::{serialize, Version};
+use crate::http::body::{BodyError, BodyShared, DISCARD_LIMIT};
+use crate::http::reader::{BodyPart, BodyPlan, HttpError, Limits, Parsed, Reader};
+use crate::http::request::{serialize, RawRequest, Version};
 use crate::http::Headers;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a connection needs of its socket.
@@ -156,6 +158,10 @@ pub(super) enum Why {
     /// Server shutdown: close once the requests in flight are answered and
     /// written.
     Draining,
+    /// A streamed body failed (malformed, too large, cut short, stalled):
+    /// its framing is lost, so nothing after it is read; close once its
+    /// request is answered and written.
+    BodyFailed,
 }
 
 impl Phase {
@@ -163,7 +169,9 @@ impl Phase {
     fn closes_when_done(&self) -> bool {
         matches!(
             self,
-            Phase::Closing(Why::ErrorSent | Why::AnsweredClose | Why::Draining)
+            Phase::Closing(
+                Why::ErrorSent | Why::AnsweredClose | Why::Draining | Why::BodyFailed
+            )
         )
     }
 
@@ -184,6 +192,15 @@ impl Phase {
     /// is under way that would end the connection anyway.
     pub(super) fn may_time_out(&self) -> bool {
         matches!(self, Phase::Open | Phase::Closing(Why::ClientAsked))
+    }
+
+    /// A streamed body in flight is read on: its request is being
+    /// handled and no answer has closed the connection.
+    fn feeds_body(&self) -> bool {
+        matches!(
+            self,
+            Phase::Open | Phase::Closing(Why::ClientAsked | Why::Draining)
+        )
     }
 
     pub(super) fn linger_until(&self) -> Option<Instant> {
@@ -215,6 +232,54 @@ pub(super) struct Conn<S> {
     /// How long a lingering close waits for the client's FIN
     /// (`ServerBuilder::linger_timeout`).
     pub(super) linger: Duration,
+    /// The streamed body being read (the newest request dispatched): the
+    /// reader hands out nothing else until it ends.
+    pub(super) inflow: Option<Inflow>,
+}
+
+/// A streamed request body being read: the window it feeds.
+pub(super) struct Inflow {
+    shared: Arc<BodyShared>,
+    /// Bytes dropped since the handler abandoned the body.
+    dropped: u64,
+}
+
+impl Drop for Inflow {
+    /// However the connection ends mid-body, a handler blocked reading it
+    /// wakes with an error (a no-op once the body ended).
+    fn drop(&mut self) {
+        self.shared.fail(BodyError::ABORTED);
+    }
+}
+
+/// How far [`Conn::feed_body`] got.
+enum Fed {
+    /// The body ended: the next head may follow.
+    Ended,
+    /// Every buffered body byte is fed: read the socket.
+    NeedMore,
+    /// The window is full (or the discard bound reached): wait for
+    /// `IoMsg::BodyResume` or the answer.
+    Paused,
+    /// The body failed: nothing more is read.
+    Failed,
+}
+
+/// How the body of `req` is read: per its route (`Router::stream_body`,
+/// `Router::max_body_len`), else per server. Natron's matching only: no
+/// user code runs on the IO thread.
+fn body_plan(cfg: &Config, req: &RawRequest) -> BodyPlan {
+    match &cfg.body_rules {
+        Some(rules) => rules.plan(&req.method, &req.target, cfg),
+        None => BodyPlan {
+            stream: cfg.stream_bodies,
+            max_body_len: if cfg.stream_bodies {
+                cfg.max_streamed_body_len
+            } else {
+                cfg.max_body_len as u64
+            },
+        },
+    }
 }
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -239,6 +304,7 @@ impl<S: Socket> Conn<S> {
             head_started: None,
             ws: None,
             linger,
+            inflow: None,
         }
     }
 
@@ -292,6 +358,87 @@ impl<S: Socket> Conn<S> {
         }
     }
 
+    /// Feeds the streamed body's window from the reader: up to its room,
+    /// or, once the handler abandoned it, drops it (at most
+    /// [`DISCARD_LIMIT`] bytes until its request is answered; the answer
+    /// closes the connection when more is left). Sends the `100 Continue`
+    /// the handler's first read asked for, once every earlier answer is
+    /// queued before it.
+    fn feed_body(&mut self, limits: &Limits) -> Fed {
+        let Some(inflow) = self.inflow.as_mut() else {
+            return Fed::Ended;
+        };
+        let feed = inflow.shared.feed();
+        // The streamed request is the newest dispatched: with one pending,
+        // every earlier answer is in the writer.
+        if feed.continue_asked && !feed.abandoned && self.pipeline.pending() == 1 {
+            self.writer.push(super::writer::Chunk::Static(CONTINUE));
+            inflow.shared.continue_sent();
+        }
+        let mut budget = if !feed.abandoned {
+            feed.room
+        } else if self.pipeline.pending() == 0 {
+            // Answered: the answer kept the connection only if what is
+            // left is within the bound (`BodyStream::closes_after_answer`).
+            usize::MAX
+        } else {
+            DISCARD_LIMIT.saturating_sub(inflow.dropped) as usize
+        };
+        loop {
+            if budget == 0 {
+                return Fed::Paused;
+            }
+            match self.reader.body_part(budget, limits) {
+                Ok(BodyPart::Data(bytes)) => {
+                    let n = bytes.len();
+                    if feed.abandoned {
+                        inflow.dropped += n as u64;
+                        inflow.shared.dropped(n);
+                    } else {
+                        inflow.shared.push(bytes);
+                    }
+                    budget -= n;
+                }
+                Ok(BodyPart::NeedMore) => return Fed::NeedMore,
+                Ok(BodyPart::End) => {
+                    inflow.shared.complete();
+                    self.inflow = None;
+                    return Fed::Ended;
+                }
+                Err(e) => {
+                    self.fail_body(BodyError::framing(e.status, e.reason));
+                    return Fed::Failed;
+                }
+            }
+        }
+    }
+
+    /// The streamed body cannot go on: its reader errs, nothing more is
+    /// read, the connection closes once the request is answered.
+    fn fail_body(&mut self, why: BodyError) {
+        if let Some(inflow) = self.inflow.take() {
+            inflow.shared.fail(why);
+        }
+        self.phase = Phase::Closing(Why::BodyFailed);
+    }
+
+    /// Whether a streamed body waits for the client's bytes (the handler
+    /// wants them and no `100 Continue` is owed) and none came for
+    /// `idle`: the body timeout.
+    pub(super) fn body_stalled(&self, idle: Duration, timeout: Duration) -> bool {
+        idle > timeout
+            && self.phase.feeds_body()
+            && self
+                .inflow
+                .as_ref()
+                .is_some_and(|inflow| inflow.shared.feed().waits_on_client)
+    }
+
+    /// The body timeout: the reader errs (408 if left unanswered).
+    pub(super) fn body_timed_out(&mut self) {
+        self.fail_body(BodyError::TIMED_OUT);
+    }
+
     /// A timeout while a request is being read: 408, then close.
     pub(super) fn time_out(&mut self) {
         self.phase = Phase::Closing(Why::ErrorOwed(error_response(HttpError {
@@ -321,15 +468,42 @@ impl<S: Socket> Conn<S> {
             max_body_len: cfg.max_body_len,
         };
         loop {
-            while self.can_dispatch() {
-                match self.reader.next(&limits) {
-                    Ok(Parsed::Request(raw, flags)) => {
+            // Whether the reader ran out of bytes while it may take more.
+            let mut want_bytes = false;
+            loop {
+                if self.inflow.is_some() {
+                    if !self.phase.feeds_body() {
+                        break;
+                    }
+                    match self.feed_body(&limits) {
+                        Fed::Ended => {}
+                        Fed::NeedMore => {
+                            want_bytes = true;
+                            break;
+                        }
+                        Fed::Paused | Fed::Failed => break,
+                    }
+                }
+                if !self.can_dispatch() {
+                    break;
+                }
+                match self.reader.next_with(&limits, |req| body_plan(cfg, req)) {
+                    Ok(Parsed::Request(mut raw, flags)) => {
                         if let Err(bug) = self.pipeline.dispatched(flags.upgrade) {
                             slog::error!(log, "closing the connection"; "error" => %bug);
                             return Fate::Close;
                         }
                         if !raw.keep_alive {
                             self.phase = Phase::Closing(Why::ClientAsked);
+                        }
+                        if flags.streamed {
+                            let shared = BodyShared::new(
+                                flags.content_length,
+                                flags.expect_continue,
+                                cfg.body_stats.clone(),
+                            );
+                            raw.body_stream = Some(shared.clone());
+                            self.inflow = Some(Inflow { shared, dropped: 0 });
                         }
                         out.deliver(Event::Request(raw));
                     }
@@ -340,14 +514,21 @@ impl<S: Socket> Conn<S> {
                             self.continue_owed = true;
                         }
                     }
-                    Ok(Parsed::NeedMore) => break,
+                    Ok(Parsed::NeedMore) => {
+                        want_bytes = true;
+                        break;
+                    }
                     Err(e) => {
                         slog::debug!(log, "bad request"; "status" => e.status, "reason" => e.reason);
                         self.phase = Phase::Closing(Why::ErrorOwed(error_response(e)));
                     }
                 }
             }
-            if !self.can_dispatch() || !self.input.can_read() {
+            if want_bytes && self.inflow.is_some() && self.input.is_eof() {
+                // Nothing more can arrive, and the body is unfinished.
+                self.fail_body(BodyError::EOF);
+            }
+            if !want_bytes || !self.input.can_read() {
                 break;
             }
             match self.read_once(scratch) {
@@ -433,6 +614,7 @@ impl<S: Socket> Conn<S> {
                 }
                 let answered_close = matches!(self.phase, Phase::Closing(Why::AnsweredClose));
                 self.reader = Reader::new();
+                self.inflow = None;
                 return self.linger(answered_close, scratch);
             }
             if self.input.is_eof() {
