@@ -76,11 +76,9 @@ impl BodyError {
     /// `413` past the resource's `max_body_len`).
     pub(crate) fn framing(status: u16, reason: &'static str) -> BodyError {
         BodyError {
-            kind: if status == 413 {
-                io::ErrorKind::FileTooLarge
-            } else {
-                io::ErrorKind::InvalidData
-            },
+            // `FileTooLarge` would say 413 better, but needs Rust 1.83
+            // (MSRV 1.80): the status tells them apart.
+            kind: io::ErrorKind::InvalidData,
             status,
             reason,
         }
@@ -267,6 +265,11 @@ impl BodyShared {
         // §10.1.1 lets the server omit it then).
         w.expect = Expect::Done;
         let queued = w.queued();
+        if queued == BODY_WINDOW {
+            // The IO actor stops feeding now: the read that frees room
+            // must tell it.
+            w.paused = true;
+        }
         drop(w);
         self.stats.queued.fetch_add(bytes.len(), Ordering::Relaxed);
         self.stats.peak.fetch_max(queued, Ordering::Relaxed);
@@ -464,7 +467,7 @@ impl BodyStream {
 ///
 /// | kind | status | when |
 /// |---|---|---|
-/// | `FileTooLarge` | 413 | the body passed the resource's `max_body_len` (chunked; a `Content-Length` above it is answered `413` before the handler runs) |
+/// | `InvalidData` | 413 | the body passed the resource's `max_body_len` (chunked; a `Content-Length` above it is answered `413` before the handler runs) |
 /// | `InvalidData` | 400 | malformed chunked framing (RFC 9112 §7.1) |
 /// | `UnexpectedEof` | 400 | the client closed its side before the body ended |
 /// | `ConnectionAborted` | 400 | the connection closed (reset, server shutdown) |

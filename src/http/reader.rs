@@ -231,8 +231,7 @@ impl Reader {
                         check_request_prefix(avail)?;
                         return Err(err(431, "request header section too large"));
                     }
-                    let (req, mut flags, framing, expect_continue) =
-                        parse_head(&avail[..end])?;
+                    let (req, mut flags, framing, expect_continue) = parse_head(&avail[..end])?;
                     self.pos += end;
                     if let Framing::Length(0) = framing {
                         self.state = State::Head { scanned: 0 };

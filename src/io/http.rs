@@ -169,9 +169,7 @@ impl Phase {
     fn closes_when_done(&self) -> bool {
         matches!(
             self,
-            Phase::Closing(
-                Why::ErrorSent | Why::AnsweredClose | Why::Draining | Why::BodyFailed
-            )
+            Phase::Closing(Why::ErrorSent | Why::AnsweredClose | Why::Draining | Why::BodyFailed)
         )
     }
 
