@@ -1294,4 +1294,74 @@ mod tests {
         let debug = format!("{router:?}");
         assert!(debug.contains("GET /inner/**"), "{debug}");
     }
+
+    #[test]
+    fn body_rules_follow_the_route_that_will_handle_the_request() {
+        let mut router = Router::new();
+        assert!(router.get("/", noop).body_rules().is_none());
+        router
+            .post("/up/@id", noop)
+            .stream_body()
+            .put("/up/@id", noop)
+            .max_body_len(10)
+            .post("/up/**", noop)
+            .get("/files/*", noop)
+            .stream_body()
+            .max_body_len(5);
+        let rules = router.body_rules().expect("routes with their own settings");
+        let cfg = Config::default();
+        let plan = |method: &str, target: &str| rules.plan(method, target, &cfg);
+        let buffered = BodyPlan {
+            stream: false,
+            max_body_len: cfg.max_body_len as u64,
+        };
+        assert_eq!(
+            plan("POST", "/up/1?x=2"),
+            BodyPlan {
+                stream: true,
+                max_body_len: u64::MAX
+            }
+        );
+        // Decoded as the router decodes it: `%31` is `1`.
+        assert_eq!(plan("POST", "/up/%31").stream, true);
+        assert_eq!(
+            plan("PUT", "/up/1"),
+            BodyPlan {
+                stream: false,
+                max_body_len: 10
+            }
+        );
+        // The first matching route wins: `/up/**` for two segments.
+        assert_eq!(plan("POST", "/up/1/2"), buffered);
+        // HEAD falls back to the GET route, as dispatch does.
+        assert_eq!(
+            plan("HEAD", "http://h/files/a"),
+            BodyPlan {
+                stream: true,
+                max_body_len: 5
+            }
+        );
+        // 404 and 405: the server's settings.
+        assert_eq!(plan("POST", "/nowhere"), buffered);
+        assert_eq!(plan("DELETE", "/up/1"), buffered);
+        let streaming = Config {
+            stream_bodies: true,
+            max_streamed_body_len: 99,
+            ..Config::default()
+        };
+        assert_eq!(
+            rules.plan("POST", "/nowhere", &streaming),
+            BodyPlan {
+                stream: true,
+                max_body_len: 99
+            }
+        );
+        assert_eq!(rules.plan("PUT", "/up/1", &streaming).max_body_len, 10);
+    }
+
+    #[test]
+    #[should_panic(expected = "Router::stream_body applies to the route added last")]
+    fn stream_body_without_a_route_panics() {
+        Router::new().stream_body();
+    }
 }

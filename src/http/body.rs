@@ -298,7 +298,7 @@ impl BodyShared {
 
     /// The handler is done with the body; returns whether the IO actor
     /// must be told (it is still reading it).
-    fn abandon(&self) -> bool {
+    pub(crate) fn abandon(&self) -> bool {
         let mut w = lock(&self.window);
         let was = w.abandoned;
         w.abandoned = true;
@@ -362,6 +362,42 @@ impl BodyShared {
         match lock(&self.window).end {
             End::Failed(why) => Some(why),
             _ => None,
+        }
+    }
+}
+
+/// The handler's side without threads, for the IO actor's unit tests.
+#[cfg(test)]
+impl BodyShared {
+    /// A read that never blocks: up to `max` queued bytes, and whether
+    /// the read must post `BodyResume`.
+    pub(crate) fn read_now(&self, max: usize) -> (Vec<u8>, bool) {
+        if lock(&self.window).queued() == 0 {
+            return (Vec::new(), false);
+        }
+        let mut out = vec![0; max];
+        let (n, resume) = self.read(&mut out);
+        out.truncate(n.expect("queued bytes are read"));
+        (out, resume)
+    }
+
+    /// The handler's first read of a body whose client expects `100`.
+    pub(crate) fn ask_continue(&self) {
+        let mut w = lock(&self.window);
+        assert_eq!(w.expect, Expect::Owed);
+        w.expect = Expect::Asked;
+    }
+
+    pub(crate) fn queued_now(&self) -> usize {
+        lock(&self.window).queued()
+    }
+
+    /// `None` while open; the failure, if it failed.
+    pub(crate) fn ended(&self) -> Option<Result<(), BodyError>> {
+        match lock(&self.window).end {
+            End::Open => None,
+            End::Complete => Some(Ok(())),
+            End::Failed(why) => Some(Err(why)),
         }
     }
 }

@@ -703,6 +703,7 @@ mod tests {
     //! it wrote, and its fate, with no mio, no scheduler and no threads.
     use super::super::fake::{Harness, Step};
     use super::*;
+    use crate::http::body::BODY_WINDOW;
 
     impl Harness {
         /// The answer to the oldest request, as the connection actor posts
@@ -937,6 +938,174 @@ mod tests {
         assert!(h.conn.stream.shut.get());
         // Posted after the close answer: dropped, not a bug.
         assert_eq!(h.conn.on_response(b"late".to_vec(), 1, false), Ok(false));
+    }
+
+    /// The window of the oldest streamed request the sink received.
+    fn window(h: &Harness, i: usize) -> Arc<BodyShared> {
+        match &h.sink.events[i] {
+            Event::Request(raw) => raw.body_stream.clone().expect("a streamed body"),
+            _ => panic!("not a request"),
+        }
+    }
+
+    fn streaming() -> Harness {
+        let mut h = Harness::new(vec![]);
+        h.cfg.stream_bodies = true;
+        h
+    }
+
+    fn post(len: usize, extra: &str) -> String {
+        format!("POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n{extra}\r\n")
+    }
+
+    #[test]
+    fn a_streamed_body_fills_the_window_then_reading_pauses_until_the_handler_reads() {
+        const LEN: usize = 300_000;
+        let body: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        let mut h = streaming();
+        let mut wire = post(LEN, "").into_bytes();
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(get("/next").as_bytes());
+        h.conn.stream.script.push_back(Step::Data(wire));
+        assert_eq!(h.pump(), Fate::Keep);
+        // Dispatched after its head; the window is full and the socket is
+        // left unread (reads stopped, not merely buffered).
+        assert_eq!(h.dispatched(), ["/u"]);
+        let w = window(&h, 0);
+        assert_eq!(w.queued_now(), BODY_WINDOW);
+        let unread: usize = h
+            .conn
+            .stream
+            .script
+            .iter()
+            .map(|s| match s {
+                Step::Data(d) => d.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(unread > LEN - 2 * BODY_WINDOW - 2 * 65_536, "{unread}");
+        // The handler reads a quarter: not yet worth a wake-up.
+        let (first, resume) = w.read_now(BODY_WINDOW / 4);
+        assert!(!resume);
+        let mut got = first;
+        // Reads until the body ends; each wake-up (`BodyResume`) is a pump.
+        let mut wakeups = 0;
+        while got.len() < LEN {
+            let (bytes, resume) = w.read_now(16 * 1024);
+            assert!(!bytes.is_empty(), "stuck at {}", got.len());
+            got.extend_from_slice(&bytes);
+            if resume {
+                wakeups += 1;
+                h.conn.input.on_event(true, false);
+                assert_eq!(h.pump(), Fate::Keep);
+            }
+            assert!(w.queued_now() <= BODY_WINDOW);
+        }
+        assert_eq!(got, body);
+        assert!(wakeups >= 4, "{wakeups}");
+        assert_eq!(w.ended(), Some(Ok(())));
+        // The request behind it is read once the body ended (pipelined:
+        // its handler runs after /u's answer).
+        assert_eq!(h.dispatched(), ["/u", "/next"]);
+        assert!(h.conn.inflow.is_none());
+    }
+
+    #[test]
+    fn an_abandoned_body_is_dropped_and_the_next_request_read() {
+        let mut h = streaming();
+        let mut wire = post(100_000, "").into_bytes();
+        wire.extend_from_slice(&[b'x'; 100_000]);
+        wire.extend_from_slice(get("/next").as_bytes());
+        h.conn.stream.script.push_back(Step::Data(wire));
+        h.pump();
+        let w = window(&h, 0);
+        assert!(w.abandon());
+        // Answered (keep-alive: 100,000 is within the discard bound),
+        // then the rest is dropped and /next read.
+        h.answer("A;", false);
+        assert_eq!(h.dispatched(), ["/u", "/next"]);
+        assert_eq!(w.queued_now(), 0);
+        assert!(matches!(h.conn.phase, Phase::Open));
+    }
+
+    #[test]
+    fn an_abandoned_body_drops_at_most_the_bound_before_its_answer() {
+        let mut h = streaming();
+        let mut wire = post(4 << 20, "").into_bytes();
+        wire.extend_from_slice(&vec![b'x'; 4 << 20]);
+        h.conn.stream.script.push_back(Step::Data(wire));
+        h.pump();
+        window(&h, 0).abandon();
+        h.conn.input.on_event(true, false);
+        h.pump();
+        let dropped = h.conn.inflow.as_ref().map(|f| f.dropped).unwrap();
+        assert_eq!(dropped, DISCARD_LIMIT);
+        // A close answer ends it: lingering drops the rest.
+        h.answer("A;", true);
+        assert!(h.conn.stream.shut.get());
+        assert!(h.conn.inflow.is_none());
+    }
+
+    #[test]
+    fn a_malformed_chunk_fails_the_stream_and_closes_after_the_answer() {
+        let mut h = streaming();
+        h.arrive(
+            "POST /u HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZ\r\n",
+        );
+        assert_eq!(h.dispatched(), ["/u"]);
+        let w = window(&h, 0);
+        assert_eq!(w.read_now(10).0, b"abc");
+        assert_eq!(w.ended().unwrap().unwrap_err().status(), 400);
+        assert!(matches!(h.conn.phase, Phase::Closing(Why::BodyFailed)));
+        // Nothing after it is read; the answer goes out, then the close.
+        h.arrive(get("/b"));
+        assert_eq!(h.dispatched(), ["/u"]);
+        h.answer("A;", false);
+        assert_eq!(h.written(), "A;");
+        assert!(h.conn.stream.shut.get());
+    }
+
+    #[test]
+    fn eof_mid_body_fails_the_stream() {
+        let mut h = streaming();
+        h.conn
+            .stream
+            .script
+            .push_back(data(&(post(10, "") + "abc")));
+        h.conn.stream.script.push_back(Step::Eof);
+        h.conn.input.on_event(true, true);
+        h.pump();
+        let w = window(&h, 0);
+        assert_eq!(w.read_now(10).0, b"abc");
+        assert_eq!(w.ended(), Some(Err(BodyError::EOF)));
+        assert_eq!(h.answer("A;", false), Fate::Close);
+    }
+
+    #[test]
+    fn continue_for_a_streamed_body_waits_for_the_first_read_and_earlier_answers() {
+        let mut h = streaming();
+        h.arrive(get("/a") + &post(5, "Expect: 100-continue\r\n"));
+        assert_eq!(h.dispatched(), ["/a", "/u"]);
+        let w = window(&h, 1);
+        // The handler reads before /a's answer is in: the 100 waits.
+        w.ask_continue();
+        h.pump();
+        assert_eq!(h.written(), "");
+        h.answer("A;", false);
+        assert_eq!(h.written(), "A;HTTP/1.1 100 Continue\r\n\r\n");
+        h.arrive("hello");
+        assert_eq!(w.read_now(10).0, b"hello");
+        assert_eq!(w.ended(), Some(Ok(())));
+    }
+
+    #[test]
+    fn the_connection_going_away_mid_body_wakes_the_reader() {
+        let mut h = streaming();
+        h.arrive(post(10, "") + "abc");
+        let w = window(&h, 0);
+        drop(h);
+        assert_eq!(w.read_now(10).0, b"abc");
+        assert_eq!(w.ended(), Some(Err(BodyError::ABORTED)));
     }
 
     #[test]
