@@ -151,6 +151,8 @@ struct Window {
     /// The handler is done with the body (answered, or dropped its
     /// reader): the IO actor drops the rest.
     abandoned: bool,
+    /// `received` when the body was abandoned.
+    abandoned_at: u64,
     expect: Expect,
 }
 
@@ -173,6 +175,8 @@ pub(crate) struct Feed {
     /// Bytes it may push now (0: paused until `BodyResume`).
     pub(crate) room: usize,
     pub(crate) abandoned: bool,
+    /// Body bytes dropped since the handler abandoned the body.
+    pub(crate) dropped: u64,
     /// The handler started reading and `100 Continue` is still owed.
     pub(crate) continue_asked: bool,
     /// The client owes bytes: not paused by the handler, not waiting for
@@ -199,6 +203,7 @@ impl BodyShared {
                 content_length,
                 paused: false,
                 abandoned: false,
+                abandoned_at: 0,
                 expect: if expect_continue {
                     Expect::Owed
                 } else {
@@ -220,6 +225,7 @@ impl BodyShared {
         Feed {
             room,
             abandoned: w.abandoned,
+            dropped: w.received - w.abandoned_at,
             continue_asked: w.expect == Expect::Asked,
             waits_on_client: !w.abandoned && room > 0 && w.expect == Expect::Done,
         }
@@ -230,7 +236,7 @@ impl BodyShared {
         lock(&self.window).expect = Expect::Done;
     }
 
-    /// IO actor: `bytes` of body were decoded and dropped (abandoned).
+    /// IO actor: `bytes` of an abandoned body were decoded and dropped.
     pub(crate) fn dropped(&self, bytes: usize) {
         let mut w = lock(&self.window);
         w.received += bytes as u64;
@@ -301,7 +307,10 @@ impl BodyShared {
     pub(crate) fn abandon(&self) -> bool {
         let mut w = lock(&self.window);
         let was = w.abandoned;
-        w.abandoned = true;
+        if !was {
+            w.abandoned = true;
+            w.abandoned_at = w.received;
+        }
         let unread = w.queued();
         w.buf = Vec::new();
         w.pos = 0;
@@ -411,17 +420,28 @@ impl Drop for BodyShared {
 }
 
 /// The handler's side of a streamed body: the window and the way to wake
-/// the IO actor that feeds it. Cheap to clone (two `Arc`s).
+/// the IO actor that feeds it. One pointer, cheap to clone: a `Responder`
+/// and `Parts` carry it for every request, so it costs one word where no
+/// body streams (and an idle WebSocket keeps its `Parts`).
 #[derive(Clone)]
-pub(crate) struct BodyStream {
+pub(crate) struct BodyStream(Arc<StreamHandle>);
+
+pub(crate) struct StreamHandle {
     shared: Arc<BodyShared>,
     io: IoHandle,
     conn: u64,
 }
 
+impl std::ops::Deref for BodyStream {
+    type Target = StreamHandle;
+    fn deref(&self) -> &StreamHandle {
+        &self.0
+    }
+}
+
 impl BodyStream {
     pub(crate) fn new(shared: Arc<BodyShared>, io: IoHandle, conn: u64) -> BodyStream {
-        BodyStream { shared, io, conn }
+        BodyStream(Arc::new(StreamHandle { shared, io, conn }))
     }
 
     fn resume(&self) {

@@ -75,8 +75,6 @@ pub struct Flags {
     /// A streamed request sent `Expect: 100-continue` and its body has not
     /// started (the reader does not answer it with [`Parsed::Continue`]).
     pub(crate) expect_continue: bool,
-    /// The `Content-Length` of a streamed request (`None`: chunked).
-    pub(crate) content_length: Option<u64>,
 }
 
 /// How a request's body is read, decided from its head by the IO actor
@@ -250,10 +248,6 @@ impl Reader {
                     if plan.stream && !flags.upgrade {
                         flags.streamed = true;
                         flags.expect_continue = expect_continue;
-                        flags.content_length = match framing {
-                            Framing::Length(len) => Some(len as u64),
-                            Framing::Chunked(_) => None,
-                        };
                         self.state = State::Streaming {
                             framing,
                             left: plan.max_body_len,
@@ -317,6 +311,18 @@ impl Reader {
                     return Ok(Parsed::Request(req, flags));
                 }
             }
+        }
+    }
+
+    /// What is left of a streamed body with a `Content-Length` (all of it
+    /// right after its head); `None` when chunked or not streaming.
+    pub(crate) fn streamed_left(&self) -> Option<u64> {
+        match self.state {
+            State::Streaming {
+                framing: Framing::Length(left),
+                ..
+            } => Some(left as u64),
+            _ => None,
         }
     }
 
