@@ -215,7 +215,10 @@ impl BodyShared {
         })
     }
 
-    /// IO actor: the state it feeds by; marks the window paused when full.
+    /// IO actor: the state it feeds by. Finding the window full marks it
+    /// paused in the same critical section in which a read checks the
+    /// mark, so the read that frees room always posts `BodyResume`: the
+    /// IO actor stops only after a `feed` that saw no room.
     pub(crate) fn feed(&self) -> Feed {
         let mut w = lock(&self.window);
         let room = BODY_WINDOW - w.queued();
@@ -271,11 +274,6 @@ impl BodyShared {
         // §10.1.1 lets the server omit it then).
         w.expect = Expect::Done;
         let queued = w.queued();
-        if queued == BODY_WINDOW {
-            // The IO actor stops feeding now: the read that frees room
-            // must tell it.
-            w.paused = true;
-        }
         drop(w);
         self.stats.queued.fetch_add(bytes.len(), Ordering::Relaxed);
         self.stats.peak.fetch_max(queued, Ordering::Relaxed);

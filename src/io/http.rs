@@ -383,7 +383,16 @@ impl<S: Socket> Conn<S> {
         };
         loop {
             if budget == 0 {
-                return Fed::Paused;
+                if feed.abandoned {
+                    // Until the answer is in (`on_response` pumps).
+                    return Fed::Paused;
+                }
+                // The handler may have read meanwhile: only a `feed` that
+                // finds no room may pause (it marks the window so).
+                budget = inflow.shared.feed().room;
+                if budget == 0 {
+                    return Fed::Paused;
+                }
             }
             match self.reader.body_part(budget, limits) {
                 Ok(BodyPart::Data(bytes)) => {
