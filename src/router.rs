@@ -90,7 +90,6 @@
 //! every request the router receives, before any of the above runs, so it
 //! also covers the not-found and method-not-allowed handlers.
 
-use crate::app::Config;
 use crate::handler::{Error, Handler};
 use crate::http::reader::BodyPlan;
 use crate::http::{ErrorHandler, Request, Response};
@@ -123,6 +122,14 @@ struct RouteBody {
     max_body_len: Option<u64>,
 }
 
+/// The server's body settings, which routes may override.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ServerBody {
+    pub(crate) stream: bool,
+    pub(crate) max_body_len: u64,
+    pub(crate) max_streamed_body_len: u64,
+}
+
 /// The routes' body settings, for the IO actors: which requests stream
 /// their body and how long a body may be, decided from a head before any
 /// of its body is read. A copy of the router's patterns, matched the same
@@ -135,8 +142,10 @@ pub(crate) struct BodyRules {
 
 impl BodyRules {
     /// The plan for `method target`: its route's settings, the server's
-    /// for what the route leaves unset or for a 404/405.
-    pub(crate) fn plan(&self, method: &str, target: &str, cfg: &Config) -> BodyPlan {
+    /// (`server`: whether it streams every body, the limits of a buffered
+    /// and a streamed body) for what the route leaves unset or for a
+    /// 404/405.
+    pub(crate) fn plan(&self, method: &str, target: &str, server: &ServerBody) -> BodyPlan {
         let (path, _) = crate::http::url::split_path(target);
         let body = match resolve(
             &self.routes,
@@ -147,11 +156,11 @@ impl BodyRules {
             Resolution::Route(index, _) => self.routes[index].2,
             _ => RouteBody::default(),
         };
-        let stream = body.stream || cfg.stream_bodies;
+        let stream = body.stream || server.stream;
         let default = if stream {
-            cfg.max_streamed_body_len
+            server.max_streamed_body_len
         } else {
-            cfg.max_body_len as u64
+            server.max_body_len
         };
         BodyPlan {
             stream,
@@ -1309,11 +1318,15 @@ mod tests {
             .stream_body()
             .max_body_len(5);
         let rules = router.body_rules().expect("routes with their own settings");
-        let cfg = Config::default();
-        let plan = |method: &str, target: &str| rules.plan(method, target, &cfg);
+        let server = ServerBody {
+            stream: false,
+            max_body_len: 1 << 20,
+            max_streamed_body_len: u64::MAX,
+        };
+        let plan = |method: &str, target: &str| rules.plan(method, target, &server);
         let buffered = BodyPlan {
             stream: false,
-            max_body_len: cfg.max_body_len as u64,
+            max_body_len: 1 << 20,
         };
         assert_eq!(
             plan("POST", "/up/1?x=2"),
@@ -1323,7 +1336,7 @@ mod tests {
             }
         );
         // Decoded as the router decodes it: `%31` is `1`.
-        assert_eq!(plan("POST", "/up/%31").stream, true);
+        assert!(plan("POST", "/up/%31").stream);
         assert_eq!(
             plan("PUT", "/up/1"),
             BodyPlan {
@@ -1344,10 +1357,10 @@ mod tests {
         // 404 and 405: the server's settings.
         assert_eq!(plan("POST", "/nowhere"), buffered);
         assert_eq!(plan("DELETE", "/up/1"), buffered);
-        let streaming = Config {
-            stream_bodies: true,
+        let streaming = ServerBody {
+            stream: true,
+            max_body_len: 1 << 20,
             max_streamed_body_len: 99,
-            ..Config::default()
         };
         assert_eq!(
             rules.plan("POST", "/nowhere", &streaming),

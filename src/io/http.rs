@@ -24,6 +24,7 @@ use crate::http::body::{BodyError, BodyShared, DISCARD_LIMIT};
 use crate::http::reader::{BodyPart, BodyPlan, HttpError, Limits, Parsed, Reader};
 use crate::http::request::{serialize, RawRequest, Version};
 use crate::http::Headers;
+use crate::router::ServerBody;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -266,14 +267,19 @@ enum Fed {
 /// `Router::max_body_len`), else per server. Natron's matching only: no
 /// user code runs on the IO thread.
 fn body_plan(cfg: &Config, req: &RawRequest) -> BodyPlan {
+    let server = ServerBody {
+        stream: cfg.stream_bodies,
+        max_body_len: cfg.max_body_len as u64,
+        max_streamed_body_len: cfg.max_streamed_body_len,
+    };
     match &cfg.body_rules {
-        Some(rules) => rules.plan(&req.method, &req.target, cfg),
+        Some(rules) => rules.plan(&req.method, &req.target, &server),
         None => BodyPlan {
-            stream: cfg.stream_bodies,
-            max_body_len: if cfg.stream_bodies {
-                cfg.max_streamed_body_len
+            stream: server.stream,
+            max_body_len: if server.stream {
+                server.max_streamed_body_len
             } else {
-                cfg.max_body_len as u64
+                server.max_body_len
             },
         },
     }
