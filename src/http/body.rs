@@ -373,8 +373,9 @@ impl BodyShared {
     }
 }
 
-/// The handler's side without threads, for the IO actor's unit tests.
-#[cfg(test)]
+/// The handler's side without threads, for the IO actor's unit tests and
+/// the fuzz driver.
+#[cfg(any(test, fuzzing))]
 impl BodyShared {
     /// A read that never blocks: up to `max` queued bytes, and whether
     /// the read must post `BodyResume`.
@@ -389,10 +390,20 @@ impl BodyShared {
     }
 
     /// The handler's first read of a body whose client expects `100`.
+    #[cfg(test)]
     pub(crate) fn ask_continue(&self) {
+        assert!(self.ask_continue_if_owed());
+    }
+
+    /// What a read finding the window empty does: asks for `100 Continue`
+    /// if it is owed (the reader then posts `BodyResume`).
+    pub(crate) fn ask_continue_if_owed(&self) -> bool {
         let mut w = lock(&self.window);
-        assert_eq!(w.expect, Expect::Owed);
-        w.expect = Expect::Asked;
+        let owed = w.expect == Expect::Owed && w.queued() == 0 && w.end == End::Open;
+        if owed {
+            w.expect = Expect::Asked;
+        }
+        owed
     }
 
     pub(crate) fn queued_now(&self) -> usize {
