@@ -168,6 +168,11 @@ fn a_100_mib_upload_streams_through_a_bounded_window() {
     );
     assert_eq!(stats.body_bytes_queued, 0, "{stats:?}");
     let grew = peak.saturating_sub(base);
+    eprintln!(
+        "100 MiB upload: RSS peak +{} KiB, window peak {} bytes",
+        grew >> 10,
+        stats.body_window_peak
+    );
     assert!(
         grew < 24 << 20,
         "RSS grew by {} MiB during a 100 MiB upload",
