@@ -273,10 +273,11 @@ impl BodyShared {
         // Body bytes arrived: the client did not wait for 100 (RFC 9110
         // §10.1.1 lets the server omit it then).
         w.expect = Expect::Done;
-        let queued = w.queued();
-        drop(w);
+        // Counted under the window's lock, so a read's subtraction never
+        // comes before this addition (`stats()` never sees it wrap).
         self.stats.queued.fetch_add(bytes.len(), Ordering::Relaxed);
-        self.stats.peak.fetch_max(queued, Ordering::Relaxed);
+        self.stats.peak.fetch_max(w.queued(), Ordering::Relaxed);
+        drop(w);
         self.readable.notify_all();
     }
 
@@ -313,8 +314,8 @@ impl BodyShared {
         w.buf = Vec::new();
         w.pos = 0;
         let tell = !was && w.end == End::Open;
-        drop(w);
         self.stats.queued.fetch_sub(unread, Ordering::Relaxed);
+        drop(w);
         self.readable.notify_all();
         tell
     }
@@ -346,8 +347,8 @@ impl BodyShared {
                     w.paused = false;
                     resume = true;
                 }
-                drop(w);
                 self.stats.queued.fetch_sub(n, Ordering::Relaxed);
+                drop(w);
                 return (Ok(n), resume);
             }
             match w.end {
