@@ -620,3 +620,65 @@ fn a_stalled_body_times_out_the_read() {
     assert_eq!(r.status, 408, "{r:?}");
     assert!(r.closes());
 }
+
+/// Uploads on 6 connections at once (24 of 3 to 5 MiB), the handlers
+/// reading in uneven pieces (1 byte to 20 KB) while the IO actors feed the
+/// windows: the pause/resume hand-off under contention, thousands of times.
+/// A lost wake-up shows as a stalled upload (the client times out); every
+/// body must arrive whole.
+#[test]
+fn concurrent_uploads_with_uneven_reads_never_stall() {
+    // Its 30 MiB of bodies in flight would blur the RSS of the 100 MiB test.
+    let _serial = serial();
+    let mut router = Router::new();
+    router
+        .post(
+            "/up/@seed",
+            |mut req: Request| -> Result<(), natron::Error> {
+                let mut seed: u64 = req.path_param("seed").unwrap().parse().unwrap();
+                let mut body = req.body_reader();
+                let mut buf = vec![0; 20_000];
+                let mut digest = Digest::new();
+                let mut total = 0u64;
+                loop {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let want = (seed % 20_000) as usize + 1;
+                    let n = body.read(&mut buf[..want])?;
+                    if n == 0 {
+                        break;
+                    }
+                    digest.update(&buf[..n]);
+                    total += n as u64;
+                }
+                drop(body);
+                req.respond(200, (), format!("{total} {:x} streamed=true", digest.0));
+                Ok(())
+            },
+        )
+        .stream_body();
+    let server = start(builder().handler(router).worker_threads(8));
+    let threads: Vec<_> = (0..6u64)
+        .map(|t| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                for i in 0..4u64 {
+                    let seed = t * 1000 + i + 1;
+                    let body = noise(seed, (3 << 20) + (seed as usize * 7919) % (2 << 20));
+                    c.send(format!(
+                        "POST /up/{seed} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    ));
+                    c.send(&body);
+                    assert_eq!(c.read_response().body_str(), expected(&body, true));
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("an upload stalled or arrived corrupt");
+    }
+    assert!(server.handle.stats().body_window_peak <= WINDOW);
+}
