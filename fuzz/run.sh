@@ -21,7 +21,7 @@ seconds=${1:-10}
 export RUSTC_BOOTSTRAP=1
 unset NATRON_MUTANT
 
-targets=(http_reader chunked ws_decoder ws_roundtrip ws_upgrade router url multipart conn)
+targets=(http_reader chunked ws_decoder ws_roundtrip ws_upgrade router url multipart conn conn_stream)
 mutants=(ws_frame_after_close response_after_close)
 
 phase_start=$SECONDS

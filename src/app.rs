@@ -9,7 +9,9 @@ use crate::actor::limit::ConnLimit;
 use crate::actor::scheduler::Scheduler;
 use crate::connection::Connection;
 use crate::handler::Handler;
+use crate::http::body::BodyStats;
 use crate::http::forwarded::{OriginPolicy, ProxyHeaders};
+use crate::router::BodyRules;
 use crate::websocket::WebSocketHandler;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -28,6 +30,16 @@ pub(crate) struct Config {
     pub(crate) io_threads: usize,
     pub(crate) max_headers_len: usize,
     pub(crate) max_body_len: usize,
+    /// Stream the bodies of requests no route decides for.
+    pub(crate) stream_bodies: bool,
+    /// The limit of a streamed body no route limits (`u64::MAX`: none).
+    pub(crate) max_streamed_body_len: u64,
+    /// Routes with their own body settings, from the `Router` given as the
+    /// handler: consulted by the IO actors on each head (natron code, not
+    /// the user's).
+    pub(crate) body_rules: Option<Arc<BodyRules>>,
+    /// Counters of streamed bodies, shared with every window (`Stats`).
+    pub(crate) body_stats: Arc<BodyStats>,
     pub(crate) max_message_len: usize,
     pub(crate) header_timeout: Duration,
     pub(crate) idle_timeout: Duration,
@@ -84,6 +96,10 @@ impl Default for Config {
             io_threads: (cores / 2).max(1),
             max_headers_len: 8 * 1024,
             max_body_len: 1024 * 1024,
+            stream_bodies: false,
+            max_streamed_body_len: u64::MAX,
+            body_rules: None,
+            body_stats: Arc::default(),
             max_message_len: 64 * 1024,
             header_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),

@@ -219,6 +219,13 @@ impl Actor for Connection {
                 if this.closed.load(Ordering::Acquire) {
                     return; // `done` drops: on to the next event.
                 }
+                if raw.body_stream.is_some() {
+                    // The handler may block reading the body, and the
+                    // client may wait for the answers held before it (or
+                    // for the `100 Continue` that must follow them): post
+                    // them now.
+                    this.flush_responses();
+                }
                 let request = Request::new(*raw, done);
                 this.upgrade.set_running(true);
                 lock(&this.unanswered).running = true;

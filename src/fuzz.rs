@@ -8,7 +8,7 @@
 use crate::http::reader::{Limits, Parsed, Reader};
 use crate::http::request::RawRequest;
 use crate::http::Headers;
-pub use crate::io::fuzz::run_script;
+pub use crate::io::fuzz::{run_script, run_stream_script};
 pub use crate::websocket::codec::encode;
 use crate::websocket::codec::{Decoder, Incoming};
 /// The frame opcodes [`encode`] takes (tungstenite's).

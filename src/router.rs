@@ -91,6 +91,7 @@
 //! also covers the not-found and method-not-allowed handlers.
 
 use crate::handler::{Error, Handler};
+use crate::http::reader::BodyPlan;
 use crate::http::{ErrorHandler, Request, Response};
 use crate::websocket::{WebSocketHandler, WebSocketUpgrade};
 use std::fmt;
@@ -111,6 +112,61 @@ struct Route {
     method: String,
     pattern: Pattern,
     handler: Box<dyn Handler>,
+    body: RouteBody,
+}
+
+/// A route's own request-body settings (unset: the server's).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct RouteBody {
+    stream: bool,
+    max_body_len: Option<u64>,
+}
+
+/// The server's body settings, which routes may override.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ServerBody {
+    pub(crate) stream: bool,
+    pub(crate) max_body_len: u64,
+    pub(crate) max_streamed_body_len: u64,
+}
+
+/// The routes' body settings, for the IO actors: which requests stream
+/// their body and how long a body may be, decided from a head before any
+/// of its body is read. A copy of the router's patterns, matched the same
+/// way ([`resolve`]), so a request gets the settings of the route that
+/// will handle it; built once at `ServerBuilder::handler`, read-only.
+#[derive(Debug)]
+pub(crate) struct BodyRules {
+    routes: Vec<(String, Pattern, RouteBody)>,
+}
+
+impl BodyRules {
+    /// The plan for `method target`: its route's settings, the server's
+    /// (`server`: whether it streams every body, the limits of a buffered
+    /// and a streamed body) for what the route leaves unset or for a
+    /// 404/405.
+    pub(crate) fn plan(&self, method: &str, target: &str, server: &ServerBody) -> BodyPlan {
+        let (path, _) = crate::http::url::split_path(target);
+        let body = match resolve(
+            &self.routes,
+            |(m, p, _)| (m.as_str(), p),
+            method,
+            path.as_str(target),
+        ) {
+            Resolution::Route(index, _) => self.routes[index].2,
+            _ => RouteBody::default(),
+        };
+        let stream = body.stream || server.stream;
+        let default = if stream {
+            server.max_streamed_body_len
+        } else {
+            server.max_body_len
+        };
+        BodyPlan {
+            stream,
+            max_body_len: body.max_body_len.unwrap_or(default),
+        }
+    }
 }
 
 impl Router {
@@ -144,8 +200,95 @@ impl Router {
             method: method.to_owned(),
             pattern,
             handler: Box::new(handler),
+            body: RouteBody::default(),
         });
         self
+    }
+
+    /// Streams the request body of the route added last: its handler reads
+    /// it as it arrives through [`Parts::body_reader`], with backpressure,
+    /// instead of natron buffering it whole first (see [`BodyReader`] for
+    /// the window, `100 Continue`, errors and what happens to a body left
+    /// unread). Without [`Router::max_body_len`] a streamed body has no
+    /// length limit (the server's [`max_streamed_body_len`]).
+    ///
+    /// Decided by natron on the IO thread from the request's head (method
+    /// and path, matched as here), so it takes effect only for the router
+    /// given to [`ServerBuilder::handler`] itself; a router inside a custom
+    /// handler gets the server's setting
+    /// ([`ServerBuilder::stream_request_bodies`]).
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    /// use std::io::Read;
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .post("/upload", |mut req: Request| -> Result<(), natron::Error> {
+    ///         let n = std::io::copy(&mut req.body_reader(), &mut std::io::sink())?;
+    ///         req.respond(200, (), format!("{n} bytes"));
+    ///         Ok(())
+    ///     })
+    ///     .stream_body()
+    ///     .max_body_len(10 << 30); // 10 GiB, else 413
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If no route was added yet.
+    ///
+    /// [`Parts::body_reader`]: crate::Parts::body_reader
+    /// [`BodyReader`]: crate::http::BodyReader
+    /// [`max_streamed_body_len`]: crate::ServerBuilder::max_streamed_body_len
+    /// [`ServerBuilder::handler`]: crate::ServerBuilder::handler
+    /// [`ServerBuilder::stream_request_bodies`]: crate::ServerBuilder::stream_request_bodies
+    pub fn stream_body(&mut self) -> &mut Self {
+        self.last_route("stream_body").body.stream = true;
+        self
+    }
+
+    /// The most request-body bytes (decoded, RFC 9112 §6) the route added
+    /// last accepts, buffered or streamed, instead of the server's
+    /// ([`ServerBuilder::max_body_len`], 1 MiB, for a buffered body; none
+    /// for a streamed one). A `Content-Length` above it is answered `413
+    /// Content Too Large` before the handler runs and without reading the
+    /// body (then the connection closes); a chunked body passing it is
+    /// `413` when buffered, and a [`BodyReader`] error when streamed.
+    ///
+    /// Same scope as [`Router::stream_body`]: the router given to the
+    /// server only.
+    ///
+    /// # Panics
+    ///
+    /// If no route was added yet.
+    ///
+    /// [`ServerBuilder::max_body_len`]: crate::ServerBuilder::max_body_len
+    /// [`BodyReader`]: crate::http::BodyReader
+    pub fn max_body_len(&mut self, bytes: u64) -> &mut Self {
+        self.last_route("max_body_len").body.max_body_len = Some(bytes);
+        self
+    }
+
+    fn last_route(&mut self, what: &str) -> &mut Route {
+        match self.routes.last_mut() {
+            Some(route) => route,
+            None => panic!("Router::{what} applies to the route added last, and there is none"),
+        }
+    }
+
+    /// The routes' body settings for the IO actors, if any route has its
+    /// own.
+    pub(crate) fn body_rules(&self) -> Option<BodyRules> {
+        if self.routes.iter().all(|r| r.body == RouteBody::default()) {
+            return None;
+        }
+        Some(BodyRules {
+            routes: self
+                .routes
+                .iter()
+                .map(|r| (r.method.clone(), r.pattern.clone(), r.body))
+                .collect(),
+        })
     }
 
     /// Adds a `GET` route; it also serves `HEAD` unless a `HEAD` route
@@ -246,37 +389,55 @@ impl Router {
 
     /// Decides who answers `method path`, without needing a [`Request`].
     fn resolve(&self, method: &str, path: &str) -> Resolution {
-        let Some(rest) = path.strip_prefix('/') else {
-            return Resolution::NotFound;
-        };
-        let segments: Vec<&str> = rest.split('/').collect();
-        let mut captures = Vec::new();
-        let mut get_fallback = None;
-        let mut allowed: Vec<&str> = Vec::new();
-        for (index, route) in self.routes.iter().enumerate() {
-            captures.clear();
-            if !route.pattern.matches(&segments, &mut captures) {
-                continue;
-            }
-            if route.method == method {
-                return Resolution::Route(index, to_owned_params(&captures));
-            }
-            // Keep scanning: a HEAD route registered later still wins over
-            // this GET route.
-            if method == "HEAD" && route.method == "GET" && get_fallback.is_none() {
-                get_fallback = Some((index, to_owned_params(&captures)));
-            }
-            if !allowed.contains(&route.method.as_str()) {
-                allowed.push(&route.method);
-            }
+        resolve(
+            &self.routes,
+            |r| (r.method.as_str(), &r.pattern),
+            method,
+            path,
+        )
+    }
+}
+
+/// Decides which of `routes` (method and pattern from `key`) answers
+/// `method path`: the dispatch rules of the module documentation, shared by
+/// the router and the IO actors' [`BodyRules`].
+fn resolve<T>(
+    routes: &[T],
+    key: impl Fn(&T) -> (&str, &Pattern),
+    method: &str,
+    path: &str,
+) -> Resolution {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Resolution::NotFound;
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    let mut captures = Vec::new();
+    let mut get_fallback = None;
+    let mut allowed: Vec<&str> = Vec::new();
+    for (index, route) in routes.iter().enumerate() {
+        let (route_method, pattern) = key(route);
+        captures.clear();
+        if !pattern.matches(&segments, &mut captures) {
+            continue;
         }
-        if let Some((index, params)) = get_fallback {
-            Resolution::Route(index, params)
-        } else if allowed.is_empty() {
-            Resolution::NotFound
-        } else {
-            Resolution::MethodNotAllowed(allow_header(allowed))
+        if route_method == method {
+            return Resolution::Route(index, to_owned_params(&captures));
         }
+        // Keep scanning: a HEAD route registered later still wins over
+        // this GET route.
+        if method == "HEAD" && route_method == "GET" && get_fallback.is_none() {
+            get_fallback = Some((index, to_owned_params(&captures)));
+        }
+        if !allowed.contains(&route_method) {
+            allowed.push(route_method);
+        }
+    }
+    if let Some((index, params)) = get_fallback {
+        Resolution::Route(index, params)
+    } else if allowed.is_empty() {
+        Resolution::NotFound
+    } else {
+        Resolution::MethodNotAllowed(allow_header(allowed))
     }
 }
 
@@ -393,14 +554,14 @@ fn is_token(s: &str) -> bool {
 }
 
 /// A parsed route pattern.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct Pattern {
     /// As registered, for `Debug`.
     source: String,
     segments: Vec<Segment>,
 }
 
-#[derive(Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq)]
 enum Segment {
     Literal(String),
     /// `@name`.
@@ -1141,5 +1302,79 @@ mod tests {
         router.get("/inner/**", inner);
         let debug = format!("{router:?}");
         assert!(debug.contains("GET /inner/**"), "{debug}");
+    }
+
+    #[test]
+    fn body_rules_follow_the_route_that_will_handle_the_request() {
+        let mut router = Router::new();
+        assert!(router.get("/", noop).body_rules().is_none());
+        router
+            .post("/up/@id", noop)
+            .stream_body()
+            .put("/up/@id", noop)
+            .max_body_len(10)
+            .post("/up/**", noop)
+            .get("/files/*", noop)
+            .stream_body()
+            .max_body_len(5);
+        let rules = router.body_rules().expect("routes with their own settings");
+        let server = ServerBody {
+            stream: false,
+            max_body_len: 1 << 20,
+            max_streamed_body_len: u64::MAX,
+        };
+        let plan = |method: &str, target: &str| rules.plan(method, target, &server);
+        let buffered = BodyPlan {
+            stream: false,
+            max_body_len: 1 << 20,
+        };
+        assert_eq!(
+            plan("POST", "/up/1?x=2"),
+            BodyPlan {
+                stream: true,
+                max_body_len: u64::MAX
+            }
+        );
+        // Decoded as the router decodes it: `%31` is `1`.
+        assert!(plan("POST", "/up/%31").stream);
+        assert_eq!(
+            plan("PUT", "/up/1"),
+            BodyPlan {
+                stream: false,
+                max_body_len: 10
+            }
+        );
+        // The first matching route wins: `/up/**` for two segments.
+        assert_eq!(plan("POST", "/up/1/2"), buffered);
+        // HEAD falls back to the GET route, as dispatch does.
+        assert_eq!(
+            plan("HEAD", "http://h/files/a"),
+            BodyPlan {
+                stream: true,
+                max_body_len: 5
+            }
+        );
+        // 404 and 405: the server's settings.
+        assert_eq!(plan("POST", "/nowhere"), buffered);
+        assert_eq!(plan("DELETE", "/up/1"), buffered);
+        let streaming = ServerBody {
+            stream: true,
+            max_body_len: 1 << 20,
+            max_streamed_body_len: 99,
+        };
+        assert_eq!(
+            rules.plan("POST", "/nowhere", &streaming),
+            BodyPlan {
+                stream: true,
+                max_body_len: 99
+            }
+        );
+        assert_eq!(rules.plan("PUT", "/up/1", &streaming).max_body_len, 10);
+    }
+
+    #[test]
+    #[should_panic(expected = "Router::stream_body applies to the route added last")]
+    fn stream_body_without_a_route_panics() {
+        Router::new().stream_body();
     }
 }

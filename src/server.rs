@@ -44,7 +44,21 @@ pub struct ServerBuilder {
 
 impl ServerBuilder {
     /// The request handler (a closure, a `fn`, or a [`crate::Router`]).
-    pub fn handler(mut self, handler: impl Handler) -> Self {
+    ///
+    /// A `Router` given here brings its routes' body settings
+    /// ([`Router::stream_body`](crate::Router::stream_body),
+    /// [`Router::max_body_len`](crate::Router::max_body_len)) to the IO
+    /// threads, which apply them to each request's head; any other handler
+    /// gets the server's ([`ServerBuilder::stream_request_bodies`],
+    /// [`ServerBuilder::max_body_len`]).
+    pub fn handler<H: Handler>(mut self, handler: H) -> Self {
+        // The rules are copied out of the router now, on the builder's
+        // thread, so the IO threads run only natron's matching.
+        let any: &dyn std::any::Any = &handler;
+        self.config.body_rules = any
+            .downcast_ref::<crate::Router>()
+            .and_then(crate::Router::body_rules)
+            .map(Arc::new);
         self.handler = Some(Box::new(handler));
         self
     }
@@ -109,9 +123,35 @@ impl ServerBuilder {
         self
     }
 
-    /// Largest request body. Default 1 MiB; larger bodies are answered `413`.
+    /// Largest buffered request body, in decoded bytes (RFC 9112 §6).
+    /// Default 1 MiB; larger bodies are answered `413 Content Too Large`
+    /// and the connection closes (a `Content-Length` above it before any
+    /// of the body is read). A route may set its own
+    /// ([`Router::max_body_len`](crate::Router::max_body_len)).
     pub fn max_body_len(mut self, n: usize) -> Self {
         self.config.max_body_len = n;
+        self
+    }
+
+    /// Streams every request body that no route of the handler's
+    /// [`Router`](crate::Router) decides for: the handler reads it as it
+    /// arrives, through [`Parts::body_reader`](crate::Parts::body_reader),
+    /// with a 64 KiB window and backpressure, instead of natron buffering
+    /// it whole (up to [`ServerBuilder::max_body_len`]) before the handler
+    /// runs. Default `false`. The setting for a custom [`Handler`], which
+    /// has no routes natron can read.
+    pub fn stream_request_bodies(mut self, on: bool) -> Self {
+        self.config.stream_bodies = on;
+        self
+    }
+
+    /// Largest streamed request body, in decoded bytes, where its route
+    /// sets none. Default: no limit (`u64::MAX`); a streamed body costs
+    /// the server its window, not its length. Past it: `413` before the
+    /// handler runs for a `Content-Length`, a
+    /// [`BodyReader`](crate::http::BodyReader) error for a chunked body.
+    pub fn max_streamed_body_len(mut self, n: u64) -> Self {
+        self.config.max_streamed_body_len = n;
         self
     }
 
@@ -388,6 +428,12 @@ pub struct Stats {
     /// which stops the acceptor until one closes (new connections wait in
     /// the listen backlog meanwhile; none is refused).
     pub connection_limit_reached: usize,
+    /// Decoded request-body bytes waiting in the windows of streamed
+    /// bodies for their handlers to read.
+    pub body_bytes_queued: usize,
+    /// The most bytes any one streamed body's window has held since the
+    /// server started: never above its 64 KiB bound.
+    pub body_window_peak: usize,
 }
 
 impl Server {
@@ -681,6 +727,8 @@ impl ServerHandle {
             run_queue_depth: load.queued,
             outbound_bytes_queued: self.app.outbound_bytes.load(Ordering::Relaxed),
             connection_limit_reached: self.app.conn_limit.times_full(),
+            body_bytes_queued: self.app.config.body_stats.queued.load(Ordering::Relaxed),
+            body_window_peak: self.app.config.body_stats.peak.load(Ordering::Relaxed),
         }
     }
 

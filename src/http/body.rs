@@ -1,232 +1,618 @@
-//! Responses streamed from an `impl Read`: a file or any reader, one chunk
-//! read per worker job when the stream's budget allows, so no thread is
-//! held between chunks (and none blocks on a slow client); with `Seek`,
-//! `Range` requests (`range.rs`).
+//! Streamed request bodies: the bounded window between the IO actor that
+//! reads a body off the socket and the handler that reads it as
+//! [`BodyReader`] (`impl Read`).
+//!
+//! ```text
+//!  socket ──▶ IO actor: reader.rs decodes (Content-Length / chunked)
+//!               │ push ≤ room            ▲ IoMsg::BodyResume (room freed,
+//!               ▼                        │  100-continue asked, abandoned)
+//!          Window (≤ BODY_WINDOW bytes, Mutex + Condvar)
+//!               │ read (blocks while empty)
+//!               ▼
+//!          handler's BodyReader
+//! ```
+//!
+//! The IO actor owns pausing: it reads the socket only while the window has
+//! room, so a handler that stops reading stops the client (TCP
+//! backpressure). When the handler frees half the window of a window the IO
+//! actor found full, it posts `IoMsg::BodyResume`. Bound: per streamed
+//! request at most [`BODY_WINDOW`] decoded bytes wait in the window, plus at
+//! most one socket read (64 KiB) undecoded in the reader.
+//!
+//! Answering the request, or dropping its reader, abandons the body: the
+//! IO actor reads and drops the rest, at most [`DISCARD_LIMIT`] bytes
+//! before the answer is posted, and after it only what the answer allowed
+//! (see [`BodyStream::closes_after_answer`]), so keep-alive stays correct.
 
-use crate::http::range::{self, Ranged};
-use crate::http::stream::{self, Framing, ResponseStream, StreamError};
-use crate::http::{Headers, IntoStatus, Request};
-use std::io::{self, Read, Seek, SeekFrom};
+use crate::io::{IoHandle, IoMsg};
+use std::fmt;
+use std::io::{self, Read};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// The most one job reads (and one chunk carries).
-const MAX_CHUNK: usize = 64 * 1024;
+/// Decoded body bytes that may wait for the handler, per streamed request.
+pub(crate) const BODY_WINDOW: usize = 64 * 1024;
+/// Body bytes the IO actor drops for an abandoned body before the request
+/// is answered; an answer leaving more unread closes the connection.
+pub(crate) const DISCARD_LIMIT: u64 = 256 * 1024;
 
-/// A reader being streamed: what is left of it, and a piece read but
-/// refused (the budget was full) to write first.
-struct Pump {
-    reader: Box<dyn Read + Send>,
-    /// Bytes still owed (a known length), or `None` until EOF.
-    left: Option<u64>,
-    held: Option<Vec<u8>>,
-    chunk: usize,
+/// Why a streamed body ended early: the [`io::Error`] a read returns, and
+/// the status natron answers with if the handler does not.
+///
+/// It is the `get_ref()` of that error, so a handler can tell a body too
+/// large (`413`) from a malformed one (`400`) or a client gone:
+///
+/// ```
+/// # fn f(e: std::io::Error) -> Option<u16> {
+/// use natron::http::BodyError;
+/// e.get_ref()?.downcast_ref::<BodyError>().map(BodyError::status)
+/// # }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyError {
+    kind: io::ErrorKind,
+    status: u16,
+    reason: &'static str,
 }
 
-impl Pump {
-    fn start(stream: &ResponseStream, reader: Box<dyn Read + Send>, left: Option<u64>) {
-        if stream.shared.framing() == Framing::NoBody {
-            // HEAD (or 204/304): nothing of the reader is sent.
-            let _ = stream.finish();
+impl BodyError {
+    pub(crate) const ABORTED: BodyError = BodyError {
+        kind: io::ErrorKind::ConnectionAborted,
+        status: 400,
+        reason: "the connection closed before the request body ended",
+    };
+    pub(crate) const EOF: BodyError = BodyError {
+        kind: io::ErrorKind::UnexpectedEof,
+        status: 400,
+        reason: "the client ended its side before the request body ended",
+    };
+    pub(crate) const TIMED_OUT: BodyError = BodyError {
+        kind: io::ErrorKind::TimedOut,
+        status: 408,
+        reason: "request body not received in time",
+    };
+
+    /// A framing error of the reader (`400` malformed chunked coding,
+    /// `413` past the resource's `max_body_len`).
+    pub(crate) fn framing(status: u16, reason: &'static str) -> BodyError {
+        BodyError {
+            // `FileTooLarge` would say 413 better, but needs Rust 1.83
+            // (MSRV 1.80): the status tells them apart.
+            kind: io::ErrorKind::InvalidData,
+            status,
+            reason,
+        }
+    }
+
+    /// The status natron answers with when the handler leaves the request
+    /// unanswered (or returns this error through `?`): `400` malformed or
+    /// cut short, `408` stalled, `413` too large.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// What went wrong, in words.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+
+    fn to_io(self) -> io::Error {
+        io::Error::new(self.kind, self)
+    }
+}
+
+impl fmt::Display for BodyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({})", self.reason, self.status)
+    }
+}
+
+impl std::error::Error for BodyError {}
+
+/// Server-wide counters of streamed bodies (`Stats`).
+#[derive(Debug, Default)]
+pub(crate) struct BodyStats {
+    /// Decoded bytes waiting in every window now.
+    pub(crate) queued: AtomicUsize,
+    /// The most bytes one window ever held (≤ [`BODY_WINDOW`]).
+    pub(crate) peak: AtomicUsize,
+}
+
+/// Where a request's `Expect: 100-continue` stands (RFC 9110 §10.1.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// Not asked, already answered, or made moot by body bytes arriving.
+    Done,
+    /// The client waits for `100 Continue`; the handler has not read yet.
+    Owed,
+    /// The handler started reading: the IO actor sends `100` once every
+    /// earlier response is queued.
+    Asked,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Open,
+    Complete,
+    Failed(BodyError),
+}
+
+struct Window {
+    buf: Vec<u8>,
+    /// Bytes of `buf` before `pos` were read by the handler.
+    pos: usize,
+    end: End,
+    /// Body bytes decoded by the IO actor so far (dropped ones included).
+    received: u64,
+    content_length: Option<u64>,
+    /// The IO actor found the window full and stopped reading the socket:
+    /// the read that frees room must post `BodyResume`.
+    paused: bool,
+    /// The handler is done with the body (answered, or dropped its
+    /// reader): the IO actor drops the rest.
+    abandoned: bool,
+    /// `received` when the body was abandoned.
+    abandoned_at: u64,
+    expect: Expect,
+}
+
+impl Window {
+    fn queued(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+}
+
+/// The window, shared by the IO actor (writer) and the handler (reader).
+pub(crate) struct BodyShared {
+    window: Mutex<Window>,
+    readable: Condvar,
+    stats: Arc<BodyStats>,
+}
+
+/// What the IO actor needs to know to feed a window (one lock).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Feed {
+    /// Bytes it may push now (0: paused until `BodyResume`).
+    pub(crate) room: usize,
+    pub(crate) abandoned: bool,
+    /// Body bytes dropped since the handler abandoned the body.
+    pub(crate) dropped: u64,
+    /// The handler started reading and `100 Continue` is still owed.
+    pub(crate) continue_asked: bool,
+    /// The client owes bytes: not paused by the handler, not waiting for
+    /// `100 Continue` (the body stall timeout applies).
+    pub(crate) waits_on_client: bool,
+}
+
+fn lock(m: &Mutex<Window>) -> MutexGuard<'_, Window> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl BodyShared {
+    pub(crate) fn new(
+        content_length: Option<u64>,
+        expect_continue: bool,
+        stats: Arc<BodyStats>,
+    ) -> Arc<BodyShared> {
+        Arc::new(BodyShared {
+            window: Mutex::new(Window {
+                buf: Vec::new(),
+                pos: 0,
+                end: End::Open,
+                received: 0,
+                content_length,
+                paused: false,
+                abandoned: false,
+                abandoned_at: 0,
+                expect: if expect_continue {
+                    Expect::Owed
+                } else {
+                    Expect::Done
+                },
+            }),
+            readable: Condvar::new(),
+            stats,
+        })
+    }
+
+    /// IO actor: the state it feeds by. Finding the window full marks it
+    /// paused in the same critical section in which a read checks the
+    /// mark, so the read that frees room always posts `BodyResume`: the
+    /// IO actor stops only after a `feed` that saw no room.
+    pub(crate) fn feed(&self) -> Feed {
+        let mut w = lock(&self.window);
+        let room = BODY_WINDOW - w.queued();
+        if room == 0 && !w.abandoned {
+            w.paused = true;
+        }
+        Feed {
+            room,
+            abandoned: w.abandoned,
+            dropped: w.received - w.abandoned_at,
+            continue_asked: w.expect == Expect::Asked,
+            waits_on_client: !w.abandoned && room > 0 && w.expect == Expect::Done,
+        }
+    }
+
+    /// IO actor: `100 Continue` is queued (or not needed any more).
+    pub(crate) fn continue_sent(&self) {
+        lock(&self.window).expect = Expect::Done;
+    }
+
+    /// IO actor: `bytes` of an abandoned body were decoded and dropped.
+    pub(crate) fn dropped(&self, bytes: usize) {
+        let mut w = lock(&self.window);
+        w.received += bytes as u64;
+        w.expect = Expect::Done;
+    }
+
+    /// IO actor: appends decoded bytes (at most the room [`Self::feed`]
+    /// gave) and wakes the handler.
+    pub(crate) fn push(&self, bytes: &[u8]) {
+        let mut w = lock(&self.window);
+        debug_assert!(w.queued() + bytes.len() <= BODY_WINDOW);
+        if w.abandoned {
+            w.received += bytes.len() as u64;
             return;
         }
-        // At most a quarter of the budget, so a chunk is always taken once
-        // the budget is half free (when `on_writable` runs).
-        let chunk = MAX_CHUNK.min(stream.shared.max_queued() / 4).max(1);
-        let pump = Pump {
-            reader,
-            left,
-            held: None,
-            chunk,
-        };
-        stream.on_writable(move |s| pump.step(s));
+        if w.pos > 0 && w.pos == w.buf.len() {
+            w.buf.clear();
+            w.pos = 0;
+        } else if w.buf.len() + bytes.len() > BODY_WINDOW {
+            // Keep the buffer within the window: move the unread bytes
+            // to the front rather than grow.
+            let pos = w.pos;
+            w.buf.drain(..pos);
+            w.pos = 0;
+        }
+        if w.buf.capacity() == 0 {
+            w.buf.reserve_exact(BODY_WINDOW);
+        }
+        w.buf.extend_from_slice(bytes);
+        w.received += bytes.len() as u64;
+        // Body bytes arrived: the client did not wait for 100 (RFC 9110
+        // §10.1.1 lets the server omit it then).
+        w.expect = Expect::Done;
+        // Counted under the window's lock, so a read's subtraction never
+        // comes before this addition (`stats()` never sees it wrap).
+        self.stats.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        self.stats.peak.fetch_max(w.queued(), Ordering::Relaxed);
+        drop(w);
+        self.readable.notify_all();
     }
 
-    /// One job: write the held piece or read one, then wait for room.
-    fn step(mut self, stream: ResponseStream) {
-        let piece = match self.held.take() {
-            Some(piece) => piece,
-            None => {
-                let want = self
-                    .left
-                    .map_or(self.chunk, |l| (l.min(self.chunk as u64)) as usize);
-                if want == 0 {
-                    let _ = stream.finish();
-                    return;
-                }
-                let mut buf = vec![0; want];
-                match read_some(&mut self.reader, &mut buf) {
-                    // A reader shorter than announced: `finish` closes the
-                    // connection, so the client sees the body cut short.
-                    Ok(0) => {
-                        let _ = stream.finish();
-                        return;
-                    }
-                    Ok(n) => {
-                        buf.truncate(n);
-                        buf
-                    }
-                    Err(e) => {
-                        slog::warn!(stream.shared.log(), "reading a streamed body failed; closing"; "error" => %e);
-                        stream.abort();
-                        return;
-                    }
-                }
-            }
-        };
-        match stream.write(&piece) {
-            Ok(()) => {
-                if let Some(l) = &mut self.left {
-                    *l -= piece.len() as u64;
-                }
-            }
-            // Another handle filled the budget meanwhile: write it next.
-            Err(StreamError::QueueFull) => self.held = Some(piece),
-            Err(_) => return,
+    /// IO actor: the body ended where its framing says.
+    pub(crate) fn complete(&self) {
+        let mut w = lock(&self.window);
+        if w.end == End::Open {
+            w.end = End::Complete;
         }
-        stream.clone().on_writable(move |s| self.step(s));
+        drop(w);
+        self.readable.notify_all();
+    }
+
+    /// The body cannot be read to its end; a no-op once it has ended.
+    pub(crate) fn fail(&self, why: BodyError) {
+        let mut w = lock(&self.window);
+        if w.end == End::Open {
+            w.end = End::Failed(why);
+        }
+        drop(w);
+        self.readable.notify_all();
+    }
+
+    /// The handler is done with the body; returns whether the IO actor
+    /// must be told (it is still reading it).
+    pub(crate) fn abandon(&self) -> bool {
+        let mut w = lock(&self.window);
+        let was = w.abandoned;
+        if !was {
+            w.abandoned = true;
+            w.abandoned_at = w.received;
+        }
+        let unread = w.queued();
+        w.buf = Vec::new();
+        w.pos = 0;
+        let tell = !was && w.end == End::Open;
+        self.stats.queued.fetch_sub(unread, Ordering::Relaxed);
+        drop(w);
+        self.readable.notify_all();
+        tell
+    }
+
+    /// The handler's blocking read. `resume`: post `BodyResume` after.
+    fn read(&self, out: &mut [u8]) -> (io::Result<usize>, bool) {
+        if out.is_empty() {
+            return (Ok(0), false);
+        }
+        let mut w = lock(&self.window);
+        let mut resume = false;
+        loop {
+            if w.abandoned {
+                let e = io::Error::new(
+                    io::ErrorKind::BrokenPipe,
+                    "the request was answered: the rest of its body is discarded",
+                );
+                return (Err(e), resume);
+            }
+            let queued = w.queued();
+            if queued > 0 {
+                let n = queued.min(out.len());
+                out[..n].copy_from_slice(&w.buf[w.pos..w.pos + n]);
+                w.pos += n;
+                if w.paused && w.queued() <= BODY_WINDOW / 2 {
+                    // Half the window is free again: worth a wake-up of the
+                    // IO actor (a resume per byte read would cost more
+                    // than the copy).
+                    w.paused = false;
+                    resume = true;
+                }
+                self.stats.queued.fetch_sub(n, Ordering::Relaxed);
+                drop(w);
+                return (Ok(n), resume);
+            }
+            match w.end {
+                End::Complete => return (Ok(0), resume),
+                End::Failed(why) => return (Err(why.to_io()), resume),
+                End::Open => {}
+            }
+            if w.expect == Expect::Owed {
+                w.expect = Expect::Asked;
+                // The IO actor must hear of it before this read can be
+                // satisfied: the client sends nothing until the 100.
+                return (Err(io::ErrorKind::Interrupted.into()), true);
+            }
+            w = self.readable.wait(w).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    fn failure(&self) -> Option<BodyError> {
+        match lock(&self.window).end {
+            End::Failed(why) => Some(why),
+            _ => None,
+        }
     }
 }
 
-fn read_some(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match reader.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            r => return r,
+/// The handler's side without threads, for the IO actor's unit tests and
+/// the fuzz driver.
+#[cfg(any(test, fuzzing))]
+impl BodyShared {
+    /// A read that never blocks: up to `max` queued bytes, and whether
+    /// the read must post `BodyResume`.
+    pub(crate) fn read_now(&self, max: usize) -> (Vec<u8>, bool) {
+        if lock(&self.window).queued() == 0 {
+            return (Vec::new(), false);
+        }
+        let mut out = vec![0; max];
+        let (n, resume) = self.read(&mut out);
+        out.truncate(n.expect("queued bytes are read"));
+        (out, resume)
+    }
+
+    /// The handler's first read of a body whose client expects `100`.
+    #[cfg(test)]
+    pub(crate) fn ask_continue(&self) {
+        assert!(self.ask_continue_if_owed());
+    }
+
+    /// What a read finding the window empty does: asks for `100 Continue`
+    /// if it is owed (the reader then posts `BodyResume`).
+    pub(crate) fn ask_continue_if_owed(&self) -> bool {
+        let mut w = lock(&self.window);
+        let owed = w.expect == Expect::Owed && w.queued() == 0 && w.end == End::Open;
+        if owed {
+            w.expect = Expect::Asked;
+        }
+        owed
+    }
+
+    pub(crate) fn queued_now(&self) -> usize {
+        lock(&self.window).queued()
+    }
+
+    /// `None` while open; the failure, if it failed.
+    pub(crate) fn ended(&self) -> Option<Result<(), BodyError>> {
+        match lock(&self.window).end {
+            End::Open => None,
+            End::Complete => Some(Ok(())),
+            End::Failed(why) => Some(Err(why)),
         }
     }
 }
 
-impl Request {
-    /// Answers with the bytes of `reader`, streamed: one chunk of at most
-    /// 64 KiB (and a quarter of `max_outbound_len`) is read per worker job,
-    /// when the client has taken enough of the previous ones; no thread
-    /// waits between chunks. The length being unknown, the body is
-    /// chunked (HTTP/1.1) or ends with the connection (HTTP/1.0); see
-    /// [`Request::respond_reader_sized`] for `Content-Length`. For `HEAD`
-    /// the reader is not read.
-    ///
-    /// Returns the stream (for [`on_close`](ResponseStream::on_close), or
-    /// to [`abort`](ResponseStream::abort)); dropping it is fine, the
-    /// reader keeps its own handle. A read error is logged and the stream
-    /// aborted (the client sees the body cut short).
-    pub fn respond_reader(
-        self,
-        status: impl IntoStatus,
-        headers: impl Into<Headers>,
-        reader: impl Read + Send + 'static,
-    ) -> ResponseStream {
-        let stream = self.responder.stream_body(status, headers.into(), None);
-        Pump::start(&stream, Box::new(reader), None);
-        stream
+impl Drop for BodyShared {
+    fn drop(&mut self) {
+        let w = self.window.get_mut().unwrap_or_else(|e| e.into_inner());
+        let unread = w.queued();
+        self.stats.queued.fetch_sub(unread, Ordering::Relaxed);
+    }
+}
+
+/// The handler's side of a streamed body: the window and the way to wake
+/// the IO actor that feeds it. One pointer, cheap to clone: a `Responder`
+/// and `Parts` carry it for every request, so it costs one word where no
+/// body streams (and an idle WebSocket keeps its `Parts`).
+#[derive(Clone)]
+pub(crate) struct BodyStream(Arc<StreamHandle>);
+
+pub(crate) struct StreamHandle {
+    shared: Arc<BodyShared>,
+    io: IoHandle,
+    conn: u64,
+}
+
+impl std::ops::Deref for BodyStream {
+    type Target = StreamHandle;
+    fn deref(&self) -> &StreamHandle {
+        &self.0
+    }
+}
+
+impl BodyStream {
+    pub(crate) fn new(shared: Arc<BodyShared>, io: IoHandle, conn: u64) -> BodyStream {
+        BodyStream(Arc::new(StreamHandle { shared, io, conn }))
     }
 
-    /// [`Request::respond_reader`] for a reader of `len` bytes: the head
-    /// says `Content-Length: len` (RFC 9110 §8.6), and at most `len`
-    /// bytes are read. A reader that ends before `len` closes the
-    /// connection after what it gave (the client sees the body short).
-    pub fn respond_reader_sized(
-        self,
-        status: impl IntoStatus,
-        headers: impl Into<Headers>,
-        reader: impl Read + Send + 'static,
-        len: u64,
-    ) -> ResponseStream {
-        let stream = self
-            .responder
-            .stream_body(status, headers.into(), Some(len));
-        Pump::start(&stream, Box::new(reader), Some(len));
-        stream
+    fn resume(&self) {
+        self.io.post(IoMsg::BodyResume { conn: self.conn });
     }
 
-    /// Answers with a seekable reader (a file), honouring `Range` (RFC
-    /// 9110 §14) for a `200` to a `GET`; its length is found by seeking
-    /// to the end. Streamed as [`Request::respond_reader_sized`].
-    ///
-    /// * `Accept-Ranges: bytes` is sent with `200` and `206`.
-    /// * One satisfiable range: `206 Partial Content` with
-    ///   `Content-Range: bytes a-b/len` and that part only.
-    /// * No satisfiable range: `416` with `Content-Range: bytes */len`.
-    /// * Several ranges: the whole representation (`200`; RFC 9110 §14.2
-    ///   lets a server ignore `Range`), as for a field that does not parse.
-    /// * `If-Range` (§13.1.5): the range applies only if the validator
-    ///   matches the response's `ETag` by strong comparison, or equals its
-    ///   `Last-Modified` exactly; otherwise `200` with the whole.
-    ///
-    /// `headers` should carry the `ETag` or `Last-Modified` that `If-Range`
-    /// is compared with.
-    ///
-    /// # Errors
-    ///
-    /// Seeking failed: the request has been answered `500`, and the error
-    /// is returned.
-    ///
-    /// ```no_run
-    /// # fn handler(req: natron::Request) -> std::io::Result<()> {
-    /// let file = std::fs::File::open("video.mp4")?;
-    /// req.respond_seekable(200, [("Content-Type", "video/mp4")], file)?;
-    /// # Ok(()) }
-    /// ```
-    pub fn respond_seekable(
-        self,
-        status: impl IntoStatus,
-        headers: impl Into<Headers>,
-        mut reader: impl Read + Seek + Send + 'static,
-    ) -> io::Result<ResponseStream> {
-        let mut headers = headers.into();
-        let len = match reader.seek(SeekFrom::End(0)) {
-            Ok(len) => len,
-            Err(e) => {
-                self.respond(500, (), "");
-                return Err(e);
+    fn read(&self, out: &mut [u8]) -> io::Result<usize> {
+        loop {
+            let (result, resume) = self.shared.read(out);
+            if resume {
+                self.resume();
             }
-        };
-        let status = match status.into_status() {
-            Ok(s) => s.as_u16(),
-            Err(e) => {
-                let conn = self.responder.connection().clone();
-                slog::error!(conn.app.log, "invalid response from a handler; sending 500 instead"; "error" => %e);
-                self.respond(500, (), "");
-                return Ok(stream::closed(conn));
+            match result {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
             }
-        };
-        let wanted = match (status, self.header("range")) {
-            (200, Some(value)) if self.method() == "GET" => {
-                let applies = match self.header("if-range") {
-                    Some(v) => range::if_range_matches(
-                        v,
-                        headers.get("etag"),
-                        headers.get("last-modified"),
-                    ),
-                    None => true,
-                };
-                if applies {
-                    range::parse(value, len)
-                } else {
-                    Ranged::Full
-                }
-            }
-            _ => Ranged::Full,
-        };
-        if status == 200 || matches!(wanted, Ranged::Partial { .. }) {
-            headers.set("Accept-Ranges", "bytes");
         }
-        let (status, start, count) = match wanted {
-            Ranged::Full => (status, 0, len),
-            Ranged::Partial { start, end } => {
-                headers.set("Content-Range", format!("bytes {start}-{end}/{len}"));
-                (206, start, end - start + 1)
-            }
-            Ranged::Unsatisfiable => {
-                headers.remove("accept-ranges");
-                headers.set("Content-Range", format!("bytes */{len}"));
-                let conn = self.responder.connection().clone();
-                self.respond(416, headers, "");
-                return Ok(stream::closed(conn));
-            }
-        };
-        if let Err(e) = reader.seek(SeekFrom::Start(start)) {
-            self.respond(500, (), "");
-            return Err(e);
+    }
+
+    /// The handler is done with the body: the IO actor drops the rest.
+    pub(crate) fn abandon(&self) {
+        if self.shared.abandon() {
+            self.resume();
         }
-        Ok(self.respond_reader_sized(status, headers, reader.take(count), count))
+    }
+
+    /// Whether an answer sent now must close the connection (RFC 9112
+    /// §9.6, RFC 9110 §10.1.1): the body failed (its framing is lost), or
+    /// it is unfinished and either its length is unknown (chunked), more
+    /// than [`DISCARD_LIMIT`] of it is left, or the client still waits for
+    /// `100 Continue` and may never send it.
+    pub(crate) fn closes_after_answer(&self) -> bool {
+        let w = lock(&self.shared.window);
+        match w.end {
+            End::Complete => false,
+            End::Failed(_) => true,
+            End::Open => {
+                w.expect != Expect::Done
+                    || match w.content_length {
+                        Some(len) => len.saturating_sub(w.received) > DISCARD_LIMIT,
+                        None => true,
+                    }
+            }
+        }
+    }
+
+    /// Why the body failed, if it did.
+    pub(crate) fn failure(&self) -> Option<BodyError> {
+        self.shared.failure()
+    }
+}
+
+/// A request body as [`Read`]: the bytes buffered with the request, or,
+/// for a streamed body (see
+/// [`Router::stream_body`](crate::Router::stream_body)), the bytes as
+/// they arrive, decoded from `Content-Length` or chunked framing (RFC 9112
+/// §6.2, §7.1).
+///
+/// From [`Parts::body_reader`](crate::Parts::body_reader). A read blocks
+/// until body bytes arrive; `Ok(0)` is the end of the body. A streamed
+/// body waits in a window of 64 KiB between the socket and this reader: while the
+/// handler does not read, natron stops reading the socket, and the
+/// client's sends block (TCP backpressure), so an upload of any size costs
+/// the server 64 KiB (plus one socket read), not its size.
+///
+/// `Expect: 100-continue` (RFC 9110 §10.1.1): for a streamed body the
+/// `100 Continue` is sent when the handler first reads, so a handler that
+/// answers at once (say `401`) never receives the body.
+///
+/// Dropping the reader, or answering the request, abandons the rest of the
+/// body: natron reads and discards it (up to 256 KiB) to keep the
+/// connection for the next request, or closes the connection after the
+/// answer when more is left, its length is unknown, or the client still
+/// waits for `100 Continue`.
+///
+/// # Errors
+///
+/// A read returns an [`io::Error`] whose inner error is a [`BodyError`]:
+///
+/// | kind | status | when |
+/// |---|---|---|
+/// | `InvalidData` | 413 | the body passed the resource's `max_body_len` (chunked; a `Content-Length` above it is answered `413` before the handler runs) |
+/// | `InvalidData` | 400 | malformed chunked framing (RFC 9112 §7.1) |
+/// | `UnexpectedEof` | 400 | the client closed its side before the body ended |
+/// | `ConnectionAborted` | 400 | the connection closed (reset, server shutdown) |
+/// | `TimedOut` | 408 | no body byte for `idle_timeout` while the reader waited |
+///
+/// and `BrokenPipe` (no inner error) once the request is answered. After
+/// any of these the connection closes once the request is answered; left
+/// unanswered (or answered from the error by `?`), the request gets the
+/// status above.
+pub struct BodyReader {
+    inner: Inner,
+}
+
+enum Inner {
+    Buffered(io::Cursor<Vec<u8>>),
+    Streamed(BodyStream),
+}
+
+impl BodyReader {
+    pub(crate) fn buffered(body: Vec<u8>) -> BodyReader {
+        BodyReader {
+            inner: Inner::Buffered(io::Cursor::new(body)),
+        }
+    }
+
+    pub(crate) fn streamed(stream: BodyStream) -> BodyReader {
+        BodyReader {
+            inner: Inner::Streamed(stream),
+        }
+    }
+
+    /// Whether the body is read from the socket as it arrives (else it
+    /// was buffered whole before the handler ran).
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.inner, Inner::Streamed(_))
+    }
+}
+
+impl Read for BodyReader {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match &mut self.inner {
+            Inner::Buffered(cursor) => cursor.read(out),
+            Inner::Streamed(stream) => stream.read(out),
+        }
+    }
+}
+
+impl Drop for BodyReader {
+    fn drop(&mut self) {
+        if let Inner::Streamed(stream) = &self.inner {
+            stream.abandon();
+        }
+    }
+}
+
+impl fmt::Debug for BodyReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BodyReader")
+            .field("streamed", &self.is_streamed())
+            .finish()
+    }
+}
+
+/// A streamed body not yet taken by [`Parts::body_reader`](crate::Parts):
+/// dropped untaken, it abandons the body. A clone of [`Parts`](crate::Parts)
+/// carries no body stream (there is one reader per body).
+#[derive(Default)]
+pub(crate) struct StreamSlot(pub(crate) Option<BodyStream>);
+
+impl Clone for StreamSlot {
+    fn clone(&self) -> Self {
+        StreamSlot(None)
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        if let Some(stream) = self.0.take() {
+            stream.abandon();
+        }
     }
 }

@@ -4,10 +4,11 @@
 //! The wire parser lives with the reader role of the IO actor (`reader.rs`);
 //! this module holds what a handler sees.
 
-mod body;
+pub(crate) mod body;
 pub(crate) mod compress;
 pub(crate) mod date;
 pub(crate) mod forwarded;
+mod from_reader;
 mod headers;
 pub mod multipart;
 pub(crate) mod range;
@@ -18,6 +19,7 @@ pub mod status;
 pub mod stream;
 pub mod url;
 
+pub use body::{BodyError, BodyReader};
 pub use forwarded::ProxyHeaders;
 pub use headers::{Headers, HeadersIter};
 pub use request::{ErrorHandler, Parts, Request, Responder, Response, Version};

@@ -69,18 +69,51 @@ pub struct Flags {
     /// The request asks to switch protocols (`Connection: upgrade`): read
     /// nothing after it until it is answered.
     pub(crate) upgrade: bool,
+    /// Only the head was read: its body follows through
+    /// [`Reader::body_part`].
+    pub(crate) streamed: bool,
+    /// A streamed request sent `Expect: 100-continue` and its body has not
+    /// started (the reader does not answer it with [`Parsed::Continue`]).
+    pub(crate) expect_continue: bool,
+}
+
+/// How a request's body is read, decided from its head by the IO actor
+/// (per route, see `router.rs`), before any of the body is read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyPlan {
+    /// Hand out the head alone and the body as it arrives
+    /// ([`Reader::body_part`]); else the request is handed out whole.
+    pub(crate) stream: bool,
+    /// Most body bytes (decoded), else `413`.
+    pub(crate) max_body_len: u64,
+}
+
+/// A piece of a streamed body, from [`Reader::body_part`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyPart<'a> {
+    /// Decoded body bytes, consumed.
+    Data(&'a [u8]),
+    /// No body byte is buffered.
+    NeedMore,
+    /// The body (and a chunked body's trailer section) ended; the reader
+    /// reads the next head.
+    End,
 }
 
 enum State {
     /// Waiting for the end of a head; `scanned` bytes after `pos` hold none.
     Head { scanned: usize },
-    /// Reading the body of `req`.
+    /// Reading the body of `req` into it.
     Body {
         req: Box<RawRequest>,
         flags: Flags,
         framing: Framing,
         expect_continue: bool,
+        /// Body bytes still allowed (chunked: `413` past them).
+        left: u64,
     },
+    /// Reading a body handed out piece by piece ([`Reader::body_part`]).
+    Streaming { framing: Framing, left: u64 },
 }
 
 enum Framing {
@@ -90,7 +123,7 @@ enum Framing {
 
 enum Chunk {
     Size,
-    Data(usize),
+    Data(u64),
     DataEnd,
     Trailers { scanned: usize },
 }
@@ -142,11 +175,28 @@ impl Reader {
 
     /// Whether a head has been read and its body is being read.
     pub(crate) fn in_body(&self) -> bool {
-        matches!(self.state, State::Body { .. })
+        matches!(self.state, State::Body { .. } | State::Streaming { .. })
     }
 
-    /// Parses the next request out of the buffer.
+    /// Parses the next request out of the buffer, every body buffered and
+    /// limited to `limits.max_body_len`.
     pub fn next(&mut self, limits: &Limits) -> Result<Parsed, HttpError> {
+        let plan = BodyPlan {
+            stream: false,
+            max_body_len: limits.max_body_len as u64,
+        };
+        self.next_with(limits, |_| plan)
+    }
+
+    /// Parses the next request out of the buffer; `plan` decides from each
+    /// head how its body is read. A streamed request is handed out after
+    /// its head (`Flags::streamed`); its body then comes from
+    /// [`Reader::body_part`], and `next_with` finds nothing until it ends.
+    pub fn next_with(
+        &mut self,
+        limits: &Limits,
+        mut plan: impl FnMut(&RawRequest) -> BodyPlan,
+    ) -> Result<Parsed, HttpError> {
         loop {
             match &mut self.state {
                 State::Head { scanned } => {
@@ -179,27 +229,46 @@ impl Reader {
                         check_request_prefix(avail)?;
                         return Err(head_too_large(avail, limits));
                     }
-                    let (req, flags, framing, expect_continue) = parse_head(&avail[..end], limits)?;
+                    let (req, mut flags, framing, expect_continue) = parse_head(&avail[..end])?;
                     self.pos += end;
-                    match framing {
-                        Framing::Length(0) => {
-                            self.state = State::Head { scanned: 0 };
-                            return Ok(Parsed::Request(req, flags));
-                        }
-                        framing => {
-                            self.state = State::Body {
-                                req,
-                                flags,
-                                framing,
-                                expect_continue,
-                            };
+                    if let Framing::Length(0) = framing {
+                        self.state = State::Head { scanned: 0 };
+                        return Ok(Parsed::Request(req, flags));
+                    }
+                    let plan = plan(&req);
+                    if let Framing::Length(len) = framing {
+                        // RFC 9112 §6.3: the length is known before any of
+                        // the body is read, so it is refused unread.
+                        if len as u64 > plan.max_body_len {
+                            return Err(err(413, "request body too large"));
                         }
                     }
+                    // An upgrade's bytes after the head belong to the new
+                    // protocol once answered: it is never streamed.
+                    if plan.stream && !flags.upgrade {
+                        flags.streamed = true;
+                        flags.expect_continue = expect_continue;
+                        self.state = State::Streaming {
+                            framing,
+                            left: plan.max_body_len,
+                        };
+                        return Ok(Parsed::Request(req, flags));
+                    }
+                    self.state = State::Body {
+                        req,
+                        flags,
+                        framing,
+                        expect_continue,
+                        left: plan.max_body_len,
+                    };
                 }
+                // Fed by `body_part`.
+                State::Streaming { .. } => return Ok(Parsed::NeedMore),
                 State::Body {
                     req,
                     framing,
                     expect_continue,
+                    left,
                     ..
                 } => {
                     let avail = &self.buf[self.pos..];
@@ -226,6 +295,7 @@ impl Reader {
                                 &self.buf,
                                 &mut self.pos,
                                 &mut req.body,
+                                left,
                                 limits,
                             )? {
                                 self.compact();
@@ -242,6 +312,59 @@ impl Reader {
                 }
             }
         }
+    }
+
+    /// What is left of a streamed body with a `Content-Length` (all of it
+    /// right after its head); `None` when chunked or not streaming.
+    pub(crate) fn streamed_left(&self) -> Option<u64> {
+        match self.state {
+            State::Streaming {
+                framing: Framing::Length(left),
+                ..
+            } => Some(left as u64),
+            _ => None,
+        }
+    }
+
+    /// The next piece of a streamed body, at most `max` (> 0) bytes.
+    ///
+    /// # Errors
+    ///
+    /// `400` for malformed chunked framing (RFC 9112 §7.1), `413` once a
+    /// chunk would pass the plan's `max_body_len`, `431` for a trailer
+    /// section past `max_headers_len`. The connection cannot go on after
+    /// one (the framing is lost).
+    pub fn body_part(&mut self, max: usize, limits: &Limits) -> Result<BodyPart<'_>, HttpError> {
+        let State::Streaming { framing, left } = &mut self.state else {
+            return Ok(BodyPart::End);
+        };
+        let step = match framing {
+            Framing::Length(0) => Step::End,
+            Framing::Length(remaining) => {
+                let n = (*remaining).min(self.buf.len() - self.pos).min(max);
+                *remaining -= n;
+                self.pos += n;
+                if n == 0 {
+                    Step::NeedMore
+                } else {
+                    Step::Data(n)
+                }
+            }
+            Framing::Chunked(chunk) => {
+                chunked_step(chunk, &self.buf, &mut self.pos, max, left, limits)?
+            }
+        };
+        Ok(match step {
+            Step::Data(n) => BodyPart::Data(&self.buf[self.pos - n..self.pos]),
+            Step::NeedMore => {
+                self.compact();
+                BodyPart::NeedMore
+            }
+            Step::End => {
+                self.state = State::Head { scanned: 0 };
+                BodyPart::End
+            }
+        })
     }
 
     /// Drops consumed bytes once they are most of the buffer. An emptied
@@ -458,7 +581,7 @@ impl Seen {
     }
 }
 
-fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
+fn parse_head(head: &[u8]) -> Result<Head, HttpError> {
     let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
     let mut parsed = httparse::Request::new(&mut fields);
     match parsed.parse(head) {
@@ -471,7 +594,7 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
             let mut fields = [httparse::EMPTY_HEADER; MAX_FIELDS];
             let mut reparsed = httparse::Request::new(&mut fields);
             return match reparsed.parse(&fixed) {
-                Ok(httparse::Status::Complete(_)) => parse_head(&fixed, limits),
+                Ok(httparse::Status::Complete(_)) => parse_head(&fixed),
                 _ => Err(err(400, "malformed request head")),
             };
         }
@@ -530,11 +653,8 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
             return Err(err(400, "unsupported Transfer-Encoding"));
         }
     } else {
-        let len = content_length.unwrap_or(0);
-        if len > limits.max_body_len as u64 {
-            return Err(err(413, "request body too large"));
-        }
-        Framing::Length(len as usize)
+        // Checked against the plan's limit once the head is read.
+        Framing::Length(content_length.unwrap_or(0) as usize)
     };
 
     match seen.hosts {
@@ -555,6 +675,7 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
     };
     let flags = Flags {
         upgrade: seen.connection_upgrade && seen.upgrade,
+        ..Flags::default()
     };
     let req = Box::new(RawRequest {
         method,
@@ -563,6 +684,7 @@ fn parse_head(head: &[u8], limits: &Limits) -> Result<Head, HttpError> {
         headers,
         body: Vec::new(),
         keep_alive,
+        body_stream: None,
     });
     Ok((req, flags, framing, expect_continue))
 }
@@ -596,15 +718,44 @@ fn check_chunk_line(avail: &[u8]) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// Advances the chunked decoder. Returns `Ok(true)` once the last chunk and
-/// the trailer section are read.
+/// Reads a chunked body into `body`. Returns `Ok(true)` once the last
+/// chunk and the trailer section are read.
 fn read_chunked(
     chunk: &mut Chunk,
     buf: &[u8],
     pos: &mut usize,
     body: &mut Vec<u8>,
+    left: &mut u64,
     limits: &Limits,
 ) -> Result<bool, HttpError> {
+    loop {
+        match chunked_step(chunk, buf, pos, usize::MAX, left, limits)? {
+            Step::Data(n) => body.extend_from_slice(&buf[*pos - n..*pos]),
+            Step::NeedMore => return Ok(false),
+            Step::End => return Ok(true),
+        }
+    }
+}
+
+/// What one step of a body decoder found.
+enum Step {
+    /// `n` body bytes, just before the new `pos`.
+    Data(usize),
+    NeedMore,
+    End,
+}
+
+/// Advances the chunked decoder to its next data (at most `max` bytes),
+/// the need for more input, or the end of the trailer section. `left`:
+/// data bytes still allowed, else `413`.
+fn chunked_step(
+    chunk: &mut Chunk,
+    buf: &[u8],
+    pos: &mut usize,
+    max: usize,
+    left: &mut u64,
+    limits: &Limits,
+) -> Result<Step, HttpError> {
     loop {
         let avail = &buf[*pos..];
         match chunk {
@@ -616,33 +767,36 @@ fn read_chunked(
                     if size == 0 {
                         *chunk = Chunk::Trailers { scanned: 0 };
                     } else {
-                        if size > (limits.max_body_len - body.len()) as u64 {
+                        if size > *left {
                             return Err(err(413, "request body too large"));
                         }
-                        *chunk = Chunk::Data(size as usize);
+                        *left -= size;
+                        *chunk = Chunk::Data(size);
                     }
                 }
                 Ok(httparse::Status::Partial) => {
                     if avail.len() > MAX_CHUNK_LINE {
                         return Err(err(400, "chunk size line too long"));
                     }
-                    return Ok(false);
+                    return Ok(Step::NeedMore);
                 }
                 Err(e) => return Err(e),
             },
             Chunk::Data(remaining) => {
-                let n = (*remaining).min(avail.len());
-                body.extend_from_slice(&avail[..n]);
-                *pos += n;
-                *remaining -= n;
-                if *remaining > 0 {
-                    return Ok(false);
+                let n = (*remaining).min(avail.len() as u64).min(max as u64) as usize;
+                if n == 0 {
+                    return Ok(Step::NeedMore);
                 }
-                *chunk = Chunk::DataEnd;
+                *pos += n;
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    *chunk = Chunk::DataEnd;
+                }
+                return Ok(Step::Data(n));
             }
             Chunk::DataEnd => {
                 if avail.len() < 2 {
-                    return Ok(false);
+                    return Ok(Step::NeedMore);
                 }
                 if &avail[..2] != b"\r\n" {
                     return Err(err(400, "chunk data not followed by CRLF"));
@@ -655,7 +809,7 @@ fn read_chunked(
                 // lets a recipient do so), but must be well-formed.
                 if avail.starts_with(b"\r\n") {
                     *pos += 2;
-                    return Ok(true);
+                    return Ok(Step::End);
                 }
                 let end = find_head_end(avail, *scanned);
                 // Lines end with CRLF, as chunk-size lines do (see
@@ -679,7 +833,7 @@ fn read_chunked(
                     if avail.len() >= 2 && !avail.starts_with(b"\r") {
                         *scanned = avail.len().saturating_sub(3);
                     }
-                    return Ok(false);
+                    return Ok(Step::NeedMore);
                 };
                 if end > limits.max_headers_len {
                     return Err(err(431, "trailer section too large"));
@@ -691,7 +845,7 @@ fn read_chunked(
                     _ => return Err(err(400, "malformed trailer section")),
                 }
                 *pos += end;
-                return Ok(true);
+                return Ok(Step::End);
             }
         }
     }

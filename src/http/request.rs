@@ -2,6 +2,7 @@
 
 use crate::actor::scheduler::Done;
 use crate::connection::{panic_message, Connection};
+use crate::http::body::{BodyReader, BodyShared, BodyStream, StreamSlot};
 use crate::http::compress::{self, Encoding};
 use crate::http::status::IntoStatus;
 use crate::http::{date, forwarded, status, url, Headers};
@@ -28,6 +29,8 @@ pub struct RawRequest {
     pub(crate) headers: Headers,
     pub(crate) body: Vec<u8>,
     pub(crate) keep_alive: bool,
+    /// The window of a streamed body (`body` is then empty).
+    pub(crate) body_stream: Option<Arc<BodyShared>>,
 }
 
 /// A complete response, as returned by error handlers.
@@ -97,6 +100,8 @@ pub struct Parts {
     pub(crate) path_params: Vec<(String, String)>,
     pub(crate) headers: Headers,
     pub(crate) body: Vec<u8>,
+    /// A streamed body until [`Parts::body_reader`] takes it.
+    pub(crate) stream: StreamSlot,
     pub(crate) remote_addr: SocketAddr,
     /// The host a trusted proxy forwarded, which `host()` prefers to the
     /// `Host` field.
@@ -133,6 +138,9 @@ impl Request {
             .get("accept-encoding")
             .and_then(compress::negotiate);
         let head = raw.method == "HEAD";
+        let stream = raw
+            .body_stream
+            .map(|shared| BodyStream::new(shared, conn.io.clone(), conn.id));
         Request {
             responder: Responder {
                 done: Some(done),
@@ -142,6 +150,7 @@ impl Request {
                 encoding,
                 error_handler: None,
                 allow: None,
+                stream: stream.clone(),
             },
             parts: Parts {
                 method: raw.method,
@@ -152,6 +161,7 @@ impl Request {
                 path_params: Vec::new(),
                 headers: raw.headers,
                 body: raw.body,
+                stream: StreamSlot(stream),
                 remote_addr,
                 forwarded_host,
             },
@@ -356,6 +366,7 @@ impl Parts {
             path_params: Vec::new(),
             headers: Headers::new(),
             body: Vec::new(),
+            stream: StreamSlot::default(),
             remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             forwarded_host: None,
         }
@@ -424,14 +435,58 @@ impl Parts {
         self.headers.get("last-event-id")
     }
 
-    /// The body (de-chunked).
+    /// The body (de-chunked), buffered whole before the handler ran.
+    /// Empty for a streamed body (see [`Parts::body_reader`]).
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
-    /// Takes the body out of the request, leaving it empty.
+    /// Takes the body out of the request, leaving it empty. Empty for a
+    /// streamed body (see [`Parts::body_reader`]).
     pub fn take_body(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.body)
+    }
+
+    /// Whether the body is streamed: read from the socket as the handler
+    /// reads [`Parts::body_reader`], rather than buffered whole before the
+    /// handler ran. Decided per route ([`Router::stream_body`]) or per
+    /// server ([`ServerBuilder::stream_request_bodies`]).
+    ///
+    /// [`Router::stream_body`]: crate::Router::stream_body
+    /// [`ServerBuilder::stream_request_bodies`]: crate::ServerBuilder::stream_request_bodies
+    pub fn is_body_streamed(&self) -> bool {
+        self.stream.0.is_some()
+    }
+
+    /// The body as a reader (see [`BodyReader`]): a streamed body as it
+    /// arrives, with backpressure, or the buffered one (taken out of
+    /// [`Parts::body`]). One reader per body: a second call returns an
+    /// empty one.
+    ///
+    /// ```
+    /// use std::io::Read;
+    ///
+    /// fn upload(mut req: natron::Request) -> Result<(), natron::Error> {
+    ///     let mut body = req.body_reader();
+    ///     let mut buf = [0; 16 * 1024];
+    ///     let mut total = 0u64;
+    ///     loop {
+    ///         let n = body.read(&mut buf)?; // 400/408/413 if the body fails
+    ///         if n == 0 {
+    ///             break;
+    ///         }
+    ///         total += n as u64; // write `buf[..n]` somewhere
+    ///     }
+    ///     drop(body);
+    ///     req.respond(200, (), format!("{total} bytes"));
+    ///     Ok(())
+    /// }
+    /// ```
+    pub fn body_reader(&mut self) -> BodyReader {
+        match self.stream.0.take() {
+            Some(stream) => BodyReader::streamed(stream),
+            None => BodyReader::buffered(std::mem::take(&mut self.body)),
+        }
     }
 
     /// Decodes a `multipart/form-data` body (RFC 7578).
@@ -488,6 +543,8 @@ pub struct Responder {
     error_handler: Option<ErrorHandler>,
     /// Added as `Allow` to a `405` that lacks one.
     allow: Option<String>,
+    /// A streamed body: answering abandons it.
+    stream: Option<BodyStream>,
 }
 
 impl fmt::Debug for Responder {
@@ -617,6 +674,9 @@ impl Responder {
         }
         let mut close =
             !self.keep_alive || headers.has_token("connection", "close") || conn.app.is_draining();
+        if let Some(stream) = &self.stream {
+            close |= stream.closes_after_answer();
+        }
         fault_scope!(conn.remote);
         let encoded = {
             // Encoding is natron's code (and flate2's) on user data: a panic
@@ -651,6 +711,11 @@ impl Responder {
             conn.mark_closed();
         }
         conn.send_response(bytes, close);
+        if let Some(stream) = self.stream.take() {
+            // After the response is posted: the IO actor drops the rest of
+            // the body knowing whether the answer keeps the connection.
+            stream.abandon();
+        }
         // `done` drops here, after the response is queued: the next event
         // of this connection cannot run before it.
     }
@@ -661,8 +726,24 @@ impl Responder {
             return;
         };
         let log = done.actor().app.log.clone();
-        let response = match why {
-            Unanswered::Failed(e) => {
+        // A streamed body that failed (too large, malformed, stalled) is
+        // the likely reason, and its status the better answer than 500.
+        let body_failure = self.stream.as_ref().and_then(BodyStream::failure);
+        let response = match (why, body_failure) {
+            (Unanswered::Failed(e), Some(f)) if e.status() == 500 && e.cause().is_some() => {
+                slog::debug!(log, "handler failed reading the request body"; "error" => %e);
+                Response::new(
+                    f.status(),
+                    [("Content-Type", "text/plain; charset=utf-8")],
+                    f.reason(),
+                )
+            }
+            (Unanswered::Dropped | Unanswered::Panicked, Some(f)) => Response::new(
+                f.status(),
+                [("Content-Type", "text/plain; charset=utf-8")],
+                f.reason(),
+            ),
+            (Unanswered::Failed(e), _) => {
                 if e.status() >= 500 {
                     slog::error!(log, "handler failed"; "error" => %e);
                 } else {
@@ -670,7 +751,7 @@ impl Responder {
                 }
                 e.into_response()
             }
-            Unanswered::Dropped | Unanswered::Panicked => {
+            (why, _) => {
                 let reason = if let Unanswered::Panicked = why {
                     "handler panicked"
                 } else {
@@ -720,6 +801,7 @@ impl Drop for Responder {
             encoding: self.encoding,
             error_handler: self.error_handler.take(),
             allow: self.allow.take(),
+            stream: self.stream.take(),
         };
         if let Some(parked) = conn.park_unanswered(parked) {
             // Its handler has returned: nobody else will answer it.

@@ -68,6 +68,13 @@ impl Path {
 /// Splits a request target into its decoded path and decoded query pairs.
 /// Duplicate keys are kept in order; a key without `=` has an empty value.
 pub(crate) fn split_target(target: &str) -> (Path, Vec<(String, String)>) {
+    let (path, query) = split_path(target);
+    (path, parse_query(query))
+}
+
+/// The decoded path of a request target, and its raw query: what routing
+/// needs, without decoding the query.
+pub(crate) fn split_path(target: &str) -> (Path, &str) {
     // Absolute-form (`http://host/path?q`) is reduced to its path.
     let rest = match target.find("://") {
         Some(i) if !target.starts_with('/') => {
@@ -96,7 +103,7 @@ pub(crate) fn split_target(target: &str) -> (Path, Vec<(String, String)>) {
             end: start + path.len(),
         }
     };
-    (path, parse_query(query))
+    (path, query)
 }
 
 /// Parses `a=1&b=2&a=3` into decoded pairs, keeping duplicates.

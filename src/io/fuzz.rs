@@ -12,6 +12,11 @@
 //! The one input beyond that is a response posted after a `Connection:
 //! close` answer, which `Conn::on_response` documents as dropped. So any
 //! [`Bug`](super::Bug) is a failure.
+//!
+//! [`run_stream_script`] plays the same scripts with every request body
+//! streamed (`ServerBuilder::stream_request_bodies`): the modelled handler
+//! reads its window over several steps, asks for `100 Continue`, abandons
+//! the body or answers early, as `http/body.rs` lets a real one.
 
 use super::fake::{Harness, Step};
 use super::http::Fate;
@@ -19,6 +24,7 @@ use super::{apply, IoHandle, IoMsg, MAX_PIPELINE, MAX_WRITE_BACKLOG};
 use crate::actor::outbox::{outbox, Inbox};
 use crate::app::App;
 use crate::connection::{Connection, Event, WS_LOW_WATER};
+use crate::http::body::{BodyShared, BodyStream};
 use crate::websocket::upgrade::validate_head;
 use crate::websocket::{Message, WebSocket, WebSocketEvent, WsShared};
 use std::sync::atomic::Ordering;
@@ -101,6 +107,9 @@ struct Actor {
     /// Requests seen so far (the number in each answer's body).
     requests: usize,
     ws: Option<WebSocket>,
+    /// A streamed request whose handler runs (reading its body over
+    /// several steps): its number, window and keep-alive.
+    reading: Option<(usize, Arc<BodyShared>, bool)>,
 }
 
 struct Driver {
@@ -123,6 +132,15 @@ struct Driver {
 
 /// Plays `ops` against one connection and panics if an invariant breaks.
 pub fn run_script(ops: &[u8]) {
+    play(ops, false);
+}
+
+/// [`run_script`] with every request body streamed.
+pub fn run_stream_script(ops: &[u8]) {
+    play(ops, true);
+}
+
+fn play(ops: &[u8], stream: bool) {
     let poll = mio::Poll::new().expect("epoll");
     let waker = mio::Waker::new(poll.registry(), mio::Token(0)).expect("eventfd");
     let (io, inbox) = outbox(waker);
@@ -131,6 +149,7 @@ pub fn run_script(ops: &[u8]) {
     let server = crate::Server::builder()
         .max_message_len(256)
         .max_outbound_len(512)
+        .stream_request_bodies(stream)
         .build();
     let app = server.app().clone();
     h.cfg = app.config.clone();
@@ -313,6 +332,11 @@ impl Driver {
 
     /// The connection actor runs the next event of its mailbox.
     fn actor_handles_next(&mut self, arg: u8) {
+        if self.actor.reading.is_some() {
+            // One handler in flight: it goes on with its body.
+            self.handler_reads(arg);
+            return;
+        }
         let Some(event) = self.h.sink.events.get(self.h.sink.handled) else {
             return;
         };
@@ -330,6 +354,15 @@ impl Driver {
                     && self.actor.ws.is_none();
                 if upgrade {
                     self.upgrade();
+                    return;
+                }
+                if let Some(shared) = raw.body_stream.clone() {
+                    let keep_alive = raw.keep_alive;
+                    // `Connection::handle`: held answers go out before a
+                    // streamed request's handler runs.
+                    self.flush_held();
+                    self.actor.reading = Some((n, shared, keep_alive));
+                    self.handler_reads(arg);
                     return;
                 }
                 let close = arg & 1 != 0 || !raw.keep_alive || self.draining;
@@ -395,8 +428,8 @@ impl Driver {
         });
     }
 
-    /// `websocket::upgrade::upgrade` once the handshake is valid.
-    fn upgrade(&mut self) {
+    /// `Connection::flush_responses`.
+    fn flush_held(&mut self) {
         let a = &mut self.actor;
         if a.held_count > 0 {
             self.io.post(IoMsg::Response {
@@ -406,6 +439,48 @@ impl Driver {
                 close: false,
             });
         }
+    }
+
+    /// A streamed request's handler, one step: it reads what its window
+    /// holds (a read finding it empty asks for `100 Continue`), and either
+    /// goes on later or answers (`arg & 1`: with close; `arg & 8`: after
+    /// dropping its reader), which abandons the rest (`Responder::send`).
+    fn handler_reads(&mut self, arg: u8) {
+        let Some((n, shared, keep_alive)) = self.actor.reading.clone() else {
+            return;
+        };
+        let stream = BodyStream::new(shared.clone(), self.io.clone(), 0);
+        if arg & 4 != 0 {
+            let (_, resume) = shared.read_now(usize::from(arg) * 257 + 1);
+            if shared.ask_continue_if_owed() || resume {
+                self.io.post(IoMsg::BodyResume { conn: 0 });
+            }
+        }
+        let body_ended = shared.ended().is_some() && shared.queued_now() == 0;
+        if arg & 2 != 0 && !body_ended {
+            return;
+        }
+        if arg & 8 != 0 {
+            // Its `BodyReader` dropped before the answer.
+            stream.abandon();
+        }
+        self.actor.reading = None;
+        let waiting = self.h.sink.events.len() > self.h.sink.handled;
+        let close = arg & 1 != 0 || !keep_alive || self.draining || stream.closes_after_answer();
+        let body = format!("@{n}");
+        let bytes = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{}\r\n{body}",
+            body.len(),
+            if close { "Connection: close\r\n" } else { "" }
+        );
+        self.respond(bytes.into_bytes(), close, waiting);
+        stream.abandon();
+    }
+
+    /// `websocket::upgrade::upgrade` once the handshake is valid.
+    fn upgrade(&mut self) {
+        self.flush_held();
+        let a = &mut self.actor;
         let shared = Arc::new(WsShared::new(
             0,
             self.io.clone(),
@@ -484,6 +559,11 @@ impl Driver {
         let cfg = self.h.cfg.clone();
         let lingering = c.phase.linger_until().is_some();
         match (arg % 4, c.ws.as_ref()) {
+            // A streamed body stalled while its handler waits.
+            (0, None) if c.body_stalled(std::time::Duration::from_secs(1), Default::default()) => {
+                c.body_timed_out();
+                self.pump();
+            }
             // Header timeout, or a stalled body: 408.
             (0, None)
                 if !lingering
@@ -682,5 +762,17 @@ mod tests {
             n += 1;
         }
         assert!(n >= 20, "only {n} inputs in {dir}");
+    }
+
+    /// The same corpus with every request body streamed.
+    #[test]
+    fn the_conn_corpus_replays_clean_with_streamed_bodies() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz/corpus/conn");
+        for entry in std::fs::read_dir(dir).expect("fuzz/corpus/conn") {
+            let path = entry.unwrap().path();
+            let ops = std::fs::read(&path).unwrap();
+            let run = std::panic::catch_unwind(|| super::run_stream_script(&ops));
+            assert!(run.is_ok(), "{} fails (streamed bodies)", path.display());
+        }
     }
 }

@@ -21,10 +21,13 @@ use super::ws::WsConn;
 use super::{MAX_PIPELINE, MAX_WRITE_BACKLOG};
 use crate::app::Config;
 use crate::connection::Event;
-use crate::http::reader::{HttpError, Limits, Parsed, Reader};
-use crate::http::request::{serialize, Version};
+use crate::http::body::{BodyError, BodyShared, DISCARD_LIMIT};
+use crate::http::reader::{BodyPart, BodyPlan, HttpError, Limits, Parsed, Reader};
+use crate::http::request::{serialize, RawRequest, Version};
 use crate::http::Headers;
+use crate::router::ServerBody;
 use std::io::{self, Read, Write};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// What a connection needs of its socket.
@@ -157,6 +160,10 @@ pub(super) enum Why {
     /// Server shutdown: close once the requests in flight are answered and
     /// written.
     Draining,
+    /// A streamed body failed (malformed, too large, cut short, stalled):
+    /// its framing is lost, so nothing after it is read; close once its
+    /// request is answered and written.
+    BodyFailed,
 }
 
 impl Phase {
@@ -164,7 +171,7 @@ impl Phase {
     fn closes_when_done(&self) -> bool {
         matches!(
             self,
-            Phase::Closing(Why::ErrorSent | Why::AnsweredClose | Why::Draining)
+            Phase::Closing(Why::ErrorSent | Why::AnsweredClose | Why::Draining | Why::BodyFailed)
         )
     }
 
@@ -185,6 +192,15 @@ impl Phase {
     /// is under way that would end the connection anyway.
     pub(super) fn may_time_out(&self) -> bool {
         matches!(self, Phase::Open | Phase::Closing(Why::ClientAsked))
+    }
+
+    /// A streamed body in flight is read on: its request is being
+    /// handled and no answer has closed the connection.
+    fn feeds_body(&self) -> bool {
+        matches!(
+            self,
+            Phase::Open | Phase::Closing(Why::ClientAsked | Why::Draining)
+        )
     }
 
     pub(super) fn linger_until(&self) -> Option<Instant> {
@@ -218,6 +234,58 @@ pub(super) struct Conn<S> {
     /// How long a lingering close waits for the client's FIN
     /// (`ServerBuilder::linger_timeout`).
     pub(super) linger: Duration,
+    /// The streamed body being read (the newest request dispatched): the
+    /// reader hands out nothing else until it ends.
+    pub(super) inflow: Option<Inflow>,
+}
+
+/// A streamed request body being read: the window it feeds. One word
+/// (an idle connection carries the `Option` of it).
+pub(super) struct Inflow {
+    shared: Arc<BodyShared>,
+}
+
+impl Drop for Inflow {
+    /// However the connection ends mid-body, a handler blocked reading it
+    /// wakes with an error (a no-op once the body ended).
+    fn drop(&mut self) {
+        self.shared.fail(BodyError::ABORTED);
+    }
+}
+
+/// How far [`Conn::feed_body`] got.
+enum Fed {
+    /// The body ended: the next head may follow.
+    Ended,
+    /// Every buffered body byte is fed: read the socket.
+    NeedMore,
+    /// The window is full (or the discard bound reached): wait for
+    /// `IoMsg::BodyResume` or the answer.
+    Paused,
+    /// The body failed: nothing more is read.
+    Failed,
+}
+
+/// How the body of `req` is read: per its route (`Router::stream_body`,
+/// `Router::max_body_len`), else per server. Natron's matching only: no
+/// user code runs on the IO thread.
+fn body_plan(cfg: &Config, req: &RawRequest) -> BodyPlan {
+    let server = ServerBody {
+        stream: cfg.stream_bodies,
+        max_body_len: cfg.max_body_len as u64,
+        max_streamed_body_len: cfg.max_streamed_body_len,
+    };
+    match &cfg.body_rules {
+        Some(rules) => rules.plan(&req.method, &req.target, &server),
+        None => BodyPlan {
+            stream: server.stream,
+            max_body_len: if server.stream {
+                server.max_streamed_body_len
+            } else {
+                server.max_body_len
+            },
+        },
+    }
 }
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
@@ -243,6 +311,7 @@ impl<S: Socket> Conn<S> {
             ws: None,
             streaming: None,
             linger,
+            inflow: None,
         }
     }
 
@@ -301,6 +370,95 @@ impl<S: Socket> Conn<S> {
         }
     }
 
+    /// Feeds the streamed body's window from the reader: up to its room,
+    /// or, once the handler abandoned it, drops it (at most
+    /// [`DISCARD_LIMIT`] bytes until its request is answered; the answer
+    /// closes the connection when more is left). Sends the `100 Continue`
+    /// the handler's first read asked for, once every earlier answer is
+    /// queued before it.
+    fn feed_body(&mut self, limits: &Limits) -> Fed {
+        let Some(inflow) = self.inflow.as_mut() else {
+            return Fed::Ended;
+        };
+        let feed = inflow.shared.feed();
+        // The streamed request is the newest dispatched: with one pending,
+        // every earlier answer is in the writer.
+        if feed.continue_asked && !feed.abandoned && self.pipeline.pending() == 1 {
+            self.writer.push(super::writer::Chunk::Static(CONTINUE));
+            inflow.shared.continue_sent();
+        }
+        let mut budget = if !feed.abandoned {
+            feed.room
+        } else if self.pipeline.pending() == 0 {
+            // Answered: the answer kept the connection only if what is
+            // left is within the bound (`BodyStream::closes_after_answer`).
+            usize::MAX
+        } else {
+            DISCARD_LIMIT.saturating_sub(feed.dropped) as usize
+        };
+        loop {
+            if budget == 0 {
+                if feed.abandoned {
+                    // Until the answer is in (`on_response` pumps).
+                    return Fed::Paused;
+                }
+                // The handler may have read meanwhile: only a `feed` that
+                // finds no room may pause (it marks the window so).
+                budget = inflow.shared.feed().room;
+                if budget == 0 {
+                    return Fed::Paused;
+                }
+            }
+            match self.reader.body_part(budget, limits) {
+                Ok(BodyPart::Data(bytes)) => {
+                    let n = bytes.len();
+                    if feed.abandoned {
+                        inflow.shared.dropped(n);
+                    } else {
+                        inflow.shared.push(bytes);
+                    }
+                    budget -= n;
+                }
+                Ok(BodyPart::NeedMore) => return Fed::NeedMore,
+                Ok(BodyPart::End) => {
+                    inflow.shared.complete();
+                    self.inflow = None;
+                    return Fed::Ended;
+                }
+                Err(e) => {
+                    self.fail_body(BodyError::framing(e.status, e.reason));
+                    return Fed::Failed;
+                }
+            }
+        }
+    }
+
+    /// The streamed body cannot go on: its reader errs, nothing more is
+    /// read, the connection closes once the request is answered.
+    fn fail_body(&mut self, why: BodyError) {
+        if let Some(inflow) = self.inflow.take() {
+            inflow.shared.fail(why);
+        }
+        self.phase = Phase::Closing(Why::BodyFailed);
+    }
+
+    /// Whether a streamed body waits for the client's bytes (the handler
+    /// wants them and no `100 Continue` is owed) and none came for
+    /// `idle`: the body timeout.
+    pub(super) fn body_stalled(&self, idle: Duration, timeout: Duration) -> bool {
+        idle > timeout
+            && self.phase.feeds_body()
+            && self
+                .inflow
+                .as_ref()
+                .is_some_and(|inflow| inflow.shared.feed().waits_on_client)
+    }
+
+    /// The body timeout: the reader errs (408 if left unanswered).
+    pub(super) fn body_timed_out(&mut self) {
+        self.fail_body(BodyError::TIMED_OUT);
+    }
+
     /// A timeout while a request is being read: 408, then close.
     pub(super) fn time_out(&mut self) {
         self.phase = Phase::Closing(Why::ErrorOwed(error_response(HttpError {
@@ -330,15 +488,42 @@ impl<S: Socket> Conn<S> {
             max_body_len: cfg.max_body_len,
         };
         loop {
-            while self.can_dispatch() {
-                match self.reader.next(&limits) {
-                    Ok(Parsed::Request(raw, flags)) => {
+            // Whether the reader ran out of bytes while it may take more.
+            let mut want_bytes = false;
+            loop {
+                if self.inflow.is_some() {
+                    if !self.phase.feeds_body() {
+                        break;
+                    }
+                    match self.feed_body(&limits) {
+                        Fed::Ended => {}
+                        Fed::NeedMore => {
+                            want_bytes = true;
+                            break;
+                        }
+                        Fed::Paused | Fed::Failed => break,
+                    }
+                }
+                if !self.can_dispatch() {
+                    break;
+                }
+                match self.reader.next_with(&limits, |req| body_plan(cfg, req)) {
+                    Ok(Parsed::Request(mut raw, flags)) => {
                         if let Err(bug) = self.pipeline.dispatched(flags.upgrade) {
                             slog::error!(log, "closing the connection"; "error" => %bug);
                             return Fate::Close;
                         }
                         if !raw.keep_alive {
                             self.phase = Phase::Closing(Why::ClientAsked);
+                        }
+                        if flags.streamed {
+                            let shared = BodyShared::new(
+                                self.reader.streamed_left(),
+                                flags.expect_continue,
+                                cfg.body_stats.clone(),
+                            );
+                            raw.body_stream = Some(shared.clone());
+                            self.inflow = Some(Inflow { shared });
                         }
                         out.deliver(Event::Request(raw));
                     }
@@ -349,14 +534,21 @@ impl<S: Socket> Conn<S> {
                             self.continue_owed = true;
                         }
                     }
-                    Ok(Parsed::NeedMore) => break,
+                    Ok(Parsed::NeedMore) => {
+                        want_bytes = true;
+                        break;
+                    }
                     Err(e) => {
                         slog::debug!(log, "bad request"; "status" => e.status, "reason" => e.reason);
                         self.phase = Phase::Closing(Why::ErrorOwed(error_response(e)));
                     }
                 }
             }
-            if !self.can_dispatch() || !self.input.can_read() {
+            if want_bytes && self.inflow.is_some() && self.input.is_eof() {
+                // Nothing more can arrive, and the body is unfinished.
+                self.fail_body(BodyError::EOF);
+            }
+            if !want_bytes || !self.input.can_read() {
                 break;
             }
             match self.read_once(scratch) {
@@ -447,6 +639,7 @@ impl<S: Socket> Conn<S> {
                 }
                 let answered_close = matches!(self.phase, Phase::Closing(Why::AnsweredClose));
                 self.reader = Reader::new();
+                self.inflow = None;
                 return self.linger(answered_close, scratch);
             }
             if self.input.is_eof() {
@@ -537,6 +730,7 @@ mod tests {
     //! it wrote, and its fate, with no mio, no scheduler and no threads.
     use super::super::fake::{Harness, Step};
     use super::*;
+    use crate::http::body::BODY_WINDOW;
 
     impl Harness {
         /// The answer to the oldest request, as the connection actor posts
@@ -771,6 +965,174 @@ mod tests {
         assert!(h.conn.stream.shut.get());
         // Posted after the close answer: dropped, not a bug.
         assert_eq!(h.conn.on_response(b"late".to_vec(), 1, false), Ok(false));
+    }
+
+    /// The window of the oldest streamed request the sink received.
+    fn window(h: &Harness, i: usize) -> Arc<BodyShared> {
+        match &h.sink.events[i] {
+            Event::Request(raw) => raw.body_stream.clone().expect("a streamed body"),
+            _ => panic!("not a request"),
+        }
+    }
+
+    fn streaming() -> Harness {
+        let mut h = Harness::new(vec![]);
+        h.cfg.stream_bodies = true;
+        h
+    }
+
+    fn post(len: usize, extra: &str) -> String {
+        format!("POST /u HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n{extra}\r\n")
+    }
+
+    #[test]
+    fn a_streamed_body_fills_the_window_then_reading_pauses_until_the_handler_reads() {
+        const LEN: usize = 300_000;
+        let body: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
+        let mut h = streaming();
+        let mut wire = post(LEN, "").into_bytes();
+        wire.extend_from_slice(&body);
+        wire.extend_from_slice(get("/next").as_bytes());
+        h.conn.stream.script.push_back(Step::Data(wire));
+        assert_eq!(h.pump(), Fate::Keep);
+        // Dispatched after its head; the window is full and the socket is
+        // left unread (reads stopped, not merely buffered).
+        assert_eq!(h.dispatched(), ["/u"]);
+        let w = window(&h, 0);
+        assert_eq!(w.queued_now(), BODY_WINDOW);
+        let unread: usize = h
+            .conn
+            .stream
+            .script
+            .iter()
+            .map(|s| match s {
+                Step::Data(d) => d.len(),
+                _ => 0,
+            })
+            .sum();
+        assert!(unread > LEN - 2 * BODY_WINDOW - 2 * 65_536, "{unread}");
+        // The handler reads a quarter: not yet worth a wake-up.
+        let (first, resume) = w.read_now(BODY_WINDOW / 4);
+        assert!(!resume);
+        let mut got = first;
+        // Reads until the body ends; each wake-up (`BodyResume`) is a pump.
+        let mut wakeups = 0;
+        while got.len() < LEN {
+            let (bytes, resume) = w.read_now(16 * 1024);
+            assert!(!bytes.is_empty(), "stuck at {}", got.len());
+            got.extend_from_slice(&bytes);
+            if resume {
+                wakeups += 1;
+                h.conn.input.on_event(true, false);
+                assert_eq!(h.pump(), Fate::Keep);
+            }
+            assert!(w.queued_now() <= BODY_WINDOW);
+        }
+        assert_eq!(got, body);
+        assert!(wakeups >= 4, "{wakeups}");
+        assert_eq!(w.ended(), Some(Ok(())));
+        // The request behind it is read once the body ended (pipelined:
+        // its handler runs after /u's answer).
+        assert_eq!(h.dispatched(), ["/u", "/next"]);
+        assert!(h.conn.inflow.is_none());
+    }
+
+    #[test]
+    fn an_abandoned_body_is_dropped_and_the_next_request_read() {
+        let mut h = streaming();
+        let mut wire = post(100_000, "").into_bytes();
+        wire.extend_from_slice(&[b'x'; 100_000]);
+        wire.extend_from_slice(get("/next").as_bytes());
+        h.conn.stream.script.push_back(Step::Data(wire));
+        h.pump();
+        let w = window(&h, 0);
+        assert!(w.abandon());
+        // Answered (keep-alive: 100,000 is within the discard bound),
+        // then the rest is dropped and /next read.
+        h.answer("A;", false);
+        assert_eq!(h.dispatched(), ["/u", "/next"]);
+        assert_eq!(w.queued_now(), 0);
+        assert!(matches!(h.conn.phase, Phase::Open));
+    }
+
+    #[test]
+    fn an_abandoned_body_drops_at_most_the_bound_before_its_answer() {
+        let mut h = streaming();
+        let mut wire = post(4 << 20, "").into_bytes();
+        wire.extend_from_slice(&vec![b'x'; 4 << 20]);
+        h.conn.stream.script.push_back(Step::Data(wire));
+        h.pump();
+        window(&h, 0).abandon();
+        h.conn.input.on_event(true, false);
+        h.pump();
+        let w = window(&h, 0);
+        assert_eq!(w.feed().dropped, DISCARD_LIMIT);
+        // A close answer ends it: lingering drops the rest.
+        h.answer("A;", true);
+        assert!(h.conn.stream.shut.get());
+        assert!(h.conn.inflow.is_none());
+    }
+
+    #[test]
+    fn a_malformed_chunk_fails_the_stream_and_closes_after_the_answer() {
+        let mut h = streaming();
+        h.arrive(
+            "POST /u HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\nZ\r\n",
+        );
+        assert_eq!(h.dispatched(), ["/u"]);
+        let w = window(&h, 0);
+        assert_eq!(w.read_now(10).0, b"abc");
+        assert_eq!(w.ended().unwrap().unwrap_err().status(), 400);
+        assert!(matches!(h.conn.phase, Phase::Closing(Why::BodyFailed)));
+        // Nothing after it is read; the answer goes out, then the close.
+        h.arrive(get("/b"));
+        assert_eq!(h.dispatched(), ["/u"]);
+        h.answer("A;", false);
+        assert_eq!(h.written(), "A;");
+        assert!(h.conn.stream.shut.get());
+    }
+
+    #[test]
+    fn eof_mid_body_fails_the_stream() {
+        let mut h = streaming();
+        h.conn
+            .stream
+            .script
+            .push_back(data(&(post(10, "") + "abc")));
+        h.conn.stream.script.push_back(Step::Eof);
+        h.conn.input.on_event(true, true);
+        h.pump();
+        let w = window(&h, 0);
+        assert_eq!(w.read_now(10).0, b"abc");
+        assert_eq!(w.ended(), Some(Err(BodyError::EOF)));
+        assert_eq!(h.answer("A;", false), Fate::Close);
+    }
+
+    #[test]
+    fn continue_for_a_streamed_body_waits_for_the_first_read_and_earlier_answers() {
+        let mut h = streaming();
+        h.arrive(get("/a") + &post(5, "Expect: 100-continue\r\n"));
+        assert_eq!(h.dispatched(), ["/a", "/u"]);
+        let w = window(&h, 1);
+        // The handler reads before /a's answer is in: the 100 waits.
+        w.ask_continue();
+        h.pump();
+        assert_eq!(h.written(), "");
+        h.answer("A;", false);
+        assert_eq!(h.written(), "A;HTTP/1.1 100 Continue\r\n\r\n");
+        h.arrive("hello");
+        assert_eq!(w.read_now(10).0, b"hello");
+        assert_eq!(w.ended(), Some(Ok(())));
+    }
+
+    #[test]
+    fn the_connection_going_away_mid_body_wakes_the_reader() {
+        let mut h = streaming();
+        h.arrive(post(10, "") + "abc");
+        let w = window(&h, 0);
+        drop(h);
+        assert_eq!(w.read_now(10).0, b"abc");
+        assert_eq!(w.ended(), Some(Err(BodyError::ABORTED)));
     }
 
     #[test]

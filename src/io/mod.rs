@@ -156,6 +156,10 @@ pub(crate) enum IoMsg {
     },
     /// The mailbox of WebSocket `conn` has drained: read again.
     WsResume { conn: u64 },
+    /// The handler of `conn`'s streamed request body freed room in its
+    /// window, started reading (a `100 Continue` may be owed) or abandoned
+    /// the body: feed it again.
+    BodyResume { conn: u64 },
     /// Server shutdown: read no more requests; close each connection once
     /// its answered requests are written (WebSockets get a 1001 close);
     /// exit when none is left.
@@ -176,7 +180,8 @@ impl IoMsg {
             | IoMsg::StreamChunk { conn, .. }
             | IoMsg::StreamEnd { conn, .. }
             | IoMsg::StreamAbort { conn }
-            | IoMsg::WsResume { conn } => Some(*conn),
+            | IoMsg::WsResume { conn }
+            | IoMsg::BodyResume { conn } => Some(*conn),
             // A fan-out is for many connections: a panic handling it
             // closes none of them (each frame is pushed on its own).
             IoMsg::Accept(..) | IoMsg::WsFanout { .. } | IoMsg::Drain | IoMsg::Stop => None,
@@ -575,6 +580,12 @@ fn sweep_one(c: &mut Conn<TcpStream>, cfg: &Config, log: &slog::Logger, now: Ins
     if let Some(swept) = c.sweep_stream(cfg, now) {
         return swept;
     }
+    if c.body_stalled(idle, cfg.idle_timeout) {
+        // A handler waits for body bytes the client does not send: its
+        // read errs (`TimedOut`), so no worker is held forever.
+        c.body_timed_out();
+        return Swept::Pump;
+    }
     if c.phase.linger_until().is_some() {
         if lingered {
             return Swept::Expired;
@@ -634,7 +645,7 @@ fn apply<S: Socket>(
             c.on_ws_close(code, &reason, cfg);
             Ok(true)
         }
-        (IoMsg::WsResume { .. }, _) => Ok(true),
+        (IoMsg::WsResume { .. } | IoMsg::BodyResume { .. }, _) => Ok(true),
         (IoMsg::StreamHead { bytes, stream, .. }, Some(c)) => c.on_stream_head(bytes, stream),
         (IoMsg::StreamHead { stream, .. }, None) => {
             // The socket closed before the head reached it.
