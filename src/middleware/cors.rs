@@ -153,7 +153,7 @@ impl Cors {
     }
 
     fn varies(&self) -> bool {
-        !(self.any_origin && !self.credentials)
+        !self.any_origin || self.credentials
     }
 
     fn preflight(&self, origin: &str, method: &str, requested: &str) -> Response {
