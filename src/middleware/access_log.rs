@@ -29,11 +29,28 @@ pub struct AccessLog {
 
 impl AccessLog {
     /// Logs to the server's logger.
+    ///
+    /// ```
+    /// use natron::middleware::AccessLog;
+    /// use natron::Router;
+    ///
+    /// let mut router = Router::new();
+    /// router.wrap(AccessLog::new());
+    /// ```
     pub fn new() -> AccessLog {
         AccessLog { log: None }
     }
 
     /// Logs to `log` instead of the server's logger.
+    ///
+    /// ```
+    /// use natron::middleware::AccessLog;
+    ///
+    /// // A logger of its own, e.g. to a separate file; here discarded.
+    /// let access = slog::Logger::root(slog::Discard, slog::o!("log" => "access"));
+    /// let mw = AccessLog::to(access);
+    /// # let _ = mw;
+    /// ```
     pub fn to(log: slog::Logger) -> AccessLog {
         AccessLog { log: Some(log) }
     }

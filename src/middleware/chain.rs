@@ -14,6 +14,18 @@ use std::time::{Duration, Instant};
 
 /// The request a response answers, as the after-hooks see it: a copy taken
 /// when the handler was called, since the handler owns the request.
+///
+/// ```
+/// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+///
+/// struct Where;
+/// impl Middleware for Where {
+///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+///         let s = format!("{} {}", info.method(), info.path());
+///         head.headers_mut().set("X-Answered", s);
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct RequestInfo {
     method: Cow<'static, str>,
@@ -26,32 +38,109 @@ pub struct RequestInfo {
 
 impl RequestInfo {
     /// The method, e.g. `GET`.
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+    ///
+    /// struct Tag;
+    /// impl Middleware for Tag {
+    ///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+    ///         if info.method() == "HEAD" {
+    ///             head.headers_mut().set("X-Head", "1");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn method(&self) -> &str {
         &self.method
     }
 
     /// The request target as sent, e.g. `/a%20b?x=1`.
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+    ///
+    /// struct Tag;
+    /// impl Middleware for Tag {
+    ///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+    ///         if info.uri().contains("debug=1") {
+    ///             head.headers_mut().set("X-Debug", "on");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn uri(&self) -> &str {
         &self.uri
     }
 
     /// The percent-decoded path, e.g. `/a b`.
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+    ///
+    /// struct Tag;
+    /// impl Middleware for Tag {
+    ///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+    ///         if info.path().starts_with("/static/") {
+    ///             head.headers_mut().set("Cache-Control", "max-age=3600");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn path(&self) -> &str {
         &self.path
     }
 
     /// The client's address (see [`Parts::remote_addr`]).
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+    ///
+    /// struct Tag;
+    /// impl Middleware for Tag {
+    ///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+    ///         if info.remote_addr().ip().is_loopback() {
+    ///             head.headers_mut().set("X-Local", "1");
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
     }
 
     /// When the outermost middleware started on this request.
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+    ///
+    /// struct Tag;
+    /// impl Middleware for Tag {
+    ///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+    ///         let ms = info.started().elapsed().as_millis();
+    ///         head.headers_mut().set("Server-Timing", format!("app;dur={ms}"));
+    ///     }
+    /// }
+    /// ```
     pub fn started(&self) -> Instant {
         self.started
     }
 
     /// The request's extensions as the last `before` left them (e.g. the
     /// [`RequestId`](super::RequestId)).
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, RequestId, RequestInfo, ResponseHead};
+    ///
+    /// struct EchoId;
+    /// impl Middleware for EchoId {
+    ///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+    ///         if let Some(id) = info.extensions().get::<RequestId>() {
+    ///             head.headers_mut().set("X-Trace-Id", id.as_str());
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn extensions(&self) -> &http::Extensions {
         &self.extensions
     }
@@ -62,6 +151,20 @@ impl RequestInfo {
 /// natron still adds the framing fields (`Content-Length`,
 /// `Transfer-Encoding`), `Connection` and `Date` after the hooks, and
 /// compresses the body if the client accepts it and the hooks allow it.
+///
+/// ```
+/// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+///
+/// /// Turns a 404 of an API into a JSON problem type.
+/// struct ProblemType;
+/// impl Middleware for ProblemType {
+///     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
+///         if head.status() == 404 && info.path().starts_with("/api/") {
+///             head.headers_mut().set("Link", "</problems/not-found>; rel=\"type\"");
+///         }
+///     }
+/// }
+/// ```
 pub struct ResponseHead<'a> {
     pub(crate) status: &'a mut u16,
     pub(crate) headers: &'a mut Headers,
@@ -88,6 +191,15 @@ impl Default for Compress {
 
 impl ResponseHead<'_> {
     /// The status code, e.g. `200`.
+    ///
+    /// ```
+    /// # use natron::middleware::ResponseHead;
+    /// fn hook(head: &mut ResponseHead<'_>) {
+    ///     if head.status() >= 500 {
+    ///         head.headers_mut().set("Retry-After", "5");
+    ///     }
+    /// }
+    /// ```
     pub fn status(&self) -> u16 {
         *self.status
     }
@@ -117,6 +229,15 @@ impl ResponseHead<'_> {
     }
 
     /// The header fields.
+    ///
+    /// ```
+    /// # use natron::middleware::ResponseHead;
+    /// fn hook(head: &mut ResponseHead<'_>) {
+    ///     if !head.headers().contains("cache-control") {
+    ///         head.headers_mut().set("Cache-Control", "no-store");
+    ///     }
+    /// }
+    /// ```
     pub fn headers(&self) -> &Headers {
         self.headers
     }
@@ -124,6 +245,13 @@ impl ResponseHead<'_> {
     /// The header fields, to change. A field made invalid here (RFC 9110
     /// §5.5: a CR, LF or NUL in a value) turns the response into a `500`,
     /// as an invalid field from a handler does.
+    ///
+    /// ```
+    /// # use natron::middleware::ResponseHead;
+    /// fn hook(head: &mut ResponseHead<'_>) {
+    ///     head.headers_mut().set("X-Frame-Options", "DENY");
+    /// }
+    /// ```
     pub fn headers_mut(&mut self) -> &mut Headers {
         self.headers
     }
@@ -131,6 +259,15 @@ impl ResponseHead<'_> {
     /// The body's length in bytes when known at this point: the whole
     /// body of [`respond`](crate::Request::respond), or the announced
     /// length of a sized stream; `None` for a stream of unknown length.
+    ///
+    /// ```
+    /// # use natron::middleware::ResponseHead;
+    /// fn hook(head: &mut ResponseHead<'_>) {
+    ///     if head.body_len() == Some(0) {
+    ///         head.headers_mut().set("X-Empty", "1");
+    ///     }
+    /// }
+    /// ```
     pub fn body_len(&self) -> Option<u64> {
         self.body_len
     }
@@ -138,6 +275,16 @@ impl ResponseHead<'_> {
     /// Allows (the default) or forbids compressing this response. Only
     /// what the client accepts (`Accept-Encoding`) and natron's rules
     /// (not already encoded, a compressible type) are compressed at all.
+    ///
+    /// ```
+    /// # use natron::middleware::ResponseHead;
+    /// fn hook(head: &mut ResponseHead<'_>) {
+    ///     // Never compress what might carry secrets next to attacker input (BREACH).
+    ///     if head.headers().contains("set-cookie") {
+    ///         head.set_compression(false);
+    ///     }
+    /// }
+    /// ```
     pub fn set_compression(&mut self, enabled: bool) {
         self.compress.enabled = enabled;
     }
@@ -145,12 +292,31 @@ impl ResponseHead<'_> {
     /// Whole bodies shorter than `bytes` are not compressed (default
     /// 860: about one packet, below which compression saves nothing).
     /// Streams of unknown length are compressed whatever their size.
+    ///
+    /// ```
+    /// # use natron::middleware::ResponseHead;
+    /// fn hook(head: &mut ResponseHead<'_>) {
+    ///     head.set_min_compress_len(256);
+    /// }
+    /// ```
     pub fn set_min_compress_len(&mut self, bytes: usize) {
         self.compress.min_len = bytes;
     }
 }
 
 /// How a response ended, for [`Middleware::done`].
+///
+/// ```
+/// use natron::middleware::{Middleware, Summary};
+///
+/// struct Metrics;
+/// impl Middleware for Metrics {
+///     fn done(&self, s: &Summary<'_>) {
+///         let ms = s.duration.as_secs_f64() * 1e3;
+///         println!("{} {} {} {} B {ms:.1} ms", s.info.method(), s.info.path(), s.status, s.body_len);
+///     }
+/// }
+/// ```
 #[derive(Debug)]
 pub struct Summary<'a> {
     /// The status sent.
@@ -171,6 +337,19 @@ pub struct Summary<'a> {
 
 impl Summary<'_> {
     /// The server's logger (see [`ServerBuilder::logger`](crate::ServerBuilder::logger)).
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, Summary};
+    ///
+    /// struct SlowLog;
+    /// impl Middleware for SlowLog {
+    ///     fn done(&self, s: &Summary<'_>) {
+    ///         if s.duration.as_secs() >= 1 {
+    ///             slog::warn!(s.logger(), "slow request"; "path" => s.info.path());
+    ///         }
+    ///     }
+    /// }
+    /// ```
     pub fn logger(&self) -> &slog::Logger {
         self.log
     }
@@ -303,6 +482,14 @@ pub struct Wrap<H> {
 
 impl<H: Handler> Wrap<H> {
     /// `handler` without middleware yet.
+    ///
+    /// ```
+    /// use natron::middleware::Wrap;
+    /// use natron::Request;
+    ///
+    /// let plain = Wrap::new(|req: Request| req.respond(200, (), "no middleware yet"));
+    /// # let _ = plain;
+    /// ```
     pub fn new(handler: H) -> Wrap<H> {
         Wrap {
             inner: handler,
@@ -312,6 +499,17 @@ impl<H: Handler> Wrap<H> {
 
     /// Adds `m` inside the middleware added before: its `before` runs
     /// after theirs, its `after` and `done` before theirs.
+    ///
+    /// ```
+    /// use natron::middleware::{AccessLog, RequestIds, Wrap};
+    /// use natron::Request;
+    ///
+    /// // RequestIds runs first, so the access log line has the id.
+    /// let h = Wrap::new(|req: Request| req.respond(200, (), "ok"))
+    ///     .with(RequestIds::new())
+    ///     .with(AccessLog::new());
+    /// # let _ = h;
+    /// ```
     pub fn with(mut self, m: impl Middleware) -> Wrap<H> {
         self.chain.push(Arc::new(m));
         self

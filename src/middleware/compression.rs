@@ -31,6 +31,14 @@ pub struct Compression {
 
 impl Compression {
     /// Never compress.
+    ///
+    /// ```
+    /// use natron::middleware::{Compression, Wrap};
+    /// use natron::Request;
+    ///
+    /// let h = Wrap::new(|req: Request| req.respond(200, (), "x".repeat(4096))).with(Compression::off());
+    /// # let _ = h;
+    /// ```
     pub fn off() -> Compression {
         Compression {
             enabled: false,
@@ -40,6 +48,14 @@ impl Compression {
 
     /// Compress (when negotiated) whole bodies of at least `bytes` bytes;
     /// streams of unknown length whatever their size.
+    ///
+    /// ```
+    /// use natron::middleware::{Compression, Wrap};
+    /// use natron::Request;
+    ///
+    /// let h = Wrap::new(|req: Request| req.respond(200, (), "x".repeat(200))).with(Compression::min_len(100));
+    /// # let _ = h;
+    /// ```
     pub fn min_len(bytes: usize) -> Compression {
         Compression {
             enabled: true,

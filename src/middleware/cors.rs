@@ -68,6 +68,13 @@ impl Default for Cors {
 
 impl Cors {
     /// Allows no origin yet; methods `GET, HEAD, POST`.
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new().allow_origin("https://app.example");
+    /// # let _ = cors;
+    /// ```
     pub fn new() -> Cors {
         Cors {
             any_origin: false,
@@ -83,6 +90,15 @@ impl Cors {
 
     /// Allows `origin` (e.g. `https://app.example`), besides those allowed
     /// already.
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new()
+    ///     .allow_origin("https://app.example")
+    ///     .allow_origin("http://localhost:3000");
+    /// # let _ = cors;
+    /// ```
     pub fn allow_origin(mut self, origin: impl Into<String>) -> Cors {
         self.origins.push(origin.into());
         self
@@ -91,6 +107,13 @@ impl Cors {
     /// Allows every origin. Without credentials the responses say `*`;
     /// with them, the request's origin (a `*` does not admit credentials,
     /// Fetch §3.2.5).
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new().allow_any_origin();
+    /// # let _ = cors;
+    /// ```
     pub fn allow_any_origin(mut self) -> Cors {
         self.any_origin = true;
         self
@@ -98,12 +121,30 @@ impl Cors {
 
     /// The methods a preflight may ask for (replaces the default `GET,
     /// HEAD, POST`).
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new()
+    ///     .allow_origin("https://app.example")
+    ///     .allow_methods(["GET", "PUT", "DELETE"]);
+    /// # let _ = cors;
+    /// ```
     pub fn allow_methods<S: Into<String>>(mut self, methods: impl IntoIterator<Item = S>) -> Cors {
         self.methods = methods.into_iter().map(Into::into).collect();
         self
     }
 
     /// The request headers a preflight may ask for (case-insensitive).
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new()
+    ///     .allow_origin("https://app.example")
+    ///     .allow_headers(["Content-Type", "Authorization"]);
+    /// # let _ = cors;
+    /// ```
     pub fn allow_headers<S: Into<String>>(mut self, headers: impl IntoIterator<Item = S>) -> Cors {
         self.headers = headers
             .into_iter()
@@ -113,6 +154,13 @@ impl Cors {
     }
 
     /// Allows any request header a preflight asks for.
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new().allow_any_origin().allow_any_header();
+    /// # let _ = cors;
+    /// ```
     pub fn allow_any_header(mut self) -> Cors {
         self.any_header = true;
         self
@@ -120,6 +168,15 @@ impl Cors {
 
     /// Whether the browser may send credentials (cookies, HTTP
     /// authentication): `Access-Control-Allow-Credentials: true`.
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new()
+    ///     .allow_origin("https://app.example")
+    ///     .allow_credentials(true);
+    /// # let _ = cors;
+    /// ```
     pub fn allow_credentials(mut self, allow: bool) -> Cors {
         self.credentials = allow;
         self
@@ -127,6 +184,15 @@ impl Cors {
 
     /// Response headers the page's script may read beyond the
     /// CORS-safelisted ones (`Access-Control-Expose-Headers`).
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new()
+    ///     .allow_origin("https://app.example")
+    ///     .expose_headers(["X-Request-Id", "X-Total-Count"]);
+    /// # let _ = cors;
+    /// ```
     pub fn expose_headers<S: Into<String>>(mut self, headers: impl IntoIterator<Item = S>) -> Cors {
         self.expose = headers.into_iter().map(Into::into).collect();
         self
@@ -134,6 +200,15 @@ impl Cors {
 
     /// How long the browser may cache a preflight's answer
     /// (`Access-Control-Max-Age`, whole seconds).
+    ///
+    /// ```
+    /// use natron::middleware::Cors;
+    ///
+    /// let cors = Cors::new()
+    ///     .allow_origin("https://app.example")
+    ///     .max_age(std::time::Duration::from_secs(3600));
+    /// # let _ = cors;
+    /// ```
     pub fn max_age(mut self, age: Duration) -> Cors {
         self.max_age = Some(age);
         self

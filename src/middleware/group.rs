@@ -17,6 +17,17 @@ impl Handler for Boxed {
 }
 
 /// Routes that share a path prefix and middleware; see [`Router::group`].
+///
+/// ```
+/// use natron::middleware::RequestIds;
+/// use natron::{Request, Router};
+///
+/// let mut router = Router::new();
+/// router.group("/admin", |admin| {
+///     admin.wrap(RequestIds::new())
+///         .get("/stats", |req: Request| req.respond(200, (), "stats"));
+/// });
+/// ```
 pub struct Group {
     prefix: String,
     chain: Vec<Arc<dyn Middleware>>,
@@ -26,6 +37,17 @@ pub struct Group {
 impl Group {
     /// Wraps every route of the group (those added before this call too)
     /// in `m`, inside the middleware added before.
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    /// use natron::middleware::Compression;
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     api.wrap(Compression::off())
+    ///         .get("/dump", |req: Request| req.respond(200, (), "raw"));
+    /// });
+    /// ```
     pub fn wrap(&mut self, m: impl Middleware) -> &mut Self {
         self.chain.push(Arc::new(m));
         self
@@ -37,6 +59,16 @@ impl Group {
     /// # Panics
     ///
     /// As [`Router::route`], when the group is added to its router.
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     // PURGE /api/cache
+    ///     api.route("PURGE", "/cache", |req: Request| req.respond(204, (), ""));
+    /// });
+    /// ```
     pub fn route(&mut self, method: &str, pattern: &str, handler: impl Handler) -> &mut Self {
         let full = join(&self.prefix, pattern);
         self.routes
@@ -45,32 +77,93 @@ impl Group {
     }
 
     /// Adds a `GET` route (it serves `HEAD` too): see [`Group::route`].
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     // GET /api (the group's "/") and GET /api/items
+    ///     api.get("/", |req: Request| req.respond(200, (), "api"))
+    ///         .get("/items", |req: Request| req.respond(200, (), "items"));
+    /// });
+    /// ```
     pub fn get(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("GET", pattern, handler)
     }
 
     /// Adds a `POST` route: see [`Group::route`].
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     api.post("/items", |req: Request| req.respond(201, (), "created"));
+    /// });
+    /// ```
     pub fn post(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("POST", pattern, handler)
     }
 
     /// Adds a `PUT` route: see [`Group::route`].
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     api.put("/items/@id", |req: Request| req.respond(204, (), ""));
+    /// });
+    /// ```
     pub fn put(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("PUT", pattern, handler)
     }
 
     /// Adds a `PATCH` route: see [`Group::route`].
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     api.patch("/items/@id", |req: Request| req.respond(204, (), ""));
+    /// });
+    /// ```
     pub fn patch(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("PATCH", pattern, handler)
     }
 
     /// Adds a `DELETE` route: see [`Group::route`].
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     api.delete("/items/@id", |req: Request| req.respond(204, (), ""));
+    /// });
+    /// ```
     pub fn delete(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("DELETE", pattern, handler)
     }
 
     /// A group nested in this one: its prefix follows this group's, and
     /// its middleware runs inside this group's.
+    ///
+    /// ```
+    /// use natron::{Request, Router};
+    /// use natron::middleware::Compression;
+    ///
+    /// let mut router = Router::new();
+    /// router.group("/api", |api| {
+    ///     // GET /api/v1/items, without compression
+    ///     api.group("/v1", |v1| {
+    ///         v1.wrap(Compression::off())
+    ///             .get("/items", |req: Request| req.respond(200, (), "v1 items"));
+    ///     });
+    /// });
+    /// ```
     pub fn group(&mut self, prefix: &str, build: impl FnOnce(&mut Group)) -> &mut Self {
         let inner = Group::build(join_prefix(&self.prefix, prefix), build);
         for (method, pattern, handler) in inner {

@@ -92,6 +92,22 @@ use crate::http::{Parts, Response};
 /// struct ApiKey;
 ///
 /// impl Middleware for ApiKey {
+///     ///
+///     /// ```
+///     /// use natron::middleware::Middleware;
+///     /// use natron::{Parts, Response};
+///     ///
+///     /// struct JsonOnly;
+///     /// impl Middleware for JsonOnly {
+///     ///     fn before(&self, req: &mut Parts) -> Result<(), Response> {
+///     ///         let json = req.header("content-type").is_some_and(|t| t.starts_with("application/json"));
+///     ///         if req.method() == "POST" && !json {
+///     ///             return Err(Response::new(415, [("Accept-Post", "application/json")], ""));
+///     ///         }
+///     ///         Ok(())
+///     ///     }
+///     /// }
+///     /// ```
 ///     fn before(&self, req: &mut Parts) -> Result<(), Response> {
 ///         match req.header("x-api-key") {
 ///             Some("s3cret") => Ok(()),
@@ -119,6 +135,17 @@ pub trait Middleware: Send + Sync + 'static {
     /// Runs once per response when its head is built, on the thread that
     /// builds it. `info` is the request as it was when the handler was
     /// called (method, path, client, extensions).
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, RequestInfo, ResponseHead};
+    ///
+    /// struct NoSniff;
+    /// impl Middleware for NoSniff {
+    ///     fn after(&self, head: &mut ResponseHead<'_>, _info: &RequestInfo) {
+    ///         head.headers_mut().set("X-Content-Type-Options", "nosniff");
+    ///     }
+    /// }
+    /// ```
     fn after(&self, head: &mut ResponseHead<'_>, info: &RequestInfo) {
         let _ = (head, info);
     }
@@ -127,6 +154,19 @@ pub trait Middleware: Send + Sync + 'static {
     /// at once for a whole body, when the stream ends for a streamed one
     /// (on the thread that finishes it, or a worker when the connection
     /// ended it).
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, Summary};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// /// Counts the body bytes served.
+    /// struct Bytes(AtomicU64);
+    /// impl Middleware for Bytes {
+    ///     fn done(&self, s: &Summary<'_>) {
+    ///         self.0.fetch_add(s.body_len, Ordering::Relaxed);
+    ///     }
+    /// }
+    /// ```
     fn done(&self, summary: &Summary<'_>) {
         let _ = summary;
     }

@@ -23,6 +23,15 @@ pub struct RequestId(String);
 
 impl RequestId {
     /// The id, e.g. `3f1c2a9e04b7d615-17`.
+    ///
+    /// ```
+    /// use natron::middleware::RequestId;
+    ///
+    /// fn handler(req: natron::Request) {
+    ///     let id = req.extensions().get::<RequestId>().map(|id| id.as_str().to_owned());
+    ///     req.respond(200, (), id.unwrap_or_default());
+    /// }
+    /// ```
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -54,6 +63,14 @@ const MAX_ID_LEN: usize = 128;
 
 impl RequestIds {
     /// Keeps a valid incoming id, makes one otherwise.
+    ///
+    /// ```
+    /// use natron::middleware::RequestIds;
+    /// use natron::Server;
+    ///
+    /// let server = Server::builder().middleware(RequestIds::new()).build();
+    /// # drop(server);
+    /// ```
     pub fn new() -> RequestIds {
         let mut h = RandomState::new().build_hasher();
         h.write_u128(
@@ -70,6 +87,13 @@ impl RequestIds {
 
     /// Ignores the client's `X-Request-Id` and always makes a new id (for
     /// a server not behind a proxy that sets one).
+    ///
+    /// ```
+    /// use natron::middleware::RequestIds;
+    ///
+    /// let ids = RequestIds::new().always_new();
+    /// # let _ = ids;
+    /// ```
     pub fn always_new(mut self) -> RequestIds {
         self.trust_incoming = false;
         self
