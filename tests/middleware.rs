@@ -601,21 +601,40 @@ fn panicking_hooks_are_contained() {
     c.read_response().assert("HTTP/1.1 200 OK", "ok");
 }
 
-/// Adds a field no response may carry.
-struct BadField;
+/// Adds a field no response may carry, counting its calls.
+struct BadField(Arc<Mutex<usize>>);
 
 impl Middleware for BadField {
     fn after(&self, head: &mut ResponseHead<'_>, _info: &RequestInfo) {
+        *self.0.lock().unwrap() += 1;
         head.headers_mut().set("X-Bad", "a\u{0}b");
     }
 }
 
 #[test]
-fn an_invalid_field_from_an_after_hook_is_a_500() {
-    let server = serve(Wrap::new(|req: Request| req.respond(200, (), "ok")).with(BadField));
-    let r = server.request("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
-    assert_eq!(r.status, 500);
-    assert_eq!(r.header("x-bad"), None);
+fn an_invalid_field_from_an_after_hook_is_a_500_and_the_hook_runs_once() {
+    let calls = Arc::new(Mutex::new(0));
+    let server = serve(
+        Wrap::new(|req: Request| {
+            if req.path() == "/stream" {
+                let s = req.respond_stream(200, ());
+                let _ = s.write("never sent");
+            } else {
+                req.respond(200, (), "ok");
+            }
+        })
+        .with(BadField(calls.clone())),
+    );
+    for (i, path) in ["/", "/stream"].into_iter().enumerate() {
+        let r = server.request(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        assert_eq!(r.status, 500, "{path}");
+        assert_eq!(r.header("x-bad"), None);
+        assert_eq!(
+            *calls.lock().unwrap(),
+            i + 1,
+            "{path}: the after-hook ran once"
+        );
+    }
 }
 
 #[test]

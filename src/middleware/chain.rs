@@ -363,6 +363,9 @@ pub(crate) struct Hooks {
     info: RequestInfo,
     compress: Compress,
     status: u16,
+    /// The after-hooks have run: a head that turned into a `500` after
+    /// them is not shown to them again.
+    after_ran: bool,
 }
 
 impl Hooks {
@@ -379,6 +382,7 @@ impl Hooks {
             },
             compress: Compress::default(),
             status: 0,
+            after_ran: false,
         }
     }
 
@@ -390,6 +394,11 @@ impl Hooks {
         body_len: Option<u64>,
         log: &slog::Logger,
     ) -> Compress {
+        if self.after_ran {
+            self.status = *status;
+            return self.compress;
+        }
+        self.after_ran = true;
         let mut compress = self.compress;
         for m in self.chain.iter().rev() {
             let mut head = ResponseHead {
@@ -403,6 +412,7 @@ impl Hooks {
             }
         }
         self.status = *status;
+        self.compress = compress;
         compress
     }
 

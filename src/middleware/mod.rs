@@ -26,6 +26,10 @@
 //! `before`. A request without middleware carries no hooks and pays
 //! nothing for them (`benches/allocs.rs`).
 //!
+//! Responses natron makes before a request reaches a handler (the IO
+//! actor's `400`, `408`, `413`, `431` for a request it could not read) do
+//! not pass through middleware.
+//!
 //! # Where middleware goes
 //!
 //! | wrap                                   | runs for                                     |
