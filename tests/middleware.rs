@@ -688,3 +688,38 @@ fn websocket_upgrade_is_seen_by_done_hooks() {
     let _ws: Client = server.websocket("/ws");
     assert_eq!(entries(&log, 2), ["before ws", "done ws 101 0 true"]);
 }
+
+#[test]
+fn groups_join_prefixes_and_nest_their_middleware() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut router = Router::new();
+    router.group("/api", |api| {
+        api.wrap(trace("api", &log))
+            .get("/", |req: Request| req.respond(200, (), "root"))
+            .group("/v1", |v1| {
+                v1.wrap(trace("v1", &log))
+                    .get("/items/@id", |req: Request| {
+                        let id = req.path_param("id").unwrap_or("").to_owned();
+                        req.respond(200, (), id)
+                    });
+            });
+    });
+    let server = serve(router);
+    let r = server.request("GET /api HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.assert("HTTP/1.1 200 OK", "root");
+    assert_eq!(r.header_all("x-trace"), ["api"]);
+    let r = server.request("GET /api/v1/items/7 HTTP/1.1\r\nHost: x\r\n\r\n");
+    r.assert("HTTP/1.1 200 OK", "7");
+    assert_eq!(r.header_all("x-trace"), ["v1", "api"]);
+    assert_eq!(
+        server
+            .request("GET /api/ HTTP/1.1\r\nHost: x\r\n\r\n")
+            .status,
+        404
+    );
+    // A method no route of the path takes: the router's 405, without the
+    // group's middleware.
+    let r = server.request("POST /api/v1/items/7 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(r.status, 405);
+    assert!(r.header_all("x-trace").is_empty());
+}

@@ -238,8 +238,10 @@ impl Router {
     /// Adds routes under `prefix` (empty, or starting with `/` and not
     /// ending with one) that share middleware: `build` adds them to a
     /// [`Group`] and wraps them with [`Group::wrap`]. The group's
-    /// middleware runs after routing, only for its routes (a path no
-    /// route matches gets the router's `404` without it).
+    /// middleware runs after routing, only for its routes: a path no
+    /// route matches gets the router's `404` without it, and a method no
+    /// route of the path takes its `405` (use [`Router::wrap`] for
+    /// middleware that must see those too).
     ///
     /// # Panics
     ///
