@@ -702,7 +702,8 @@ impl Responder {
                 let conn = done.actor().clone();
                 slog::error!(conn.app.log, "invalid response from a handler; sending 500 instead"; "error" => &why);
                 self.done = Some(done);
-                // The hooks that made the head invalid see the 500 too.
+                // Their done-hooks see the 500 (their after-hooks have
+                // run, and do not again).
                 if hooks.is_some() {
                     self.hooks = hooks;
                 }
