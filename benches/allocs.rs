@@ -126,6 +126,51 @@ fn http(addr: SocketAddr) {
     });
 }
 
+/// A middleware with every hook, doing nothing: the fixed cost of the
+/// hook chain (`GET /` without middleware must not pay it).
+struct Noop;
+
+impl natron::Middleware for Noop {
+    fn before(&self, _req: &mut natron::Parts) -> Result<(), natron::Response> {
+        Ok(())
+    }
+    fn after(
+        &self,
+        _head: &mut natron::middleware::ResponseHead<'_>,
+        _info: &natron::middleware::RequestInfo,
+    ) {
+    }
+    fn done(&self, _s: &natron::middleware::Summary<'_>) {}
+}
+
+/// `GET /` through one [`Noop`] middleware.
+fn http_wrapped() {
+    let server = Server::builder()
+        .middleware(Noop)
+        .handler(|req: Request| req.respond(200, [("Content-Type", "text/plain")], "Hello, World!"))
+        .build();
+    let handle = server.handle();
+    let serving = thread::spawn(move || server.serve(("127.0.0.1", 0)));
+    let addr = handle.wait_until_ready(Duration::from_secs(10)).unwrap();
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_nodelay(true).unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    for _ in 0..1000 {
+        sock.write_all(REQUEST).unwrap();
+        read_responses(&mut sock, &mut buf, 1);
+    }
+    let n = 20_000;
+    measure("GET / with one no-op middleware", n, 1, || {
+        for _ in 0..n {
+            sock.write_all(REQUEST).unwrap();
+            read_responses(&mut sock, &mut buf, 1);
+        }
+    });
+    drop(sock);
+    handle.close();
+    serving.join().unwrap().unwrap();
+}
+
 fn ws(addr: SocketAddr) {
     let mut sock = TcpStream::connect(addr).unwrap();
     sock.set_nodelay(true).unwrap();
@@ -276,6 +321,7 @@ fn main() {
     ws(addr);
     handle.close();
     serving.join().unwrap().unwrap();
+    http_wrapped();
     for (path, label, compressed) in [
         ("/ws", "idle WebSocket", false),
         ("/ws-lean", "idle WebSocket, headers not kept", false),

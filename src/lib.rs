@@ -81,6 +81,8 @@ mod json;
 #[cfg(not(loom))]
 mod listen;
 #[cfg(not(loom))]
+pub mod middleware;
+#[cfg(not(loom))]
 mod pool;
 #[cfg(not(loom))]
 pub mod pubsub;
@@ -102,6 +104,8 @@ pub use http::{
 };
 #[cfg(not(loom))]
 pub use listen::ListenAddrs;
+#[cfg(not(loom))]
+pub use middleware::Middleware;
 #[cfg(not(loom))]
 pub use pubsub::PubSub;
 #[cfg(not(loom))]

@@ -93,6 +93,7 @@
 use crate::handler::{Error, Handler};
 use crate::http::reader::BodyPlan;
 use crate::http::{ErrorHandler, Request, Response};
+use crate::middleware::Middleware;
 use crate::websocket::{WebSocketHandler, WebSocketUpgrade};
 use std::fmt;
 use std::sync::Arc;
@@ -106,6 +107,8 @@ pub struct Router {
     not_found: Option<Box<dyn Handler>>,
     method_not_allowed: Option<Box<dyn Handler>>,
     error_handler: Option<ErrorHandler>,
+    /// Runs before routing ([`Router::wrap`]).
+    pub(crate) middleware: Vec<Arc<dyn Middleware>>,
 }
 
 struct Route {
@@ -177,6 +180,7 @@ impl Router {
             not_found: None,
             method_not_allowed: None,
             error_handler: None,
+            middleware: Vec::new(),
         }
     }
 
@@ -489,6 +493,12 @@ impl Handler for Router {
     fn handle(&self, mut request: Request) -> Result<(), Error> {
         if let Some(error_handler) = &self.error_handler {
             request.set_error_handler(Arc::clone(error_handler));
+        }
+        if !self.middleware.is_empty() {
+            match crate::middleware::run_before(&self.middleware, request) {
+                Some(r) => request = r,
+                None => return Ok(()),
+            }
         }
         match self.resolve(request.method(), request.path()) {
             Resolution::Route(index, params) => {

@@ -40,6 +40,7 @@ pub struct ServerBuilder {
     ws_handler: Option<Box<dyn WebSocketHandler>>,
     log: Option<slog::Logger>,
     config: Config,
+    middleware: Vec<Arc<dyn crate::Middleware>>,
 }
 
 impl ServerBuilder {
@@ -78,6 +79,25 @@ impl ServerBuilder {
     /// overrides it per connection.
     pub fn websocket_compression(mut self, compression: crate::WebSocketCompression) -> Self {
         self.config.ws_compression = Some(compression);
+        self
+    }
+
+    /// Wraps the handler in `m` (see [`crate::middleware`]): it runs for
+    /// every request, before routing. Middleware added first is the
+    /// outermost: its `before` runs first, its `after` and `done` last.
+    ///
+    /// ```
+    /// use natron::middleware::AccessLog;
+    /// use natron::{Request, Server};
+    ///
+    /// let server = Server::builder()
+    ///     .middleware(AccessLog::new())
+    ///     .handler(|req: Request| req.respond(200, (), "ok"))
+    ///     .build();
+    /// # drop(server);
+    /// ```
+    pub fn middleware(mut self, m: impl crate::Middleware) -> Self {
+        self.middleware.push(Arc::new(m));
         self
     }
 
@@ -321,11 +341,17 @@ impl ServerBuilder {
         if self.config.max_outbound_len == 0 {
             self.config.max_outbound_len = (2 * self.config.max_message_len).max(1 << 20);
         }
-        let handler = self.handler.unwrap_or_else(|| {
+        let mut handler = self.handler.unwrap_or_else(|| {
             Box::new(|req: crate::Request| {
                 req.respond(404, [("Content-Type", "text/plain")], "Not Found")
             })
         });
+        if !self.middleware.is_empty() {
+            handler = Box::new(crate::middleware::Wrap::from_chain(
+                crate::middleware::Boxed(handler),
+                std::mem::take(&mut self.middleware),
+            ));
+        }
         Server {
             app: Arc::new(App {
                 handler,
@@ -444,6 +470,7 @@ impl Server {
             ws_handler: None,
             log: None,
             config: Config::default(),
+            middleware: Vec::new(),
         }
     }
 

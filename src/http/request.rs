@@ -106,6 +106,8 @@ pub struct Parts {
     /// The host a trusted proxy forwarded, which `host()` prefers to the
     /// `Host` field.
     pub(crate) forwarded_host: Option<String>,
+    /// What middleware added (empty: no allocation).
+    pub(crate) extensions: http::Extensions,
 }
 
 impl std::ops::Deref for Request {
@@ -151,6 +153,7 @@ impl Request {
                 error_handler: None,
                 allow: None,
                 stream: stream.clone(),
+                hooks: None,
             },
             parts: Parts {
                 method: raw.method,
@@ -164,6 +167,7 @@ impl Request {
                 stream: StreamSlot(stream),
                 remote_addr,
                 forwarded_host,
+                extensions: http::Extensions::new(),
             },
         }
     }
@@ -345,6 +349,11 @@ impl Request {
         self.responder.allow = Some(allow);
     }
 
+    /// Both halves, borrowed, for the middleware chain.
+    pub(crate) fn split_mut(&mut self) -> (&mut Parts, &mut Responder) {
+        (&mut self.parts, &mut self.responder)
+    }
+
     /// Installs the builder of the response sent if this request is not
     /// answered (panic or drop).
     pub(crate) fn set_error_handler(&mut self, handler: ErrorHandler) {
@@ -369,6 +378,7 @@ impl Parts {
             stream: StreamSlot::default(),
             remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             forwarded_host: None,
+            extensions: http::Extensions::new(),
         }
     }
 
@@ -499,6 +509,39 @@ impl Parts {
         )
     }
 
+    /// Typed values attached to the request by middleware (a
+    /// [`RequestId`](crate::middleware::RequestId), an authenticated user,
+    /// ...), one per type.
+    ///
+    /// ```
+    /// # fn handler(req: natron::Request) {
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// let name = req.extensions().get::<User>().map_or("anonymous", |u| &u.0);
+    /// let greeting = format!("hello {name}");
+    /// req.respond(200, (), greeting);
+    /// # }
+    /// ```
+    pub fn extensions(&self) -> &http::Extensions {
+        &self.extensions
+    }
+
+    /// The extensions, to add to: see [`Parts::extensions`]. Values must be
+    /// `Clone + Send + Sync + 'static`.
+    ///
+    /// ```
+    /// # fn before(req: &mut natron::Parts) {
+    /// #[derive(Clone)]
+    /// struct User(String);
+    ///
+    /// req.extensions_mut().insert(User("ada".into()));
+    /// # }
+    /// ```
+    pub fn extensions_mut(&mut self) -> &mut http::Extensions {
+        &mut self.extensions
+    }
+
     /// The client's address: the peer's, or, when the peer is one of the
     /// server's [trusted proxies](crate::ServerBuilder::trusted_proxies),
     /// the client it forwards for (port 0 if the proxy gives none).
@@ -545,6 +588,8 @@ pub struct Responder {
     allow: Option<String>,
     /// A streamed body: answering abandons it.
     stream: Option<BodyStream>,
+    /// Middleware's after-hooks (`None`: no middleware, nothing to pay).
+    pub(crate) hooks: Option<Box<crate::middleware::Hooks>>,
 }
 
 impl fmt::Debug for Responder {
@@ -632,19 +677,36 @@ impl Responder {
     pub(crate) fn stream_body(
         mut self,
         status: impl IntoStatus,
-        headers: Headers,
+        mut headers: Headers,
         len: Option<u64>,
     ) -> crate::ResponseStream {
         let done = self
             .done
             .take()
             .expect("an unanswered request holds its run right");
-        let status = match check_response(status, &headers) {
+        let mut hooks = None;
+        let checked = check_response(status, &headers).and_then(|mut status| {
+            hooks = self.hooks.take();
+            if let Some(h) = hooks.as_mut() {
+                let c = h.after(&mut status, &mut headers, len, &done.actor().app.log);
+                if !c.enabled {
+                    self.encoding = None;
+                }
+                headers.check_fields()?;
+            }
+            Ok(status)
+        });
+        let status = match checked {
             Ok(status) => status,
             Err(why) => {
                 let conn = done.actor().clone();
                 slog::error!(conn.app.log, "invalid response from a handler; sending 500 instead"; "error" => &why);
                 self.done = Some(done);
+                // Their done-hooks see the 500 (their after-hooks have
+                // run, and do not again).
+                if hooks.is_some() {
+                    self.hooks = hooks;
+                }
                 let r = Response::plain(500);
                 self.send(r.status, r.headers, r.body);
                 return crate::http::stream::closed(conn);
@@ -660,11 +722,12 @@ impl Responder {
                 head: self.head,
                 keep_alive: self.keep_alive,
                 encoding: self.encoding,
+                hooks,
             },
         )
     }
 
-    fn send(&mut self, status: u16, mut headers: Headers, body: Vec<u8>) {
+    fn send(&mut self, mut status: u16, mut headers: Headers, mut body: Vec<u8>) {
         let Some(done) = self.done.take() else { return };
         let conn = done.actor();
         if status == 405 && !headers.contains("allow") {
@@ -672,6 +735,32 @@ impl Responder {
                 headers.append("Allow", allow);
             }
         }
+        let mut hooks = self.hooks.take();
+        let mut encoding = self.encoding;
+        let mut min_compress_len = compress::MIN_COMPRESS_LEN;
+        if let Some(h) = hooks.as_mut() {
+            let c = h.after(
+                &mut status,
+                &mut headers,
+                Some(body.len() as u64),
+                &conn.app.log,
+            );
+            if !c.enabled {
+                encoding = None;
+            }
+            min_compress_len = c.min_len;
+            if let Err(why) = headers.check_fields() {
+                slog::error!(conn.app.log, "invalid response field set by middleware; sending 500 instead"; "error" => &why);
+                let r = Response::plain(500);
+                (status, headers, body) = (r.status, r.headers, r.body);
+                h.set_status(500);
+            }
+        }
+        let body_len = if self.head || !status::allows_body(status) {
+            0
+        } else {
+            body.len() as u64
+        };
         let mut close =
             !self.keep_alive || headers.has_token("connection", "close") || conn.app.is_draining();
         if let Some(stream) = &self.stream {
@@ -685,13 +774,13 @@ impl Responder {
             // nor unwind into the handler that called `respond`.
             catch_unwind(AssertUnwindSafe(|| {
                 fault_point!(HttpEncode);
-                serialize(
+                serialize_with(
                     status,
                     headers,
                     body,
                     self.version,
                     self.head,
-                    self.encoding,
+                    encoding.map(|e| (e, min_compress_len)),
                     close,
                 )
             }))
@@ -716,8 +805,22 @@ impl Responder {
             // the body knowing whether the answer keeps the connection.
             stream.abandon();
         }
-        // `done` drops here, after the response is queued: the next event
-        // of this connection cannot run before it.
+        // After the response is queued: the next event of this connection
+        // cannot run before it.
+        let hooks = hooks.map(|h| (h, conn.app.log.clone()));
+        drop(done);
+        if let Some((h, log)) = hooks {
+            h.done(body_len, true, &log);
+        }
+    }
+
+    /// The request became a WebSocket: the `101` is the response its
+    /// done-hooks see (the after-hooks do not: natron writes that head).
+    pub(crate) fn upgraded(&mut self, log: &slog::Logger) {
+        if let Some(mut h) = self.hooks.take() {
+            h.set_status(101);
+            h.done(0, true, log);
+        }
     }
 
     /// Answers for a handler that did not (see [`crate::Handler`]).
@@ -802,6 +905,7 @@ impl Drop for Responder {
             error_handler: self.error_handler.take(),
             allow: self.allow.take(),
             stream: self.stream.take(),
+            hooks: self.hooks.take(),
         };
         if let Some(parked) = conn.park_unanswered(parked) {
             // Its handler has returned: nobody else will answer it.
@@ -872,11 +976,25 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
 /// compresses the body when negotiated and worth it.
 pub fn serialize(
     status: u16,
+    headers: Headers,
+    body: Vec<u8>,
+    version: Version,
+    head: bool,
+    encoding: Option<Encoding>,
+    close: bool,
+) -> Vec<u8> {
+    let encoding = encoding.map(|e| (e, compress::MIN_COMPRESS_LEN));
+    serialize_with(status, headers, body, version, head, encoding, close)
+}
+
+/// [`serialize`], compressing bodies of at least the given length.
+fn serialize_with(
+    status: u16,
     mut headers: Headers,
     mut body: Vec<u8>,
     version: Version,
     head: bool,
-    encoding: Option<Encoding>,
+    encoding: Option<(Encoding, usize)>,
     close: bool,
 ) -> Vec<u8> {
     let has_body = status::allows_body(status);
@@ -888,9 +1006,9 @@ pub fn serialize(
     // it (RFC 9110 §7.8).
     let upgrade = headers.contains("upgrade") && headers.has_token("connection", "upgrade");
     headers.remove("connection");
-    if let Some(enc) = encoding {
+    if let Some((enc, min_len)) = encoding {
         if has_body
-            && body.len() >= compress::MIN_COMPRESS_LEN
+            && body.len() >= min_len
             && !headers.contains("content-encoding")
             && compress::compressible(headers.get("content-type"))
         {

@@ -135,6 +135,10 @@ struct Ctl {
     on_close: Option<Job>,
     /// Runs (on a worker) once the budget is below half.
     on_writable: Option<Job>,
+    /// Middleware's done-hooks, run when the stream ends.
+    hooks: Option<Box<crate::middleware::Hooks>>,
+    /// Body bytes written, before compression and framing (for `hooks`).
+    body_len: u64,
 }
 
 /// State shared by the handles, the IO actor and the pub/sub hub.
@@ -273,6 +277,8 @@ impl StreamShared {
                 done,
                 on_close: None,
                 on_writable: None,
+                hooks: None,
+                body_len: 0,
             }),
             handles: AtomicUsize::new(1),
             heartbeat_ms: AtomicU64::new(0),
@@ -353,6 +359,7 @@ impl StreamShared {
         if let Framing::Sized(left) = &mut ctl.framing {
             *left -= bytes.len() as u64;
         }
+        ctl.body_len += bytes.len() as u64;
         self.io.post(IoMsg::StreamChunk {
             conn: self.conn,
             bytes: Chunk::Owned(framed),
@@ -378,7 +385,7 @@ impl StreamShared {
     /// Ends the body: the last chunk (with `trailers`), or, for a body
     /// whose length is owed still, a close.
     fn finish(&self, trailers: Option<&Headers>) -> Result<(), StreamError> {
-        let (done, on_writable) = {
+        let (done, on_writable, hooks) = {
             let mut ctl = lock(&self.ctl);
             if ctl.state != State::Open {
                 return Err(StreamError::Closed);
@@ -418,12 +425,16 @@ impl StreamShared {
                 bytes,
                 close,
             });
-            (ctl.done.take(), self.take_on_writable(&mut ctl))
+            let hooks = ctl.hooks.take().map(|h| (h, ctl.body_len));
+            (ctl.done.take(), self.take_on_writable(&mut ctl), hooks)
         };
         self.after_end();
         drop(on_writable);
         // After the end is posted: the next request's answer follows it.
         drop(done);
+        if let Some((h, len)) = hooks {
+            h.done(len, true, &self.app.log);
+        }
         Ok(())
     }
 
@@ -444,7 +455,7 @@ impl StreamShared {
 
     /// Open -> Closed; false if it had ended already.
     fn close(&self) -> bool {
-        let (done, on_close, on_writable) = {
+        let (done, on_close, on_writable, hooks) = {
             let mut ctl = lock(&self.ctl);
             if ctl.state != State::Open {
                 return false;
@@ -454,6 +465,7 @@ impl StreamShared {
                 ctl.done.take(),
                 ctl.on_close.take(),
                 self.take_on_writable(&mut ctl),
+                ctl.hooks.take().map(|h| (h, ctl.body_len)),
             )
         };
         // Requests pipelined behind a stream cut short are not answered.
@@ -463,6 +475,11 @@ impl StreamShared {
         drop(done);
         if let Some(f) = on_close {
             self.spawn(f);
+        }
+        if let Some((h, len)) = hooks {
+            // Maybe on an IO thread, which never runs user code.
+            let log = self.app.log.clone();
+            self.spawn(Box::new(move || h.done(len, false, &log)));
         }
         true
     }
@@ -658,6 +675,8 @@ pub(crate) struct Start {
     /// The coding the client accepts, if any: a body of unknown length is
     /// compressed with it (see [`start`]).
     pub(crate) encoding: Option<Encoding>,
+    /// Middleware's done-hooks (the after-hooks have run on the head).
+    pub(crate) hooks: Option<Box<crate::middleware::Hooks>>,
 }
 
 /// A handle that refuses every write (the response was answered otherwise).
@@ -679,6 +698,7 @@ pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
         head,
         keep_alive,
         encoding,
+        hooks,
     } = s;
     let has_body = status::allows_body(status);
     // Compressed only when the length is not announced (a length, and a
@@ -743,8 +763,12 @@ pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
     out.extend_from_slice(b"\r\n");
     let max = conn.app.config.max_outbound_len;
     let shared = StreamShared::new(conn.clone(), Some(done), framing, max, close);
-    if framing != Framing::NoBody {
-        lock(&shared.ctl).encoder = coding.map(StreamEncoder::new);
+    {
+        let mut ctl = lock(&shared.ctl);
+        if framing != Framing::NoBody {
+            ctl.encoder = coding.map(StreamEncoder::new);
+        }
+        ctl.hooks = hooks;
     }
     // Responses held for pipelining leave first, then the head.
     conn.flush_responses();

@@ -256,6 +256,7 @@ pub(crate) fn upgrade(req: Request, options: WebSocketUpgrade) -> Result<WebSock
     let done = responder
         .take_done()
         .expect("an unanswered request holds its run right");
+    responder.upgraded(&conn.app.log);
     let protocol = offered(&parts.headers)
         .find(|p| options.protocols.iter().any(|s| s == p))
         .map(str::to_owned);
