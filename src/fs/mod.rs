@@ -66,9 +66,10 @@ use std::path::{Path, PathBuf};
 /// ```no_run
 /// use natron::{fs::ServeDir, Server};
 ///
-/// let server = Server::builder("127.0.0.1:8080")
-///     .handler(ServeDir::new("./public"))
-///     .build()?;
+/// let server = Server::builder()
+///     .handler(ServeDir::new("./public").follow_symlinks(false))
+///     .build();
+/// server.serve("127.0.0.1:8080")?;
 /// # Ok::<(), std::io::Error>(())
 /// ```
 #[derive(Debug, Clone)]
@@ -84,6 +85,11 @@ impl ServeDir {
     /// Serves `root` at `/`: `GET /a/b.txt` is `root/a/b.txt`. The
     /// directory is looked up at each request, so it may be created or
     /// replaced after the server starts (a missing root answers `404`).
+    ///
+    /// ```
+    /// let files = natron::fs::ServeDir::new("./public");
+    /// # let _ = files;
+    /// ```
     pub fn new(root: impl Into<PathBuf>) -> ServeDir {
         ServeDir {
             root: root.into(),
@@ -101,6 +107,12 @@ impl ServeDir {
     ///
     /// If `prefix` does not start with `/`, or has a `.`, `..` or (before
     /// the end) empty segment.
+    ///
+    /// ```
+    /// let mut router = natron::Router::new();
+    /// // What `router.serve_dir("/assets", "./public")` does, by hand:
+    /// router.get("/assets/**", natron::fs::ServeDir::at("/assets", "./public"));
+    /// ```
     pub fn at(prefix: &str, root: impl Into<PathBuf>) -> ServeDir {
         ServeDir {
             prefix: prefix_segments(prefix),
@@ -111,6 +123,12 @@ impl ServeDir {
     /// Whether a symlink under the root may point outside it (default
     /// `false`: such a file is `404`). Turn it on only when every link in
     /// the tree is trusted.
+    ///
+    /// ```
+    /// // `./public/docs -> /usr/share/doc` is served.
+    /// let files = natron::fs::ServeDir::new("./public").follow_symlinks(true);
+    /// # let _ = files;
+    /// ```
     pub fn follow_symlinks(mut self, yes: bool) -> ServeDir {
         self.follow_symlinks = yes;
         self
@@ -118,6 +136,11 @@ impl ServeDir {
 
     /// The file served for a path ending in `/` (default `index.html`);
     /// `None`: such paths are `404`.
+    ///
+    /// ```
+    /// let files = natron::fs::ServeDir::new("./site").index_file(Some("index.htm"));
+    /// # let _ = files;
+    /// ```
     pub fn index_file(mut self, name: Option<&str>) -> ServeDir {
         self.index = name.map(str::to_owned);
         self
