@@ -93,6 +93,8 @@ pub mod router;
 #[cfg(not(loom))]
 mod server;
 #[cfg(not(loom))]
+pub mod test;
+#[cfg(not(loom))]
 pub mod websocket;
 
 #[cfg(not(loom))]
