@@ -46,7 +46,8 @@ use std::time::{Duration, Instant};
 /// documentation](self). `Sync`: tests may share one across threads.
 pub struct TestClient {
     app: Arc<App>,
-    pool: Option<crate::pool::Pool>,
+    /// In a `Mutex` only for `Sync`: touched at drop.
+    pool: std::sync::Mutex<Option<crate::pool::Pool>>,
     timeout: Duration,
 }
 
@@ -98,7 +99,7 @@ impl TestClient {
         let pool = crate::pool::Pool::start(app.clone()).expect("start the worker threads");
         TestClient {
             app,
-            pool: Some(pool),
+            pool: std::sync::Mutex::new(Some(pool)),
             timeout: Duration::from_secs(10),
         }
     }
@@ -194,7 +195,8 @@ impl TestClient {
 
 impl Drop for TestClient {
     fn drop(&mut self) {
-        if let Some(pool) = self.pool.take() {
+        let pool = self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(pool) = pool {
             // A handler that never returns is left behind after a moment.
             pool.shutdown(Instant::now() + Duration::from_secs(1));
         }
