@@ -195,7 +195,11 @@ impl TestClient {
 
 impl Drop for TestClient {
     fn drop(&mut self) {
-        let pool = self.pool.get_mut().unwrap_or_else(|e| e.into_inner()).take();
+        let pool = self
+            .pool
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
         if let Some(pool) = pool {
             // A handler that never returns is left behind after a moment.
             pool.shutdown(Instant::now() + Duration::from_secs(1));

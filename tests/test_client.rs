@@ -73,7 +73,10 @@ fn natron_refusals_come_back_as_on_the_wire() {
     );
     assert_eq!(c.post("/").body("123456789").send().unwrap().status, 413);
     assert_eq!(c.post("/").body("12345678").send().unwrap().status, 200);
-    assert_eq!(c.get("/").header("Bad Name", "x").send().unwrap().status, 400);
+    assert_eq!(
+        c.get("/").header("Bad Name", "x").send().unwrap().status,
+        400
+    );
     assert!(matches!(
         c.get("/").header("X", "a\r\nInjected: 1").send(),
         Err(TestError::Invalid(_))
@@ -144,7 +147,9 @@ fn streamed_bodies_are_collected_to_their_end() {
     })
     .get("/events", |req: Request| {
         let events = req.respond_event_stream(());
-        events.send(&natron::sse::Event::data_only("first")).unwrap();
+        events
+            .send(&natron::sse::Event::data_only("first"))
+            .unwrap();
         std::mem::forget(events);
     });
     // A small budget: the reader's chunks go out only as the client
@@ -179,7 +184,10 @@ fn streamed_bodies_are_collected_to_their_end() {
 #[test]
 fn a_websocket_upgrade_is_reported() {
     let mut r = Router::new();
-    r.websocket("/ws", |_ws: natron::WebSocket, _e: natron::WebSocketEvent| {});
+    r.websocket(
+        "/ws",
+        |_ws: natron::WebSocket, _e: natron::WebSocketEvent| {},
+    );
     let c = TestClient::new(r);
     let res = c
         .get("/ws")
