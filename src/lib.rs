@@ -71,6 +71,8 @@ mod extract;
 #[cfg(all(feature = "fault-injection", not(loom)))]
 pub mod fault;
 #[cfg(not(loom))]
+pub mod fs;
+#[cfg(not(loom))]
 mod handler;
 #[cfg(not(loom))]
 pub mod http;
@@ -90,6 +92,8 @@ pub mod pubsub;
 pub mod router;
 #[cfg(not(loom))]
 mod server;
+#[cfg(not(loom))]
+pub mod test;
 #[cfg(not(loom))]
 pub mod websocket;
 

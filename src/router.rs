@@ -53,6 +53,17 @@
 //! Path parameters are available to the handler through
 //! [`Parts::path_params`](crate::Parts::path_params) and [`Parts::path_param`](crate::Parts::path_param), in pattern order.
 //!
+//! # Paths
+//!
+//! A request whose decoded path has a `.` or `..` segment (`/static/../x`,
+//! also spelled `%2e%2e`, `..%2f`, `%2f..`) is answered `400` before any
+//! route is tried. RFC 3986 §5.2.4 (remove_dot_segments) has clients
+//! resolve dot segments before they send a target; browsers and curl do,
+//! so only a crafted request still carries one. Resolving it here instead
+//! would give one resource several spellings, and a `/static/**` handler
+//! must never see a `..` it could join to a directory. The error handler
+//! does not run for it; the not-found handler neither.
+//!
 //! # Invalid patterns
 //!
 //! Registering a bad route is a programming error found at startup, so the
@@ -365,6 +376,34 @@ impl Router {
         })
     }
 
+    /// Serves the files under `dir` at `prefix` for `GET` and `HEAD`
+    /// ([`ServeDir::at`](crate::fs::ServeDir::at)): routes `prefix` (which
+    /// redirects to `prefix/`) and `prefix/**`. Other methods get this
+    /// router's `405`. See [`crate::fs`] for what each request gets.
+    ///
+    /// ```no_run
+    /// let mut router = natron::Router::new();
+    /// router.serve_dir("/static", "./public");
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `prefix` does not start with `/`, or has a `.`, `..`, empty,
+    /// `*` or `@` segment.
+    pub fn serve_dir(&mut self, prefix: &str, dir: impl Into<std::path::PathBuf>) -> &mut Self {
+        let files = Arc::new(crate::fs::ServeDir::at(prefix, dir));
+        let base = prefix.trim_end_matches('/');
+        assert!(
+            !base.contains(['*', '@']),
+            "invalid serve_dir prefix {prefix:?}: no patterns"
+        );
+        if !base.is_empty() {
+            let f = Arc::clone(&files);
+            self.get(base, move |req: Request| f.handle(req));
+        }
+        self.get(&format!("{base}/**"), move |req: Request| files.handle(req))
+    }
+
     /// Replaces the default `404` for paths no route matches.
     pub fn not_found(&mut self, handler: impl Handler) -> &mut Self {
         self.not_found = Some(Box::new(handler));
@@ -499,6 +538,17 @@ impl Handler for Router {
                 Some(r) => request = r,
                 None => return Ok(()),
             }
+        }
+        // After the middleware, so its after-hooks (the access log) see
+        // the 400 too.
+        if crate::fs::has_dot_segment(request.path()) {
+            let r = Response::new(
+                400,
+                [("Content-Type", "text/plain")],
+                "dot segment in path\n",
+            );
+            request.respond(r.status, r.headers, r.body);
+            return Ok(());
         }
         match self.resolve(request.method(), request.path()) {
             Resolution::Route(index, params) => {

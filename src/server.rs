@@ -416,9 +416,9 @@ pub struct Server {
     shared: Arc<Shared>,
 }
 
-#[cfg(any(test, fuzzing))]
 impl Server {
-    /// The shared state a connection is built with (`io/fuzz.rs`).
+    /// The shared state a connection is built with (`io/fuzz.rs`,
+    /// `test.rs`).
     pub(crate) fn app(&self) -> &Arc<App> {
         &self.app
     }

@@ -329,6 +329,39 @@ fn the_broker_example_answers_every_command_and_publishes_over_http() {
     finish(ws);
 }
 
+/// The broker's HTTP side, where no wire behaviour is under test: in
+/// process, no socket.
+#[test]
+fn the_broker_examples_http_publish_in_process() {
+    let hub = PubSub::new();
+    let client = natron::test::TestClient::new(broker::router(hub.clone()));
+    let res = client.post("/publish/t").body(r#"{"n":1}"#).send().unwrap();
+    assert_eq!(
+        (res.status, res.text()),
+        (200, r#"{"delivered":0}"#.to_owned())
+    );
+    let res = client.post("/publish/t").body("{oops").send().unwrap();
+    assert_eq!(res.status, 400);
+    assert!(
+        res.text().contains("the body must be JSON"),
+        "{}",
+        res.text()
+    );
+    let topic = "x".repeat(300);
+    let res = client
+        .post(&format!("/publish/{topic}"))
+        .body("1")
+        .send()
+        .unwrap();
+    assert_eq!(res.status, 400);
+    assert!(
+        res.text().contains("a topic is 1 to 256 bytes"),
+        "{}",
+        res.text()
+    );
+    assert_eq!(client.get("/publish/t").send().unwrap().status, 405);
+}
+
 /// One hub may hold WebSockets of several servers: connection ids are
 /// process-wide, so two servers' first WebSockets are two subscribers.
 /// (Found by review: ids counted from 1 per server, and the second

@@ -82,6 +82,7 @@ mod fake;
 #[cfg(any(test, fuzzing))]
 pub mod fuzz;
 mod http;
+pub(crate) mod inproc;
 mod pipeline;
 mod spare;
 mod stream;
