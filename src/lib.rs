@@ -36,6 +36,7 @@
 //! ```
 
 #![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 // Fault injection points (`fault.rs`): with the `fault-injection` feature,
 // `fault_scope!(peer)` names the connection the thread works on until the
@@ -166,3 +167,10 @@ pub mod __loom {
     pub use crate::actor::outbox::{outbox, Inbox, Outbox, Wake};
     pub use crate::actor::scheduler::{Actor, Done, Hold, Scheduler};
 }
+
+/// README.md's Rust code blocks, compiled as doctests (`cargo test --doc`
+/// with the features they use), so the README cannot drift from the API.
+#[cfg(all(doctest, feature = "json"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+

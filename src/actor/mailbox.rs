@@ -37,6 +37,8 @@ pub enum Push<T> {
     Refused(T),
 }
 
+/// An actor's queue of events, with the run right: at most one worker runs
+/// its events at a time (see the module docs for the state and its owners).
 pub struct Mailbox<T> {
     inner: Mutex<Inner<T>>,
 }
@@ -54,6 +56,7 @@ impl<T> Default for Mailbox<T> {
 }
 
 impl<T> Mailbox<T> {
+    /// An empty, open mailbox that no worker runs.
     pub fn new() -> Self {
         Mailbox {
             inner: Mutex::new(Inner {

@@ -33,8 +33,10 @@ pub const TURN_EVENTS: usize = 16;
 /// An actor: something with a mailbox whose events are handled one at a
 /// time, in order.
 pub trait Actor: Send + Sync + Sized + 'static {
+    /// What the actor's mailbox carries.
     type Event: Send;
 
+    /// The actor's mailbox, which the scheduler runs.
     fn mailbox(&self) -> &Mailbox<Self::Event>;
 
     /// Handles one event. The run ends when `done` is dropped, which the
@@ -71,6 +73,7 @@ impl<A: Actor> Default for Scheduler<A> {
 }
 
 impl<A: Actor> Scheduler<A> {
+    /// A scheduler with an empty run queue and no workers parked.
     pub fn new() -> Self {
         Scheduler {
             queue: Arc::new(RunQueue::new()),
@@ -335,6 +338,7 @@ impl<A> Turn<A> {
 }
 
 impl<A: Actor> Done<A> {
+    /// The actor whose run right this is.
     pub fn actor(&self) -> &Arc<A> {
         self.actor.as_ref().expect("actor present until drop")
     }

@@ -37,7 +37,9 @@ const MAX_CHUNK_LINE: usize = 4096;
 /// The limits the reader enforces.
 #[derive(Clone, Copy, Debug)]
 pub struct Limits {
+    /// Largest head in bytes (request line and fields): 431, or 414.
     pub max_headers_len: usize,
+    /// Largest buffered body in bytes: 413.
     pub max_body_len: usize,
 }
 
@@ -128,6 +130,8 @@ enum Chunk {
     Trailers { scanned: usize },
 }
 
+/// The incremental HTTP/1.1 request parser of one connection (RFC 9112):
+/// bytes in with `extend`, requests out of `next`.
 pub struct Reader {
     buf: Vec<u8>,
     /// Bytes before `pos` are consumed.
@@ -142,6 +146,7 @@ impl Default for Reader {
 }
 
 impl Reader {
+    /// A reader with no buffer, expecting a request line.
     pub fn new() -> Self {
         Reader {
             buf: Vec::new(),

@@ -44,6 +44,8 @@ impl From<Arc<[u8]>> for Chunk {
     }
 }
 
+/// One connection's outbound queue of chunks, written with `writev`
+/// without copying.
 #[derive(Default)]
 pub struct Writer {
     queue: VecDeque<Chunk>,
@@ -56,6 +58,7 @@ pub struct Writer {
 const MAX_IOVECS: usize = 64;
 
 impl Writer {
+    /// Queues `bytes` after everything queued before.
     pub fn push(&mut self, bytes: impl Into<Chunk>) {
         let bytes = bytes.into();
         if !bytes.is_empty() {
