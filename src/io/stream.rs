@@ -114,9 +114,22 @@ impl<S: Socket> Conn<S> {
         let Some(s) = self.streaming.take() else {
             return;
         };
-        s.shared.ended_by_io();
-        if s.shared.framing() == Framing::Chunked {
-            self.writer.push(Chunk::Static(b"0\r\n\r\n"));
+        // A compressed body gets its compressor's end: the body the
+        // client takes as complete must decode.
+        let tail = s.shared.ended_by_drain().filter(|t| !t.is_empty());
+        match s.shared.framing() {
+            Framing::Chunked => {
+                if let Some(tail) = tail {
+                    self.writer.push(stream::chunk(&tail));
+                }
+                self.writer.push(Chunk::Static(b"0\r\n\r\n"));
+            }
+            Framing::UntilClose => {
+                if let Some(tail) = tail {
+                    self.writer.push(tail);
+                }
+            }
+            Framing::Sized(_) | Framing::NoBody => {}
         }
         // A `Sized` body cut short is told by the close alone. The
         // requests behind it are never handled (`ended_by_io` marked the
