@@ -296,3 +296,52 @@ fn a_producer_waiting_for_room_wakes_when_the_client_leaves() {
     assert_eq!(r, StreamError::Closed);
     assert!(!stream.is_open());
 }
+
+/// Shutdown racing a stream's `finish`: the handle finished (its end is
+/// queued) just as the IO actor drains. The request pipelined behind it
+/// may then run (the run right left with the finish); if its handler ran,
+/// its answer must reach the client, not be dropped as "answered more
+/// than pending" (a natron-bug close) because the drain had already ended
+/// the stream and cleared the pipeline. A correct server never fails
+/// this; the race is hit in some of the rounds.
+#[test]
+fn a_stream_finished_as_the_server_drains_answers_the_request_behind_it() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for round in 0..100 {
+        let (tx, rx) = mpsc::channel::<ResponseStream>();
+        let tx = Mutex::new(tx);
+        let next_ran = Arc::new(AtomicBool::new(false));
+        let ran = next_ran.clone();
+        let server = start(builder().io_threads(1).handler(move |req: Request| {
+            if req.path() == "/stream" {
+                let s = req.respond_stream(200, [("Content-Type", "text/plain")]);
+                tx.lock().unwrap().send(s).unwrap();
+            } else {
+                ran.store(true, Ordering::SeqCst);
+                req.respond(200, (), "next");
+            }
+        }));
+        let mut c = server.client();
+        c.send(format!("{}{}", get("/stream"), get("/next")));
+        let stream = rx.recv_timeout(EVENT_TIMEOUT).unwrap();
+        c.read_response_head();
+        server.handle.close();
+        // `close` returns before the IO actor drains: finish at varying
+        // points of that window (no wait depends on it).
+        let until = std::time::Instant::now() + Duration::from_micros(round * 10);
+        while std::time::Instant::now() < until {
+            std::hint::spin_loop();
+        }
+        let _ = stream.finish();
+        let rest = String::from_utf8_lossy(&c.read_to_eof()).into_owned();
+        drop(c); // a lingering close waits for our FIN
+        server.stop_ok();
+        if next_ran.load(Ordering::SeqCst) {
+            assert!(
+                rest.contains("\r\n\r\nnext"),
+                "the request behind the stream ran, its answer was lost: {rest:?}"
+            );
+        }
+    }
+}

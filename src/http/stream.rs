@@ -488,12 +488,14 @@ impl StreamShared {
 
     /// The IO actor ends the stream at shutdown, with the end of its body:
     /// returns what a compressed body still owes (the compressor's last
-    /// block and trailer), taken in the same critical section that closes
-    /// it, so no write is compressed after it.
-    pub(crate) fn ended_by_drain(&self) -> Option<Vec<u8>> {
+    /// block and trailer, if compressed), taken in the same critical
+    /// section that closes it, so no write is compressed after it.
+    /// `None` if the stream had ended already: its handle posted its
+    /// `StreamEnd` or `StreamAbort`, which is on its way.
+    pub(crate) fn ended_by_drain(&self) -> Option<Option<Vec<u8>>> {
         let mut tail = None;
-        self.close_with(|ctl| tail = ctl.encoder.take().map(StreamEncoder::finish));
-        tail
+        self.close_with(|ctl| tail = ctl.encoder.take().map(StreamEncoder::finish))
+            .then_some(tail)
     }
 
     /// Open -> Closed; false if it had ended already.
