@@ -47,6 +47,12 @@ impl Parts {
     /// * `415` with `Accept-Encoding: identity` when the body has a
     ///   `Content-Encoding` other than `identity`: natron does not decode
     ///   request bodies (RFC 9110 §15.5.16, §12.5.3).
+    /// * `500` when the body is streamed
+    ///   ([`Router::stream_body`](crate::Router::stream_body),
+    ///   [`ServerBuilder::stream_request_bodies`](crate::ServerBuilder::stream_request_bodies)):
+    ///   it was not buffered, so
+    ///   there is nothing to parse; read it with [`Parts::body_reader`] and
+    ///   parse that (bounding what you keep).
     /// * `400 Bad Request` (RFC 9110 §15.5.1) when the body is empty, is
     ///   not JSON (serde_json's message, with line and column: ``JSON body:
     ///   expected `:` at line 1 column 9``), or does not fit `T` (with the
@@ -73,6 +79,14 @@ impl Parts {
     /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         self.check_json_content()?;
+        if self.is_body_streamed() {
+            // The body is on the socket, not in `body`: "empty" would
+            // blame the client for the server's configuration.
+            return Err(Error::new(
+                500,
+                "JSON body: the route streams its request body; read it with body_reader()",
+            ));
+        }
         if self.body.is_empty() {
             return Err(Error::new(400, "JSON body: empty, expected a JSON value"));
         }

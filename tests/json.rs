@@ -529,3 +529,20 @@ fn json_errors() {
     assert_eq!(r.body_str(), "Internal Server Error");
     assert_eq!(json_of(&get(&s, "/things/2")), json!({"id": 2}));
 }
+
+/// A route that streams its body has nothing buffered for `json()`: the
+/// answer must not be `400` "empty" (blaming a client that sent valid
+/// JSON), but a `500` naming the server's mistake.
+#[test]
+fn json_on_a_streamed_body_is_a_server_error_not_an_empty_body() {
+    let mut r = Router::new();
+    r.post("/streamed", |req: Request| -> Result<(), natron::Error> {
+        let user: NewUser = req.json()?;
+        req.respond_json(201, &user);
+        Ok(())
+    })
+    .stream_body();
+    let s = serve(r);
+    let resp = post_json(&s, "/streamed", r#"{"name":"a","age":1}"#);
+    assert_error(&resp, 500, &["body_reader"]);
+}

@@ -209,7 +209,8 @@ impl Request {
     ///
     /// * HTTP/1.1: `Transfer-Encoding: chunked` (RFC 9112 §7.1), one chunk
     ///   per `write`; HTTP/1.0: no length, the connection closes at the
-    ///   end (RFC 9112 §6.3); `HEAD`, `204`, `304`: the head only.
+    ///   end (RFC 9112 §6.3); `HEAD`, `204`, `304`: the head only, which
+    ///   answers the request at once (writes are discarded).
     ///   natron sets `Date`, `Connection` and the framing fields
     ///   (`Content-Length` and `Transfer-Encoding` given are dropped).
     /// * Compressed (gzip or deflate, as `Accept-Encoding` allows) unless
@@ -712,6 +713,12 @@ impl Responder {
                 return crate::http::stream::closed(conn);
             }
         };
+        // A streamed body the handler has not read to its end closes the
+        // connection after the stream, as after any answer (`send`).
+        let body_closes = self
+            .stream
+            .as_ref()
+            .is_some_and(BodyStream::closes_after_answer);
         crate::http::stream::start(
             done,
             crate::http::stream::Start {
@@ -720,7 +727,7 @@ impl Responder {
                 len,
                 version: self.version,
                 head: self.head,
-                keep_alive: self.keep_alive,
+                keep_alive: self.keep_alive && !body_closes,
                 encoding: self.encoding,
                 hooks,
             },

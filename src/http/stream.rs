@@ -16,7 +16,10 @@
 //! * HTTP/1.0: no length; the connection closes at the end of the body;
 //! * a known length ([`Request::respond_reader_sized`](crate::Request::respond_reader_sized)):
 //!   `Content-Length`;
-//! * `HEAD`, `204`, `304`: no body; writes are accepted and discarded.
+//! * `HEAD`, `204`, `304`: no body; the head answers the request at once
+//!   (the stream is finished: `is_open` is false), so the connection goes
+//!   on with its next request; writes and `finish` are accepted and do
+//!   nothing.
 //!
 //! A body of unknown length is compressed when negotiated: each write is
 //! compressed and flushed under the handle's lock, then framed.
@@ -139,6 +142,10 @@ struct Ctl {
     hooks: Option<Box<crate::middleware::Hooks>>,
     /// Body bytes written, before compression and framing (for `hooks`).
     body_len: u64,
+    /// A response with no body (`HEAD`, `204`, `304`): answered with its
+    /// head, finished at once; writes and `finish` are accepted and do
+    /// nothing.
+    head_only: bool,
 }
 
 /// State shared by the handles, the IO actor and the pub/sub hub.
@@ -237,6 +244,13 @@ pub(crate) fn chunk(bytes: &[u8]) -> Vec<u8> {
     out
 }
 
+/// At least what a compressed and flushed write of `len` bytes takes on
+/// the wire, chunk framing included (deflate's stored blocks add 5 bytes
+/// per 64 KiB; the flush, the gzip header and the chunk line a few dozen).
+fn compressed_bound(len: usize) -> usize {
+    len.saturating_add(len / 1024).saturating_add(64)
+}
+
 /// A heartbeat comment framed as `framing` wants it (`None`: nothing is
 /// sent on this stream).
 pub(crate) fn heartbeat(framing: Framing) -> Option<Chunk> {
@@ -279,6 +293,7 @@ impl StreamShared {
                 on_writable: None,
                 hooks: None,
                 body_len: 0,
+                head_only: false,
             }),
             handles: AtomicUsize::new(1),
             heartbeat_ms: AtomicU64::new(0),
@@ -330,15 +345,30 @@ impl StreamShared {
     fn write(&self, bytes: &[u8]) -> Result<(), StreamError> {
         let mut ctl = lock(&self.ctl);
         if ctl.state != State::Open {
-            return Err(StreamError::Closed);
+            return if ctl.head_only && ctl.state == State::Finished {
+                Ok(())
+            } else {
+                Err(StreamError::Closed)
+            };
         }
         // An empty chunk would end a chunked body (RFC 9112 §7.1).
         if bytes.is_empty() {
             return Ok(());
         }
+        if ctl.framing == Framing::NoBody {
+            return Ok(());
+        }
+        // A compressed write changes the compressor's state for good, so
+        // its room is reserved before it is compressed (for its worst
+        // case, then trimmed to what it took): a write refused after
+        // compressing would lose bytes the rest of the stream refers to.
+        let mut reserved = None;
         let compressed;
         let body = match ctl.encoder.as_mut() {
             Some(e) => {
+                let bound = compressed_bound(bytes.len());
+                self.reserve(bound)?;
+                reserved = Some(bound);
                 compressed = e.write(bytes);
                 compressed.as_slice()
             }
@@ -355,7 +385,17 @@ impl StreamShared {
             }
             Framing::NoBody => return Ok(()),
         };
-        self.reserve(framed.len())?;
+        match reserved {
+            None => self.reserve(framed.len())?,
+            // Before the post, so the bytes given back are never counted
+            // out by the IO actor too.
+            Some(bound) if bound > framed.len() => {
+                // Wakes waiters the trim alone made room for; callbacks
+                // run at the IO actor's next release of these bytes.
+                let _ = self.budget.release(bound - framed.len());
+            }
+            Some(bound) => self.budget.count_in(framed.len() - bound),
+        }
         if let Framing::Sized(left) = &mut ctl.framing {
             *left -= bytes.len() as u64;
         }
@@ -388,7 +428,11 @@ impl StreamShared {
         let (done, on_writable, hooks) = {
             let mut ctl = lock(&self.ctl);
             if ctl.state != State::Open {
-                return Err(StreamError::Closed);
+                return if ctl.head_only && ctl.state == State::Finished {
+                    Ok(())
+                } else {
+                    Err(StreamError::Closed)
+                };
             }
             ctl.state = State::Finished;
             let tail = ctl.encoder.take().map(StreamEncoder::finish);
@@ -453,14 +497,32 @@ impl StreamShared {
         self.close();
     }
 
+    /// The IO actor ends the stream at shutdown, with the end of its body:
+    /// returns what a compressed body still owes (the compressor's last
+    /// block and trailer, if compressed), taken in the same critical
+    /// section that closes it, so no write is compressed after it.
+    /// `None` if the stream had ended already: its handle posted its
+    /// `StreamEnd` or `StreamAbort`, which is on its way.
+    pub(crate) fn ended_by_drain(&self) -> Option<Option<Vec<u8>>> {
+        let mut tail = None;
+        self.close_with(|ctl| tail = ctl.encoder.take().map(StreamEncoder::finish))
+            .then_some(tail)
+    }
+
     /// Open -> Closed; false if it had ended already.
     fn close(&self) -> bool {
+        self.close_with(|_| {})
+    }
+
+    /// [`Self::close`], running `last` under the lock as it closes.
+    fn close_with(&self, last: impl FnOnce(&mut Ctl)) -> bool {
         let (done, on_close, on_writable, hooks) = {
             let mut ctl = lock(&self.ctl);
             if ctl.state != State::Open {
                 return false;
             }
             ctl.state = State::Closed;
+            last(&mut ctl);
             (
                 ctl.done.take(),
                 ctl.on_close.take(),
@@ -539,9 +601,12 @@ impl ResponseStream {
     ///
     /// [`StreamError::Closed`] once the stream has ended;
     /// [`StreamError::QueueFull`] when `max_outbound_len` bytes wait for
-    /// the client already (the stream stays open);
+    /// the client already (the stream stays open; a compressed stream
+    /// needs room for `bytes` uncompressed, its worst case, and counts what
+    /// they compressed to);
     /// [`StreamError::TooLong`] past an announced `Content-Length`.
-    /// Nothing is queued on error.
+    /// Nothing is queued on error, and a compressed stream's compressor is
+    /// untouched: the same bytes can be written again.
     pub fn write(&self, bytes: impl AsRef<[u8]>) -> Result<(), StreamError> {
         self.shared.write(bytes.as_ref())
     }
@@ -577,6 +642,8 @@ impl ResponseStream {
 
     /// Whether writes are still accepted: false once finished, or once
     /// the client left, the stream timed out or the server shuts down.
+    /// False from the start for a response without a body (`HEAD`, `204`,
+    /// `304`), whose writes are discarded.
     pub fn is_open(&self) -> bool {
         lock(&self.shared.ctl).state == State::Open
     }
@@ -767,6 +834,8 @@ pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
         let mut ctl = lock(&shared.ctl);
         if framing != Framing::NoBody {
             ctl.encoder = coding.map(StreamEncoder::new);
+        } else {
+            ctl.head_only = true;
         }
         ctl.hooks = hooks;
     }
@@ -777,5 +846,11 @@ pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
         bytes: out,
         stream: shared.clone(),
     });
+    if framing == Framing::NoBody {
+        // The head is the whole answer: the request is answered now, so
+        // the connection goes on with its next request, whatever holds
+        // the handle (a pub/sub hub, a list of clients).
+        let _ = shared.finish(None);
+    }
     ResponseStream::new(shared)
 }

@@ -384,7 +384,11 @@ impl<S: Socket> Conn<S> {
         // The streamed request is the newest dispatched: with one pending,
         // every earlier answer is in the writer.
         if feed.continue_asked && !feed.abandoned && self.pipeline.pending() == 1 {
-            self.writer.push(super::writer::Chunk::Static(CONTINUE));
+            if self.streaming.is_none() {
+                self.writer.push(super::writer::Chunk::Static(CONTINUE));
+            }
+            // Else the request's answer has begun (a stream's head): a
+            // `100` may not follow a final response (RFC 9110 §15.2).
             inflow.shared.continue_sent();
         }
         let mut budget = if !feed.abandoned {

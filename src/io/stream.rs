@@ -111,12 +111,36 @@ impl<S: Socket> Conn<S> {
     /// Server shutdown: the open stream ends here (its last chunk, or the
     /// close for an HTTP/1.0 body), and the connection closes after it.
     pub(super) fn drain_stream(&mut self) {
+        let Some(s) = self.streaming.as_ref() else {
+            return;
+        };
+        // A compressed body gets its compressor's end: the body the
+        // client takes as complete must decode.
+        let Some(tail) = s.shared.ended_by_drain() else {
+            // Its handle ended it first (finish, abort): the end it posted
+            // follows this drain in the inbox and answers the request as
+            // usual; the request behind may already run (the run right
+            // left with the finish), so the pipeline must stay counted.
+            // `Draining` closes the connection once all is answered.
+            return;
+        };
+        let tail = tail.filter(|t| !t.is_empty());
         let Some(s) = self.streaming.take() else {
             return;
         };
-        s.shared.ended_by_io();
-        if s.shared.framing() == Framing::Chunked {
-            self.writer.push(Chunk::Static(b"0\r\n\r\n"));
+        match s.shared.framing() {
+            Framing::Chunked => {
+                if let Some(tail) = tail {
+                    self.writer.push(stream::chunk(&tail));
+                }
+                self.writer.push(Chunk::Static(b"0\r\n\r\n"));
+            }
+            Framing::UntilClose => {
+                if let Some(tail) = tail {
+                    self.writer.push(tail);
+                }
+            }
+            Framing::Sized(_) | Framing::NoBody => {}
         }
         // A `Sized` body cut short is told by the close alone. The
         // requests behind it are never handled (`ended_by_io` marked the
