@@ -173,4 +173,3 @@ pub mod __loom {
 #[cfg(all(doctest, feature = "json"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
-

@@ -3,66 +3,11 @@
 
 mod common;
 
-use common::{builder, poll_until, serve, start};
+use common::{builder, serve, start, Captured};
 use natron::{Error, Request, Router, StatusCode};
-use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::sync::{mpsc, Mutex};
 
 const GET: &str = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
-
-/// A slog drain that keeps each record as `message key=value ...`.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<String>>>);
-
-impl slog::Drain for Captured {
-    type Ok = ();
-    type Err = slog::Never;
-    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        struct Line(String);
-        impl slog::Serializer for Line {
-            fn emit_arguments(
-                &mut self,
-                key: slog::Key,
-                val: &std::fmt::Arguments,
-            ) -> slog::Result {
-                self.0.push_str(&format!(" {key}={val}"));
-                Ok(())
-            }
-        }
-        let mut line = Line(record.msg().to_string());
-        use slog::KV;
-        let _ = record.kv().serialize(record, &mut line);
-        let _ = values.serialize(record, &mut line);
-        self.0.lock().unwrap().push(line.0);
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn logger(&self) -> slog::Logger {
-        slog::Logger::root(slog::Drain::fuse(self.clone()), slog::o!())
-    }
-    /// Waits (bounded) for a logged line containing every one of `parts`.
-    fn wait_for(&self, parts: &[&str]) -> String {
-        let mut found = None;
-        let logged = poll_until(Duration::from_secs(10), || {
-            found = self
-                .0
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|l| parts.iter().all(|p| l.contains(p)))
-                .cloned();
-            found.is_some()
-        });
-        assert!(
-            logged,
-            "no log line with {parts:?} in {:?}",
-            self.0.lock().unwrap()
-        );
-        found.unwrap()
-    }
-}
 
 #[test]
 fn an_err_answers_with_its_status_and_message() {

@@ -8,7 +8,7 @@
 mod auth;
 mod common;
 
-use common::{builder, poll_until, serve, start, wait_until, Client};
+use common::{builder, poll_until, serve, start, wait_until, Captured, Client};
 use natron::middleware::{
     AccessLog, Compression, Cors, Middleware, RequestId, RequestIds, RequestInfo, ResponseHead,
     Summary, Wrap,
@@ -20,42 +20,16 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(10);
 
-/// A slog drain that keeps each record as `message key=value ...`.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<String>>>);
-
-impl slog::Drain for Captured {
-    type Ok = ();
-    type Err = slog::Never;
-    fn log(&self, record: &slog::Record, values: &slog::OwnedKVList) -> Result<(), slog::Never> {
-        struct Line(String);
-        impl slog::Serializer for Line {
-            fn emit_arguments(
-                &mut self,
-                key: slog::Key,
-                val: &std::fmt::Arguments,
-            ) -> slog::Result {
-                self.0.push_str(&format!(" {key}={val}"));
-                Ok(())
-            }
-        }
-        let mut line = Line(record.msg().to_string());
-        use slog::KV;
-        let _ = record.kv().serialize(record, &mut line);
-        let _ = values.serialize(record, &mut line);
-        self.0.lock().unwrap().push(line.0);
-        Ok(())
-    }
+/// The access log's view of a [`Captured`] log.
+trait AccessLines {
+    fn access_lines(&self) -> Vec<String>;
+    fn wait_access(&self, n: usize) -> Vec<String>;
 }
 
-impl Captured {
-    fn logger(&self) -> slog::Logger {
-        slog::Logger::root(slog::Drain::fuse(self.clone()), slog::o!())
-    }
+impl AccessLines for Captured {
     /// The lines whose message is `request` (the access log's).
     fn access_lines(&self) -> Vec<String> {
-        let lines = self.0.lock().unwrap();
-        lines
+        self.lines()
             .iter()
             .filter(|l| l.starts_with("request "))
             .cloned()

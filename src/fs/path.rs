@@ -24,25 +24,7 @@ pub(crate) enum Refused {
     OutsidePrefix,
 }
 
-/// The path part of a request target (origin-form or absolute-form),
-/// still percent-encoded, and its query (without `?`), if any.
-pub(crate) fn raw_path(target: &str) -> (&str, Option<&str>) {
-    let rest = match target.find("://") {
-        Some(i) if !target.starts_with('/') => {
-            let rest = &target[i + 3..];
-            match rest.find(['/', '?']) {
-                Some(j) => &rest[j..],
-                None => "",
-            }
-        }
-        _ => target,
-    };
-    let rest = rest.split('#').next().unwrap_or("");
-    match rest.split_once('?') {
-        Some((p, q)) => (p, Some(q)),
-        None => (rest, None),
-    }
-}
+pub(crate) use crate::http::url::raw_path;
 
 /// The decoded segments of `raw` (a raw path starting with `/`) after the
 /// `prefix` segments, each safe to join to a directory as one plain name;

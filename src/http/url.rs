@@ -74,8 +74,11 @@ pub(crate) fn split_target(target: &str) -> (Path, Vec<(String, String)>) {
 
 /// The decoded path of a request target, and its raw query: what routing
 /// needs, without decoding the query.
-pub(crate) fn split_path(target: &str) -> (Path, &str) {
-    // Absolute-form (`http://host/path?q`) is reduced to its path.
+/// The path part of a request target (origin-form, or absolute-form
+/// `http://host/path?q` reduced to its path), still percent-encoded, and
+/// its query (without `?`), if any; a fragment is dropped. Subslices of
+/// `target`.
+pub(crate) fn raw_path(target: &str) -> (&str, Option<&str>) {
     let rest = match target.find("://") {
         Some(i) if !target.starts_with('/') => {
             let rest = &target[i + 3..];
@@ -87,10 +90,15 @@ pub(crate) fn split_path(target: &str) -> (Path, &str) {
         _ => target,
     };
     let rest = rest.split('#').next().unwrap_or("");
-    let (path, query) = match rest.split_once('?') {
-        Some((p, q)) => (p, q),
-        None => (rest, ""),
-    };
+    match rest.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (rest, None),
+    }
+}
+
+pub(crate) fn split_path(target: &str) -> (Path, &str) {
+    let (path, query) = raw_path(target);
+    let query = query.unwrap_or("");
     let path = if path.is_empty() {
         Path::Decoded("/".to_owned())
     } else if path.contains('%') {

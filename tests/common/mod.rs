@@ -14,12 +14,14 @@
 mod client;
 mod events;
 mod leaks;
+mod log;
 mod table;
 mod ws;
 
 pub use client::*;
 pub use events::*;
 pub use leaks::*;
+pub use log::*;
 pub use table::*;
 pub use ws::*;
 
