@@ -23,6 +23,9 @@
 //! wrk`).
 
 use std::collections::BTreeMap;
+#[path = "peers.rs"]
+mod peers;
+
 use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{exit, Command};
@@ -30,34 +33,20 @@ use std::process::{exit, Command};
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is expected.
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let peers_dir = root.join("../shared/peers");
-    if !peers_dir.join("measure.sh").exists() {
-        eprintln!(
-            "compare: ../shared/peers not found beside the checkout; nothing to compare against"
-        );
+    let Some((peers_dir, bin)) = peers::peers(
+        "compare",
+        "measure.sh",
+        &["wsload", "peer-floor"],
+        "once, ~8 min",
+    ) else {
         return;
-    }
-    let target = env::var("PEERS_TARGET")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/peers-target")
-        });
-    let bin = target.join("release");
-
-    if !bin.join("wsload").exists() || !bin.join("peer-floor").exists() {
-        eprintln!(
-            "compare: building the peer servers into {} (once, ~8 min)",
-            target.display()
-        );
-        run(Command::new("cargo")
-            .args(["build", "--release"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(&peers_dir));
-    }
-    run(Command::new("cargo")
-        .args(["build", "--release", "--example", "conformance"])
-        .current_dir(&root));
+    };
+    peers::run(
+        "compare",
+        Command::new("cargo")
+            .args(["build", "--release", "--example", "conformance"])
+            .current_dir(&root),
+    );
 
     let quick = env::var_os("BENCH_QUICK").is_some();
     let conformance = root.join("target/release/examples/conformance");
@@ -105,23 +94,9 @@ fn main() {
             }
         }
     }
-    run(&mut measure);
+    peers::run("compare", &mut measure);
 
     print_ratios(&out.join("results.tsv"));
-}
-
-fn run(cmd: &mut Command) {
-    match cmd.status() {
-        Ok(s) if s.success() => {}
-        Ok(s) => {
-            eprintln!("compare: {cmd:?} failed: {s}");
-            exit(1);
-        }
-        Err(e) => {
-            eprintln!("compare: cannot run {cmd:?}: {e}");
-            exit(1);
-        }
-    }
 }
 
 /// Per (server, test): the mean rate and the mean rate per busy server

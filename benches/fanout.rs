@@ -16,10 +16,13 @@
 //! Needs an open-file limit above 2 N (`ulimit -n 20000`); the peers are
 //! built once into `$PEERS_TARGET` (default `~/.cache/peers-target`).
 
+#[path = "peers.rs"]
+mod peers;
+
 use std::env;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{exit, Child, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SUBSCRIBE: &str = r#"{"op":"subscribe","topic":"t"}"#;
@@ -27,33 +30,16 @@ const PUBLISH: &str = r#"{"op":"publish","topic":"t","data":"{round}"}"#;
 
 fn main() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let peers_dir = root.join("../shared/peers");
-    if !peers_dir.join("RUN.md").exists() {
-        eprintln!(
-            "fanout: ../shared/peers not found beside the checkout; nothing to compare against"
-        );
+    let Some((_, bin)) = peers::peers("fanout", "RUN.md", &["fanout", "peer-fanout-floor"], "once")
+    else {
         return;
-    }
-    let target = env::var("PEERS_TARGET")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            PathBuf::from(env::var("HOME").unwrap_or_else(|_| "/root".into()))
-                .join(".cache/peers-target")
-        });
-    let bin = target.join("release");
-    if !bin.join("fanout").exists() || !bin.join("peer-fanout-floor").exists() {
-        eprintln!(
-            "fanout: building the peers into {} (once)",
-            target.display()
-        );
-        run(Command::new("cargo")
-            .args(["build", "--release"])
-            .env("CARGO_TARGET_DIR", &target)
-            .current_dir(&peers_dir));
-    }
-    run(Command::new("cargo")
-        .args(["build", "--release", "--example", "pubsub"])
-        .current_dir(&root));
+    };
+    peers::run(
+        "fanout",
+        Command::new("cargo")
+            .args(["build", "--release", "--example", "pubsub"])
+            .current_dir(&root),
+    );
     let target_dir = env::var("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("target"));
@@ -183,16 +169,6 @@ fn raise_fd_limit() {
         if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
             libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
-}
-
-fn run(cmd: &mut Command) {
-    match cmd.status() {
-        Ok(s) if s.success() => {}
-        other => {
-            eprintln!("fanout: {cmd:?} failed: {other:?}");
-            exit(1);
         }
     }
 }
