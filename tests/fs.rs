@@ -257,12 +257,18 @@ fn validators_and_conditional_requests() {
     not_modified("If-None-Match: *\r\n".to_owned());
     not_modified(format!("If-Modified-Since: {lm}\r\n"));
     not_modified("If-Modified-Since: Fri, 31 Dec 2100 23:59:59 GMT\r\n".to_owned());
+    // The obsolete RFC 850 and asctime forms (RFC 9110 §5.6.7).
+    not_modified("If-Modified-Since: Friday, 31-Dec-60 23:59:59 GMT\r\n".to_owned());
+    not_modified("If-Modified-Since: Fri Dec 31 23:59:59 2100\r\n".to_owned());
 
     let full = |fields: &str| raw_get(&s, "/static/hello.txt", fields);
     full("If-None-Match: \"nope\"\r\n").assert("HTTP/1.1 200 OK", "hello\n");
     full("If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT\r\n")
         .assert("HTTP/1.1 200 OK", "hello\n");
     full("If-Modified-Since: yesterday\r\n").assert("HTTP/1.1 200 OK", "hello\n");
+    full("If-Modified-Since: Thursday, 01-Jan-70 00:00:00 GMT\r\n")
+        .assert("HTTP/1.1 200 OK", "hello\n");
+    full("If-Modified-Since: Thu Jan  1 00:00:00 1970\r\n").assert("HTTP/1.1 200 OK", "hello\n");
     // If-None-Match decides alone when present (RFC 9110 §13.1.3).
     full(&format!(
         "If-None-Match: \"nope\"\r\nIf-Modified-Since: {lm}\r\n"

@@ -26,8 +26,9 @@
 //! | no such file, not a regular file (device, FIFO), unreadable | `404` (`403` for a permission error) |
 //! | a path that could leave the root | `404`, see below |
 //!
-//! Preconditions are evaluated in RFC 9110 §13.2.2's order; an
-//! `If-Modified-Since` in an obsolete date form is ignored (full `200`).
+//! Preconditions are evaluated in RFC 9110 §13.2.2's order. Dates are read
+//! in all three HTTP-date forms (§5.6.7: IMF-fixdate, RFC 850, asctime); a
+//! date that is none of them is ignored (full `200`), never a wrong `304`.
 //!
 //! # The root is a boundary
 //!

@@ -2,7 +2,7 @@
 //! second per thread so a busy worker formats it once a second.
 
 use std::cell::RefCell;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 thread_local! {
     static CACHE: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
@@ -23,35 +23,21 @@ pub(crate) fn write_now(out: &mut Vec<u8>) {
     });
 }
 
-/// Formats seconds since the Unix epoch as `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// Formats seconds since the Unix epoch as an IMF-fixdate,
+/// `Sun, 06 Nov 1994 08:49:37 GMT`.
 pub(crate) fn format(secs: u64) -> String {
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    let (h, m, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    // Civil-from-days (Howard Hinnant's algorithm), days since 1970-01-01.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
-        DAYS[(days % 7) as usize],
-        d,
-        MONTHS[(month - 1) as usize],
-        year,
-        h,
-        m,
-        s
-    )
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+}
+
+/// An HTTP-date as seconds since the Unix epoch. RFC 9110 §5.6.7: a
+/// recipient reads all three forms: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`, two-digit years below 70 are 20xx)
+/// and asctime (`Sun Nov  6 08:49:37 1994`). `None` for anything else,
+/// and for dates before 1970.
+pub(crate) fn parse(v: &str) -> Option<u64> {
+    let t = httpdate::parse_http_date(v.trim()).ok()?;
+    t.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -61,5 +47,32 @@ mod tests {
         assert_eq!(super::format(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(super::format(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(super::format(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+    }
+
+    #[test]
+    fn parses_the_three_forms_of_rfc_9110_5_6_7() {
+        use super::parse;
+        for secs in [0, 784_111_777, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            assert_eq!(parse(&super::format(secs)), Some(secs));
+        }
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            " Sun, 06 Nov 1994 08:49:37 GMT ",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse(form), Some(784_111_777), "{form:?}");
+        }
+        for bad in [
+            "",
+            "garbage",
+            "Sun, 06 Foo 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 25:49:37 GMT",
+            "Sun, 6 Nov 1994 08:49:37 GMTX",
+            "Sun, +6 Nov 1994 08:49:37 GMT",
+            "Sun, 06 Nov 1994 08:49:37 GMT\u{0}",
+        ] {
+            assert_eq!(parse(bad), None, "{bad:?}");
+        }
     }
 }
