@@ -265,3 +265,37 @@ fn a_slow_event_stream_subscriber_is_closed_and_the_others_keep_receiving_in_ord
         "an aborted stream has no last chunk"
     );
 }
+
+/// `HEAD` to an event-stream route whose handler subscribes the stream to
+/// a topic (as `examples/sse.rs` does): the head is the whole answer, so
+/// the request pipelined behind it is answered at once. Before the fix
+/// the hub's handle kept the body-less stream open: the next request
+/// waited for the idle timeout, and was then dropped with the connection.
+#[test]
+fn head_of_a_subscribed_event_stream_does_not_hold_the_connection() {
+    let hub = PubSub::new();
+    let topic_hub = hub.clone();
+    let server = start(builder().idle_timeout(Duration::from_secs(60)).handler(
+        move |req: Request| {
+            if req.path() == "/events" {
+                let events = req.respond_event_stream(());
+                let _ = topic_hub.subscribe_events(&events, "ticks");
+            } else {
+                let path = req.path().to_owned();
+                req.respond(200, (), path);
+            }
+        },
+    ));
+    let mut c = server.client();
+    c.send(format!(
+        "HEAD /events HTTP/1.1\r\nHost: t\r\n\r\n{}",
+        get("/after")
+    ));
+    let r = c.read_head_response();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    c.read_response().assert("HTTP/1.1 200 OK", "/after");
+    // Publishing to the topic sends nothing to it.
+    hub.publish("ticks", "x");
+    assert!(!c.has_data_within(Duration::from_millis(100)));
+}

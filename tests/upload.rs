@@ -682,3 +682,91 @@ fn concurrent_uploads_with_uneven_reads_never_stall() {
     }
     assert!(server.handle.stats().body_window_peak <= WINDOW);
 }
+
+/// A handler that reads its streamed body while it answers with a stream
+/// (an echo). The client asked for `100 Continue`, but the final response
+/// (the stream's head) went out first: a `100` may not follow it (RFC 9110
+/// §15.2: informational responses come before the final one). Before the
+/// fix the handler's first read made the IO actor write `HTTP/1.1 100
+/// Continue` into the middle of the chunked body.
+#[test]
+fn a_full_duplex_stream_gets_no_100_continue_inside_its_body() {
+    let (reading_tx, reading_rx) = mpsc::channel::<()>();
+    let reading_tx = Mutex::new(reading_tx);
+    let mut router = Router::new();
+    router
+        .post("/echo", move |mut req: Request| {
+            let mut body = req.body_reader();
+            let stream = req.respond_stream(200, [("Content-Type", "application/octet-stream")]);
+            let reading = reading_tx.lock().unwrap().clone();
+            std::thread::spawn(move || {
+                let mut buf = [0; 1024];
+                reading.send(()).unwrap();
+                loop {
+                    match body.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            if stream.write(&buf[..n]).is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+                let _ = stream.finish();
+            });
+        })
+        .stream_body();
+    let server = start(builder().handler(router));
+    let mut c = server.client();
+    c.send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let head = c.read_response_head();
+    assert_eq!(head.status, 200);
+    // The handler starts reading (asking for the `100`): nothing may
+    // follow the head before the body is echoed. (The bytes of a `100`
+    // would show here; a correct server sends none, so this window cannot
+    // fail by accident.)
+    reading_rx.recv_timeout(EVENT_TIMEOUT).unwrap();
+    assert!(
+        !c.has_data_within(Duration::from_millis(300)),
+        "bytes after the final head before any body was sent"
+    );
+    // The final response has begun: the client sends its body anyway.
+    c.send("hello");
+    let mut echoed = Vec::new();
+    while let Chunk::Data(d) = c.read_chunk() {
+        echoed.extend(d);
+    }
+    assert_eq!(echoed, b"hello");
+}
+
+/// A stream answering a request whose streamed body it never read, while
+/// the client still waits for `100 Continue`: as with `respond`, the
+/// answer must close the connection (the client may never send the body,
+/// and the next bytes could be either). Before the fix the stream's head
+/// kept the connection open and the IO actor went on waiting for the body.
+#[test]
+fn a_stream_answering_an_unread_body_closes_as_respond_does() {
+    let mut router = Router::new();
+    router
+        .post("/s", |req: Request| {
+            let s = req.respond_stream(200, [("Content-Type", "text/plain")]);
+            s.write("streamed").unwrap();
+            s.finish().unwrap();
+        })
+        .stream_body();
+    let server = start(builder().handler(router));
+    let mut c = server.client();
+    c.send("POST /s HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
+    let r = c.read_response_any(false);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(r.body_str(), "streamed");
+    assert!(r.closes(), "{r:?}");
+    c.expect_eof();
+
+    // A chunked body left unread: its end is unknown, so the same.
+    let mut c = server.client();
+    c.send("POST /s HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n");
+    let r = c.read_response_any(false);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert!(r.closes(), "{r:?}");
+}
