@@ -83,6 +83,10 @@ impl<A: Actor> Scheduler<A> {
 
     /// Delivers `event` to `actor`, scheduling it if it was idle. Gives the
     /// event back if the actor's mailbox has taken its last event.
+    ///
+    /// # Errors
+    ///
+    /// `Err(event)` after [`Self::deliver_last`]: the actor is finished.
     pub fn deliver(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
         self.after_push(actor, actor.mailbox().push(event))
     }
@@ -92,6 +96,10 @@ impl<A: Actor> Scheduler<A> {
     /// them later with one lock and at most one wake-up. The IO actor
     /// collects one `epoll` batch this way: waking a worker per request
     /// would let it preempt the IO thread mid-batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::deliver`].
     #[cfg(not(loom))]
     pub fn deliver_deferred(
         &self,
@@ -119,6 +127,10 @@ impl<A: Actor> Scheduler<A> {
     }
 
     /// Delivers the final event of `actor`; nothing is delivered after it.
+    ///
+    /// # Errors
+    ///
+    /// `Err(event)` if a final event was delivered already.
     #[cfg_attr(not(loom), allow(dead_code))] // used by the WebSocket close path
     pub fn deliver_last(&self, actor: &Arc<A>, event: A::Event) -> Result<(), A::Event> {
         self.after_push(actor, actor.mailbox().push_last(event))
@@ -339,6 +351,10 @@ impl<A> Turn<A> {
 
 impl<A: Actor> Done<A> {
     /// The actor whose run right this is.
+    ///
+    /// # Panics
+    ///
+    /// Never: the actor is taken out only by `Done`'s own drop.
     pub fn actor(&self) -> &Arc<A> {
         self.actor.as_ref().expect("actor present until drop")
     }

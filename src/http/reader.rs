@@ -185,6 +185,10 @@ impl Reader {
 
     /// Parses the next request out of the buffer, every body buffered and
     /// limited to `limits.max_body_len`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Reader::next_with`].
     pub fn next(&mut self, limits: &Limits) -> Result<Parsed, HttpError> {
         let plan = BodyPlan {
             stream: false,
@@ -197,6 +201,11 @@ impl Reader {
     /// head how its body is read. A streamed request is handed out after
     /// its head (`Flags::streamed`); its body then comes from
     /// [`Reader::body_part`], and `next_with` finds nothing until it ends.
+    ///
+    /// # Errors
+    ///
+    /// An [`HttpError`] for a request that breaks RFC 9112 or a limit; it
+    /// names the status to answer with, and the connection must close.
     pub fn next_with(
         &mut self,
         limits: &Limits,

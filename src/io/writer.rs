@@ -78,6 +78,11 @@ impl Writer {
 
     /// Writes as much as the socket takes. `Ok(true)` when everything is
     /// written, `Ok(false)` when the socket would block.
+    ///
+    /// # Errors
+    ///
+    /// The socket's error other than `WouldBlock` and `Interrupted`; the
+    /// connection is then closed.
     pub fn flush<S: Write>(&mut self, sock: &mut S) -> io::Result<bool> {
         while !self.queue.is_empty() {
             fault_point!(IoWrite);
