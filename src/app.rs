@@ -25,6 +25,8 @@ pub(crate) const DEFAULT_MAX_WORKER_THREADS: usize = 512;
 /// Server settings. Defaults follow Mummy where Mummy has one.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
+    /// What handlers borrow with `Request::state` (`ServerBuilder::state`).
+    pub(crate) states: crate::state::States,
     pub(crate) worker_threads: usize,
     pub(crate) max_worker_threads: usize,
     pub(crate) io_threads: usize,
@@ -91,6 +93,7 @@ impl Default for Config {
             .map(|n| n.get())
             .unwrap_or(1);
         Config {
+            states: Default::default(),
             worker_threads: (cores * 10).max(1),
             max_worker_threads: DEFAULT_MAX_WORKER_THREADS,
             io_threads: (cores / 2).max(1),

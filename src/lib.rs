@@ -94,6 +94,8 @@ pub mod router;
 #[cfg(not(loom))]
 mod server;
 #[cfg(not(loom))]
+mod state;
+#[cfg(not(loom))]
 pub mod test;
 #[cfg(not(loom))]
 pub mod websocket;

@@ -39,7 +39,7 @@ pub struct ServerBuilder {
     handler: Option<Box<dyn Handler>>,
     ws_handler: Option<Box<dyn WebSocketHandler>>,
     log: Option<slog::Logger>,
-    config: Config,
+    pub(crate) config: Config,
     middleware: Vec<Arc<dyn crate::Middleware>>,
 }
 

@@ -229,3 +229,67 @@ fn the_http_crates_header_map_is_accepted() {
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.header_all("x-many"), vec!["1", "2"]);
 }
+
+/// State registered on the builder is one value shared by every handler,
+/// on every worker and connection; a type never registered is a logged 500
+/// that names it, and the server carries on.
+#[test]
+fn state_is_shared_by_every_handler_and_a_missing_type_is_a_logged_500() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    #[derive(Default)]
+    struct Hits(AtomicU64);
+    struct NeverRegistered;
+    fn hit(req: Request) -> Result<(), Error> {
+        let n = req.state::<Hits>()?.0.fetch_add(1, Ordering::SeqCst) + 1;
+        let tag = req.state::<&'static str>()?;
+        req.respond(200, (), format!("{tag} {n}"));
+        Ok(())
+    }
+    let mut router = Router::new();
+    router.get("/hit", hit);
+    router.get("/missing", |req: Request| -> Result<(), Error> {
+        req.state::<NeverRegistered>()?;
+        req.respond(200, (), "unreachable");
+        Ok(())
+    });
+    let log = Captured::default();
+    let server = start(
+        builder()
+            .logger(log.logger())
+            .state(Hits::default())
+            .state("first")
+            // One value per type: the second replaces the first.
+            .state("tag")
+            .handler(router),
+    );
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let addr = server.addr;
+            std::thread::spawn(move || {
+                let mut c = common::Client::connect(addr);
+                for _ in 0..25 {
+                    c.send("GET /hit HTTP/1.1\r\nHost: x\r\n\r\n");
+                    let r = c.read_response();
+                    assert_eq!(r.status, 200, "{r:?}");
+                    assert!(r.body_str().starts_with("tag "), "{r:?}");
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    server
+        .request("GET /hit HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", "tag 101");
+    server
+        .request("GET /missing HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert(
+            "HTTP/1.1 500 Internal Server Error",
+            "Internal Server Error",
+        );
+    log.wait_for(&["handler failed", "NeverRegistered", "ServerBuilder::state"]);
+    server
+        .request("GET /hit HTTP/1.1\r\nHost: x\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", "tag 102");
+}
