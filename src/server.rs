@@ -516,14 +516,15 @@ impl ServerBuilder {
     ///
     /// ```
     /// use natron::test::{TestClient, TestError};
-    /// use natron::{Request, Server};
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
     ///
     /// let client = TestClient::with_server(
     ///     Server::builder()
     ///         .allowed_origins(["https://app.example.com"])
     ///         .handler(|req: Request| {
     ///             let _ = req.upgrade_to_websocket();
-    ///         }),
+    ///         })
+    ///         .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {}),
     /// );
     /// let upgrade = |origin: &str| {
     ///     client
@@ -565,14 +566,15 @@ impl ServerBuilder {
     ///
     /// ```
     /// use natron::test::{TestClient, TestError};
-    /// use natron::{Request, Server};
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
     ///
     /// let client = TestClient::with_server(
     ///     Server::builder()
     ///         .allow_any_origin()
     ///         .handler(|req: Request| {
     ///             let _ = req.upgrade_to_websocket();
-    ///         }),
+    ///         })
+    ///         .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {}),
     /// );
     /// let res = client
     ///     .get("/")
