@@ -109,6 +109,7 @@ fn armed() -> std::sync::MutexGuard<'static, Vec<(Point, SocketAddr)>> {
 /// // natron panicked encoding the response: 500, and the connection closes.
 /// assert!(answer.starts_with("HTTP/1.1 500 "), "{answer}");
 /// assert!(!fault::is_armed(Point::HttpEncode, client.local_addr().unwrap()));
+/// # drop(client);
 /// # handle.close();
 /// # serving.join().unwrap().unwrap();
 /// ```

@@ -376,6 +376,7 @@ impl ServerBuilder {
     /// let mut answer = String::new();
     /// client.read_to_string(&mut answer).unwrap(); // the server closes
     /// assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    /// # drop(client);
     /// # handle.close();
     /// # serving.join().unwrap().unwrap();
     /// ```
@@ -683,7 +684,8 @@ impl ServerBuilder {
         self
     }
 
-    /// How long `close()` waits for in-flight handlers. Default 10 s.
+    /// How long `close()` waits for in-flight handlers. Default 10 s;
+    /// `Duration::MAX` waits as long as they take.
     ///
     /// ```
     /// use natron::{Request, Server};
@@ -900,6 +902,7 @@ impl Server {
     /// # client.read_to_string(&mut answer).unwrap();
     /// // served: `GET /` is answered "hello".
     /// assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("\r\n\r\nhello"));
+    /// # drop(client);
     /// # handle.close();
     /// # serving.join().unwrap().unwrap();
     /// ```
@@ -1148,7 +1151,7 @@ impl Server {
             self.shared.changed.notify_all();
         }
 
-        let deadline = Instant::now() + app.config.shutdown_grace;
+        let deadline = deadline_after(app.config.shutdown_grace);
         app.draining.store(true, Ordering::Release);
         for io in &ios {
             io.post(IoMsg::Drain);
@@ -1183,6 +1186,15 @@ impl Server {
         slog::info!(app.log, "server closed");
         accepted
     }
+}
+
+/// `now + t`, or a century from now where that overflows an `Instant`
+/// (`Duration::MAX` meaning "no limit"): a huge timeout must not panic.
+fn deadline_after(t: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(t)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }
 
 impl ServerHandle {
@@ -1294,7 +1306,7 @@ impl ServerHandle {
 
     /// Blocks until the server is listening and returns its address (useful
     /// with port 0), or fails if `serve` failed or `timeout` (wall clock)
-    /// passed.
+    /// passed. `Duration::MAX` waits without a limit.
     ///
     /// # Errors
     ///
@@ -1325,7 +1337,7 @@ impl ServerHandle {
     /// assert!(handle.wait_until_ready(timeout).is_err()); // closed
     /// ```
     pub fn wait_until_ready(&self, timeout: Duration) -> io::Result<SocketAddr> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &*state {
