@@ -404,7 +404,7 @@ impl ServerBuilder {
     /// Bytes that may wait in one WebSocket's outbound queue; a send past
     /// it is refused and the connection closed with 1008 (a single message
     /// larger than the bound is still accepted into an empty queue).
-    /// Default `max(1 MiB, 2 * max_message_len)`.
+    /// Default (and what `0` gives) `max(1 MiB, 2 * max_message_len)`.
     ///
     /// ```
     /// use natron::Server;
@@ -478,7 +478,8 @@ impl ServerBuilder {
         self
     }
 
-    /// How many connections (HTTP and WebSocket) may be open at once.
+    /// How many connections (HTTP and WebSocket) may be open at once (at
+    /// least 1).
     /// Past it, new connections wait in the kernel's listen backlog until
     /// one closes (they are not accepted, so they hold no file descriptor
     /// and nothing of theirs is lost); existing connections are
@@ -1041,8 +1042,8 @@ impl Server {
         result
     }
 
-    /// Serves on `localhost:port` (`127.0.0.1` and `::1`), Mummy's
-    /// default address.
+    /// Serves on `localhost:port`: `127.0.0.1` and `::1` (see
+    /// [`Server::serve`]; where IPv6 is off, `127.0.0.1` alone).
     ///
     /// # Errors
     ///
