@@ -344,11 +344,30 @@ impl ServerBuilder {
     /// Largest WebSocket message. Default 64 KiB.
     ///
     /// ```
-    /// use natron::Server;
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    /// # use std::time::Duration;
+    /// # use tungstenite::protocol::frame::coding::CloseCode;
     ///
-    /// // Larger messages close the WebSocket with 1009 (Message Too Big).
-    /// let server = Server::builder().max_message_len(1 << 20).build();
-    /// # drop(server);
+    /// let server = Server::builder()
+    ///     .max_message_len(1024)
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade_to_websocket();
+    ///     })
+    ///     .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {})
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let stream = std::net::TcpStream::connect(addr).unwrap();
+    /// # let url = format!("ws://{addr}/");
+    /// # let (mut client, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    /// // A client sends 2000 bytes: the server closes with 1009 (Message Too Big).
+    /// client.send(tungstenite::Message::text("x".repeat(2000))).unwrap();
+    /// # let tungstenite::Message::Close(Some(close)) = client.read().unwrap() else { panic!() };
+    /// assert_eq!(close.code, CloseCode::Size); // 1009
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
     /// ```
     pub fn max_message_len(mut self, n: usize) -> Self {
         self.config.max_message_len = n;
@@ -390,11 +409,25 @@ impl ServerBuilder {
     /// Default 60 s.
     ///
     /// ```
-    /// use natron::Server;
-    /// use std::time::Duration;
+    /// use natron::{Request, Server};
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
     ///
-    /// let server = Server::builder().idle_timeout(Duration::from_secs(15)).build();
-    /// # drop(server);
+    /// let server = Server::builder()
+    ///     .idle_timeout(Duration::from_millis(100))
+    ///     .handler(|req: Request| req.respond(200, (), "ok"))
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// // A client that connects and sends nothing is disconnected.
+    /// let start = Instant::now();
+    /// let mut client = std::net::TcpStream::connect(addr).unwrap();
+    /// assert_eq!(client.read(&mut [0; 16]).unwrap(), 0); // closed, nothing sent
+    /// assert!(start.elapsed() >= Duration::from_millis(100));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
     /// ```
     pub fn idle_timeout(mut self, t: Duration) -> Self {
         self.config.idle_timeout = t;
@@ -424,11 +457,35 @@ impl ServerBuilder {
     /// Default: none.
     ///
     /// ```
-    /// use natron::Server;
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
     /// use std::time::Duration;
     ///
-    /// // Keeps NAT and proxy mappings alive; with an idle timeout, finds dead
-    /// // peers: a live client answers the Ping with a Pong.
+    /// let server = Server::builder()
+    ///     .websocket_ping_interval(Duration::from_millis(50))
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade_to_websocket();
+    ///     })
+    ///     .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {})
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let stream = std::net::TcpStream::connect(addr).unwrap();
+    /// # let url = format!("ws://{addr}/");
+    /// # let (mut client, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    /// // A client that stays quiet gets a Ping (and answers it with a Pong).
+    /// assert!(matches!(client.read().unwrap(), tungstenite::Message::Ping(_)));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
+    ///
+    /// With an idle timeout as well, a client that stops answering is found
+    /// and closed: a live one answers each Ping, so it is never idle.
+    ///
+    /// ```
+    /// # use natron::Server;
+    /// # use std::time::Duration;
     /// let server = Server::builder()
     ///     .websocket_ping_interval(Duration::from_secs(30))
     ///     .websocket_idle_timeout(Duration::from_secs(75))
@@ -444,13 +501,29 @@ impl ServerBuilder {
     /// Default: none.
     ///
     /// ```
-    /// use natron::Server;
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
     /// use std::time::Duration;
+    /// # use tungstenite::protocol::frame::coding::CloseCode;
     ///
     /// let server = Server::builder()
-    ///     .websocket_idle_timeout(Duration::from_secs(300))
+    ///     .websocket_idle_timeout(Duration::from_millis(100))
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade_to_websocket();
+    ///     })
+    ///     .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {})
     ///     .build();
-    /// # drop(server);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let stream = std::net::TcpStream::connect(addr).unwrap();
+    /// # let url = format!("ws://{addr}/");
+    /// # let (mut client, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    /// // A client that sends nothing is closed with 1001 (Going Away).
+    /// # let tungstenite::Message::Close(Some(close)) = client.read().unwrap() else { panic!() };
+    /// assert_eq!(close.code, CloseCode::Away);
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
     /// ```
     pub fn websocket_idle_timeout(mut self, t: Duration) -> Self {
         self.config.ws_idle_timeout = Some(t);
