@@ -19,7 +19,9 @@ pub trait ListenAddrs {
     ///
     /// # Errors
     ///
-    /// The host does not resolve, or the string is not `host:port`.
+    /// The host does not resolve; or, for a string, it is not
+    /// `host:port` or its port is not a number up to 65535
+    /// ([`io::ErrorKind::InvalidInput`]).
     ///
     /// ```
     /// use natron::ListenAddrs;
