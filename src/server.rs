@@ -182,8 +182,19 @@ impl ServerBuilder {
     /// assert_eq!(*errors.0.lock().unwrap(), ["handler failed"]);
     /// ```
     ///
-    /// A real application logs to a terminal or a file with `slog-term` or
-    /// `slog-json` behind `slog-async`, as `examples/hello.rs` does.
+    /// A real application logs to the terminal, say, with `slog-term` (as
+    /// `examples/rest.rs` does):
+    ///
+    /// ```
+    /// use slog::Drain;
+    ///
+    /// let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
+    /// let drain = slog_term::FullFormat::new(decorator).build().fuse();
+    /// let server = natron::Server::builder()
+    ///     .logger(slog::Logger::root(drain, slog::o!()))
+    ///     .build();
+    /// # drop(server);
+    /// ```
     pub fn logger(mut self, log: slog::Logger) -> Self {
         self.log = Some(log);
         self
