@@ -6,11 +6,17 @@
 //! socket's local address) it names; the next time natron reaches that
 //! point while working on that connection, it panics, once:
 //!
-//! ```ignore
+//! ```no_run
+//! # fn main() -> std::io::Result<()> {
+//! # let server_addr: std::net::SocketAddr = "127.0.0.1:8080".parse().unwrap();
 //! let client = std::net::TcpStream::connect(server_addr)?;
 //! natron::fault::arm(natron::fault::Point::IoInbox, client.local_addr()?);
 //! // ... the next message the IO actor handles for `client` panics.
+//! # Ok(())
+//! # }
 //! ```
+//!
+//! A whole test, with a server, is [`arm`]'s example.
 //!
 //! Arming by peer address is precise (a test picks one connection out of
 //! several, a WebSocket as well as HTTP, at any moment of its life) and
@@ -50,6 +56,12 @@ pub enum Point {
 impl Point {
     /// The point's name, as in the panic message: `io.inbox`, `io.sweep`,
     /// `http.encode`, `io.write`.
+    ///
+    /// ```
+    /// use natron::fault::Point;
+    ///
+    /// assert_eq!(Point::HttpEncode.name(), "http.encode");
+    /// ```
     pub fn name(self) -> &'static str {
         match self {
             Point::IoInbox => "io.inbox",
@@ -77,6 +89,30 @@ fn armed() -> std::sync::MutexGuard<'static, Vec<(Point, SocketAddr)>> {
 /// Arms `point` once for the connection whose peer address is `peer`: the
 /// next time natron reaches `point` while working on that connection, it
 /// panics with `natron fault injection: <name>`.
+///
+/// ```
+/// use natron::fault::{self, Point};
+/// use natron::{Request, Server};
+/// use std::io::{Read, Write};
+/// use std::time::Duration;
+///
+/// let server = Server::new(|req: Request| req.respond(200, (), "ok"));
+/// # let handle = server.handle();
+/// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+/// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+/// let mut client = std::net::TcpStream::connect(addr).unwrap();
+/// fault::arm(Point::HttpEncode, client.local_addr().unwrap());
+///
+/// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+/// let mut answer = String::new();
+/// client.read_to_string(&mut answer).unwrap();
+/// // natron panicked encoding the response: 500, and the connection closes.
+/// assert!(answer.starts_with("HTTP/1.1 500 "), "{answer}");
+/// assert!(!fault::is_armed(Point::HttpEncode, client.local_addr().unwrap()));
+/// # drop(client);
+/// # handle.close();
+/// # serving.join().unwrap().unwrap();
+/// ```
 pub fn arm(point: Point, peer: SocketAddr) {
     let mut list = armed();
     list.push((point, peer));
@@ -85,12 +121,33 @@ pub fn arm(point: Point, peer: SocketAddr) {
 
 /// Whether `point` is still armed for `peer` (false once it has fired, so
 /// a test can check that its fault really happened).
+///
+/// ```
+/// use natron::fault::{self, Point};
+///
+/// let peer = "127.0.0.1:40001".parse().unwrap();
+/// assert!(!fault::is_armed(Point::IoWrite, peer));
+/// fault::arm(Point::IoWrite, peer);
+/// assert!(fault::is_armed(Point::IoWrite, peer));
+/// assert!(!fault::is_armed(Point::IoSweep, peer)); // per point
+/// # fault::disarm(Point::IoWrite, peer);
+/// ```
 pub fn is_armed(point: Point, peer: SocketAddr) -> bool {
     armed().contains(&(point, peer))
 }
 
 /// Disarms `point` for `peer` if it has not fired; returns whether it was
 /// armed.
+///
+/// ```
+/// use natron::fault::{self, Point};
+///
+/// let peer = "127.0.0.1:40002".parse().unwrap();
+/// fault::arm(Point::IoInbox, peer);
+/// assert!(fault::disarm(Point::IoInbox, peer));
+/// assert!(!fault::disarm(Point::IoInbox, peer)); // no longer armed
+/// assert!(!fault::is_armed(Point::IoInbox, peer));
+/// ```
 pub fn disarm(point: Point, peer: SocketAddr) -> bool {
     let mut list = armed();
     let before = list.len();

@@ -47,6 +47,29 @@ pub trait Handler: Send + Sync + 'static {
     ///
     /// An [`Error`] answers the request if it is unanswered when this
     /// returns (see above).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Error, Handler, Request};
+    ///
+    /// /// Answers every request with its greeting.
+    /// struct Greeter {
+    ///     greeting: String,
+    /// }
+    ///
+    /// impl Handler for Greeter {
+    ///     fn handle(&self, req: Request) -> Result<(), Error> {
+    ///         if req.method() != "GET" {
+    ///             return Err(Error::new(405, "GET only")); // answered 405
+    ///         }
+    ///         req.respond(200, (), self.greeting.clone());
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let client = TestClient::new(Greeter { greeting: "hello".into() });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "hello");
+    /// assert_eq!(client.post("/").send().unwrap().status, 405);
+    /// ```
     fn handle(&self, request: Request) -> Result<(), Error>;
 }
 
@@ -68,6 +91,14 @@ pub trait HandlerResult {
     /// # Errors
     ///
     /// The handler's error, converted.
+    ///
+    /// ```
+    /// use natron::HandlerResult;
+    ///
+    /// assert!(().into_result().is_ok());
+    /// let failed: Result<(), std::io::Error> = Err(std::io::Error::other("gone"));
+    /// assert_eq!(failed.into_result().unwrap_err().status(), 500);
+    /// ```
     fn into_result(self) -> Result<(), Error>;
 }
 
@@ -130,22 +161,62 @@ impl Error {
     }
 
     /// Attaches what caused it (logged, never sent).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Error, Request};
+    ///
+    /// let client = TestClient::new(|_req: Request| -> Result<(), Error> {
+    ///     let cause = std::io::Error::other("connection to db1 refused");
+    ///     Err(Error::new(503, "try again later").with_cause(cause))
+    /// });
+    /// let res = client.get("/").send().unwrap();
+    /// // The client sees the message; the cause goes to the log only.
+    /// assert_eq!((res.status, res.text().as_str()), (503, "try again later"));
+    /// ```
     pub fn with_cause(mut self, cause: impl std::error::Error + Send + Sync + 'static) -> Error {
         self.cause = Some(Box::new(cause));
         self
     }
 
     /// The status it is answered with.
+    ///
+    /// ```
+    /// use natron::Error;
+    ///
+    /// assert_eq!(Error::new(404, "no such user").status(), 404);
+    /// let parse: Error = "x".parse::<u32>().unwrap_err().into();
+    /// assert_eq!(parse.status(), 500);
+    /// ```
     pub fn status(&self) -> u16 {
         self.response.status
     }
 
     /// The response it is answered with.
+    ///
+    /// ```
+    /// use natron::Error;
+    ///
+    /// let e = Error::new(404, "no such user");
+    /// assert_eq!(e.response().status, 404);
+    /// assert_eq!(e.response().body, b"no such user");
+    /// assert_eq!(
+    ///     e.response().headers.get("content-type"),
+    ///     Some("text/plain; charset=utf-8")
+    /// );
+    /// ```
     pub fn response(&self) -> &Response {
         &self.response
     }
 
     /// What caused it, if known.
+    ///
+    /// ```
+    /// use natron::Error;
+    ///
+    /// assert!(Error::new(400, "bad").cause().is_none());
+    /// let e: Error = "x".parse::<u32>().unwrap_err().into();
+    /// assert_eq!(e.cause().unwrap().to_string(), "invalid digit found in string");
+    /// ```
     pub fn cause(&self) -> Option<&(dyn std::error::Error + Send + Sync + 'static)> {
         self.cause.as_deref()
     }

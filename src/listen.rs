@@ -19,7 +19,23 @@ pub trait ListenAddrs {
     ///
     /// # Errors
     ///
-    /// The host does not resolve, or the string is not `host:port`.
+    /// The host does not resolve; or, for a string, it is not
+    /// `host:port` or its port is not a number up to 65535
+    /// ([`io::ErrorKind::InvalidInput`]).
+    ///
+    /// ```
+    /// use natron::ListenAddrs;
+    /// use std::net::SocketAddr;
+    ///
+    /// let both: Vec<SocketAddr> = vec!["127.0.0.1:8080".parse()?, "[::1]:8080".parse()?];
+    /// assert_eq!(("localhost", 8080).listen_addrs()?, both);
+    /// assert_eq!("localhost:8080".listen_addrs()?, both);
+    /// assert_eq!("0.0.0.0:80".listen_addrs()?, ["0.0.0.0:80".parse::<SocketAddr>()?]);
+    ///
+    /// let err = "localhost".listen_addrs().unwrap_err(); // no port
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     fn listen_addrs(&self) -> io::Result<Vec<SocketAddr>>;
 }
 

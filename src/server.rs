@@ -52,6 +52,16 @@ impl ServerBuilder {
     /// threads, which apply them to each request's head; any other handler
     /// gets the server's ([`ServerBuilder::stream_request_bodies`],
     /// [`ServerBuilder::max_body_len`]).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router, Server};
+    ///
+    /// let mut router = Router::new();
+    /// router.get("/hello", |req: Request| req.respond(200, (), "hi"));
+    /// let client = TestClient::with_server(Server::builder().handler(router));
+    /// assert_eq!(client.get("/hello").send().unwrap().text(), "hi");
+    /// assert_eq!(client.get("/other").send().unwrap().status, 404);
+    /// ```
     pub fn handler<H: Handler>(mut self, handler: H) -> Self {
         // The rules are copied out of the router now, on the builder's
         // thread, so the IO threads run only natron's matching.
@@ -66,6 +76,35 @@ impl ServerBuilder {
 
     /// The WebSocket handler: receives the events of every connection
     /// upgraded with [`crate::Request::upgrade_to_websocket`].
+    ///
+    /// ```
+    /// use natron::{Message, Request, Server, WebSocket, WebSocketEvent};
+    /// # use std::time::Duration;
+    ///
+    /// let server = Server::builder()
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade_to_websocket(); // answers 400/403/426 itself if it fails
+    ///     })
+    ///     .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+    ///         if let WebSocketEvent::Message(m) = event {
+    ///             let _ = ws.send(m); // echo
+    ///         }
+    ///     })
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let stream = std::net::TcpStream::connect(addr).unwrap();
+    /// # let url = format!("ws://{addr}/");
+    /// # let (mut client, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    /// # client.send(tungstenite::Message::text("hello")).unwrap();
+    /// # let echoed = client.read().unwrap();
+    /// // A client that sends "hello" gets it back.
+    /// assert_eq!(echoed.to_text().unwrap(), "hello");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn websocket_handler(mut self, handler: impl WebSocketHandler) -> Self {
         self.ws_handler = Some(Box::new(handler));
         self
@@ -77,6 +116,16 @@ impl ServerBuilder {
     /// is agreed, what is compressed, and the memory it costs;
     /// [`WebSocketUpgrade::compression`](crate::WebSocketUpgrade::compression)
     /// overrides it per connection.
+    ///
+    /// ```
+    /// use natron::{Server, WebSocketCompression};
+    ///
+    /// let server = Server::builder()
+    ///     // Messages under 256 bytes are sent uncompressed.
+    ///     .websocket_compression(WebSocketCompression::new().threshold(256))
+    ///     .build();
+    /// # drop(server);
+    /// ```
     pub fn websocket_compression(mut self, compression: crate::WebSocketCompression) -> Self {
         self.config.ws_compression = Some(compression);
         self
@@ -102,6 +151,50 @@ impl ServerBuilder {
     }
 
     /// The logger; by default log records are discarded.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Error, Request, Server};
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// /// Keeps the messages of error records.
+    /// #[derive(Clone, Default)]
+    /// struct Errors(Arc<Mutex<Vec<String>>>);
+    /// impl slog::Drain for Errors {
+    ///     type Ok = ();
+    ///     type Err = slog::Never;
+    ///     fn log(&self, r: &slog::Record, _: &slog::OwnedKVList) -> Result<(), slog::Never> {
+    ///         if r.level() == slog::Level::Error {
+    ///             self.0.lock().unwrap().push(r.msg().to_string());
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let errors = Errors::default();
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .logger(slog::Logger::root(errors.clone(), slog::o!()))
+    ///         .handler(|_req: Request| -> Result<(), Error> {
+    ///             Err(std::io::Error::other("disk on fire"))? // 500, logged
+    ///         }),
+    /// );
+    /// assert_eq!(client.get("/").send().unwrap().status, 500);
+    /// assert_eq!(*errors.0.lock().unwrap(), ["handler failed"]);
+    /// ```
+    ///
+    /// A real application logs to the terminal, say, with `slog-term` (as
+    /// `examples/rest.rs` does):
+    ///
+    /// ```
+    /// use slog::Drain;
+    ///
+    /// let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());
+    /// let drain = slog_term::FullFormat::new(decorator).build().fuse();
+    /// let server = natron::Server::builder()
+    ///     .logger(slog::Logger::root(drain, slog::o!()))
+    ///     .build();
+    /// # drop(server);
+    /// ```
     pub fn logger(mut self, log: slog::Logger) -> Self {
         self.log = Some(log);
         self
@@ -109,6 +202,14 @@ impl ServerBuilder {
 
     /// Worker threads that run handlers and never retire (the pool's base
     /// size). Default `max(cores * 10, 1)`. At least 1.
+    ///
+    /// ```
+    /// use natron::Server;
+    ///
+    /// // Handlers that block on a database: 64 workers from the start.
+    /// let server = Server::builder().worker_threads(64).build();
+    /// # drop(server);
+    /// ```
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.config.worker_threads = n.max(1);
         self
@@ -122,6 +223,14 @@ impl ServerBuilder {
     /// by one worker per waiting job; workers above the base retire after
     /// 10 s without a job. Reaching the maximum is logged (warning) once
     /// per episode; requests then wait for a worker.
+    ///
+    /// ```
+    /// use natron::Server;
+    ///
+    /// // A fixed pool of 8 workers: never more, never fewer.
+    /// let server = Server::builder().worker_threads(8).max_worker_threads(8).build();
+    /// # drop(server);
+    /// ```
     pub fn max_worker_threads(mut self, n: usize) -> Self {
         self.config.max_worker_threads = n;
         self
@@ -129,6 +238,13 @@ impl ServerBuilder {
 
     /// IO threads (each a `mio` poll loop owning its share of the sockets).
     /// Default `max(cores / 2, 1)`.
+    ///
+    /// ```
+    /// use natron::Server;
+    ///
+    /// let server = Server::builder().io_threads(1).build();
+    /// # drop(server);
+    /// ```
     pub fn io_threads(mut self, n: usize) -> Self {
         self.config.io_threads = n.max(1);
         self
@@ -138,6 +254,20 @@ impl ServerBuilder {
     /// Default 8 KiB; larger heads are answered `431` (RFC 6585 §5), or
     /// `414` when the request line alone is longer (RFC 9112 §3), and the
     /// connection is closed.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server};
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .max_headers_len(1024)
+    ///         .handler(|req: Request| req.respond(200, (), "ok")),
+    /// );
+    /// assert_eq!(client.get("/").send().unwrap().status, 200);
+    /// let big = "x".repeat(2000);
+    /// assert_eq!(client.get("/").header("X-Big", &big).send().unwrap().status, 431);
+    /// assert_eq!(client.get(&format!("/{big}")).send().unwrap().status, 414);
+    /// ```
     pub fn max_headers_len(mut self, n: usize) -> Self {
         self.config.max_headers_len = n;
         self
@@ -148,6 +278,18 @@ impl ServerBuilder {
     /// and the connection closes (a `Content-Length` above it before any
     /// of the body is read). A route may set its own
     /// ([`Router::max_body_len`](crate::Router::max_body_len)).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server};
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .max_body_len(16)
+    ///         .handler(|req: Request| req.respond(200, (), "ok")),
+    /// );
+    /// assert_eq!(client.post("/").body([0; 16]).send().unwrap().status, 200);
+    /// assert_eq!(client.post("/").body([0; 17]).send().unwrap().status, 413);
+    /// ```
     pub fn max_body_len(mut self, n: usize) -> Self {
         self.config.max_body_len = n;
         self
@@ -160,6 +302,24 @@ impl ServerBuilder {
     /// it whole (up to [`ServerBuilder::max_body_len`]) before the handler
     /// runs. Default `false`. The setting for a custom [`Handler`], which
     /// has no routes natron can read.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server};
+    /// use std::io::Read;
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .stream_request_bodies(true)
+    ///         .handler(|mut req: Request| -> Result<(), natron::Error> {
+    ///             // Read as it arrives: 10 MB never sits in memory at once.
+    ///             let n = std::io::copy(&mut req.body_reader(), &mut std::io::sink())?;
+    ///             req.respond(200, (), n.to_string());
+    ///             Ok(())
+    ///         }),
+    /// );
+    /// let big = vec![b'x'; 10_000_000]; // above the 1 MiB `max_body_len`
+    /// assert_eq!(client.post("/").body(big).send().unwrap().text(), "10000000");
+    /// ```
     pub fn stream_request_bodies(mut self, on: bool) -> Self {
         self.config.stream_bodies = on;
         self
@@ -170,12 +330,56 @@ impl ServerBuilder {
     /// the server its window, not its length. Past it: `413` before the
     /// handler runs for a `Content-Length`, a
     /// [`BodyReader`](crate::http::BodyReader) error for a chunked body.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server};
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .stream_request_bodies(true)
+    ///         .max_streamed_body_len(100)
+    ///         .handler(|mut req: Request| -> Result<(), natron::Error> {
+    ///             let n = std::io::copy(&mut req.body_reader(), &mut std::io::sink())?;
+    ///             req.respond(200, (), n.to_string());
+    ///             Ok(())
+    ///         }),
+    /// );
+    /// assert_eq!(client.post("/").body([0; 100]).send().unwrap().text(), "100");
+    /// assert_eq!(client.post("/").body([0; 101]).send().unwrap().status, 413);
+    /// ```
     pub fn max_streamed_body_len(mut self, n: u64) -> Self {
         self.config.max_streamed_body_len = n;
         self
     }
 
     /// Largest WebSocket message. Default 64 KiB.
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    /// # use std::time::Duration;
+    /// # use tungstenite::protocol::frame::coding::CloseCode;
+    ///
+    /// let server = Server::builder()
+    ///     .max_message_len(1024)
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade_to_websocket();
+    ///     })
+    ///     .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {})
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let stream = std::net::TcpStream::connect(addr).unwrap();
+    /// # let url = format!("ws://{addr}/");
+    /// # let (mut client, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    /// // A client sends 2000 bytes: the server closes with 1009 (Message Too Big).
+    /// client.send(tungstenite::Message::text("x".repeat(2000))).unwrap();
+    /// # let tungstenite::Message::Close(Some(close)) = client.read().unwrap() else { panic!() };
+    /// assert_eq!(close.code, CloseCode::Size); // 1009
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn max_message_len(mut self, n: usize) -> Self {
         self.config.max_message_len = n;
         self
@@ -183,6 +387,29 @@ impl ServerBuilder {
 
     /// Time from the first byte of a request head to its end before the
     /// client gets `408`. Default 10 s.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::builder()
+    ///     .header_timeout(Duration::from_millis(100))
+    ///     .handler(|req: Request| req.respond(200, (), "ok"))
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// // A client that starts a request and never finishes its head:
+    /// let mut client = std::net::TcpStream::connect(addr).unwrap();
+    /// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    /// let mut answer = String::new();
+    /// client.read_to_string(&mut answer).unwrap(); // the server closes
+    /// assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn header_timeout(mut self, t: Duration) -> Self {
         self.config.header_timeout = t;
         self
@@ -191,6 +418,28 @@ impl ServerBuilder {
     /// Time an idle keep-alive connection, a stalled body or a client not
     /// reading its responses is given before the connection closes.
     /// Default 60 s.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::io::Read;
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let server = Server::builder()
+    ///     .idle_timeout(Duration::from_millis(100))
+    ///     .handler(|req: Request| req.respond(200, (), "ok"))
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// // A client that connects and sends nothing is disconnected.
+    /// let start = Instant::now();
+    /// let mut client = std::net::TcpStream::connect(addr).unwrap();
+    /// assert_eq!(client.read(&mut [0; 16]).unwrap(), 0); // closed, nothing sent
+    /// assert!(start.elapsed() >= Duration::from_millis(100));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn idle_timeout(mut self, t: Duration) -> Self {
         self.config.idle_timeout = t;
         self
@@ -199,7 +448,16 @@ impl ServerBuilder {
     /// Bytes that may wait in one WebSocket's outbound queue; a send past
     /// it is refused and the connection closed with 1008 (a single message
     /// larger than the bound is still accepted into an empty queue).
-    /// Default `max(1 MiB, 2 * max_message_len)`.
+    /// Default (and what `0` gives) `max(1 MiB, 2 * max_message_len)`.
+    ///
+    /// ```
+    /// use natron::Server;
+    ///
+    /// // A client that reads slower than it is sent to loses its WebSocket
+    /// // once 256 KiB wait for it.
+    /// let server = Server::builder().max_outbound_len(256 << 10).build();
+    /// # drop(server);
+    /// ```
     pub fn max_outbound_len(mut self, n: usize) -> Self {
         self.config.max_outbound_len = n;
         self
@@ -208,6 +466,43 @@ impl ServerBuilder {
     /// Sends a Ping on every WebSocket from which nothing arrived for this
     /// long (and again each interval while it stays quiet).
     /// Default: none.
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::builder()
+    ///     .websocket_ping_interval(Duration::from_millis(50))
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade_to_websocket();
+    ///     })
+    ///     .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {})
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let stream = std::net::TcpStream::connect(addr).unwrap();
+    /// # let url = format!("ws://{addr}/");
+    /// # let (mut client, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    /// // A client that stays quiet gets a Ping (and answers it with a Pong).
+    /// assert!(matches!(client.read().unwrap(), tungstenite::Message::Ping(_)));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
+    ///
+    /// With an idle timeout as well, a client that stops answering is found
+    /// and closed: a live one answers each Ping, so it is never idle.
+    ///
+    /// ```
+    /// # use natron::Server;
+    /// # use std::time::Duration;
+    /// let server = Server::builder()
+    ///     .websocket_ping_interval(Duration::from_secs(30))
+    ///     .websocket_idle_timeout(Duration::from_secs(75))
+    ///     .build();
+    /// # drop(server);
+    /// ```
     pub fn websocket_ping_interval(mut self, t: Duration) -> Self {
         self.config.ws_ping_interval = Some(t);
         self
@@ -215,6 +510,32 @@ impl ServerBuilder {
 
     /// Closes (1001) a WebSocket from which nothing arrived for this long.
     /// Default: none.
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    /// use std::time::Duration;
+    /// # use tungstenite::protocol::frame::coding::CloseCode;
+    ///
+    /// let server = Server::builder()
+    ///     .websocket_idle_timeout(Duration::from_millis(100))
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade_to_websocket();
+    ///     })
+    ///     .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {})
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let stream = std::net::TcpStream::connect(addr).unwrap();
+    /// # let url = format!("ws://{addr}/");
+    /// # let (mut client, _) = tungstenite::client::client(url.as_str(), stream).unwrap();
+    /// // A client that sends nothing is closed with 1001 (Going Away).
+    /// # let tungstenite::Message::Close(Some(close)) = client.read().unwrap() else { panic!() };
+    /// assert_eq!(close.code, CloseCode::Away);
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn websocket_idle_timeout(mut self, t: Duration) -> Self {
         self.config.ws_idle_timeout = Some(t);
         self
@@ -228,12 +549,21 @@ impl ServerBuilder {
     /// reset the connection and destroy the response before the client
     /// reads it. An idle keep-alive connection closed at shutdown owes
     /// nothing and does not linger. Default 2 s.
+    ///
+    /// ```
+    /// use natron::Server;
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::builder().linger_timeout(Duration::from_millis(500)).build();
+    /// # drop(server);
+    /// ```
     pub fn linger_timeout(mut self, t: Duration) -> Self {
         self.config.linger_timeout = t;
         self
     }
 
-    /// How many connections (HTTP and WebSocket) may be open at once.
+    /// How many connections (HTTP and WebSocket) may be open at once (at
+    /// least 1).
     /// Past it, new connections wait in the kernel's listen backlog until
     /// one closes (they are not accepted, so they hold no file descriptor
     /// and nothing of theirs is lost); existing connections are
@@ -242,6 +572,13 @@ impl ServerBuilder {
     ///
     /// Default: the process's open-file limit (`RLIMIT_NOFILE`, soft)
     /// less a tenth of it (at least 64) kept for everything else.
+    ///
+    /// ```
+    /// use natron::Server;
+    ///
+    /// let server = Server::builder().max_connections(10_000).build();
+    /// # drop(server);
+    /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n.max(1);
         self
@@ -262,6 +599,40 @@ impl ServerBuilder {
     /// # Errors
     /// An entry that is not an origin makes [`Server::serve`] fail with
     /// `InvalidInput` naming it.
+    ///
+    /// ```
+    /// use natron::test::{TestClient, TestError};
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .allowed_origins(["https://app.example.com"])
+    ///         .handler(|req: Request| {
+    ///             let _ = req.upgrade_to_websocket();
+    ///         })
+    ///         .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {}),
+    /// );
+    /// let upgrade = |origin: &str| {
+    ///     client
+    ///         .get("/")
+    ///         .header("Host", "api.example.com")
+    ///         .header("Origin", origin)
+    /// #       .header("Upgrade", "websocket")
+    /// #       .header("Connection", "Upgrade")
+    /// #       .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    /// #       .header("Sec-WebSocket-Version", "13")
+    ///         // ... and the other upgrade fields
+    ///         .send()
+    /// };
+    /// assert!(matches!(upgrade("https://app.example.com"), Err(TestError::Upgraded)));
+    /// assert!(matches!(upgrade("https://api.example.com"), Err(TestError::Upgraded)));
+    /// assert_eq!(upgrade("https://evil.example").unwrap().status, 403);
+    ///
+    /// // Not an origin: `serve` refuses to start.
+    /// let server = Server::builder().allowed_origins(["app.example.com"]).build();
+    /// let err = server.serve("127.0.0.1:0").unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// ```
     pub fn allowed_origins<I, S>(mut self, origins: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -278,6 +649,30 @@ impl ServerBuilder {
     /// clients are not browsers, or that authenticate every WebSocket
     /// themselves (a token in the first message, say). See
     /// [`ServerBuilder::allowed_origins`] for the default.
+    ///
+    /// ```
+    /// use natron::test::{TestClient, TestError};
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .allow_any_origin()
+    ///         .handler(|req: Request| {
+    ///             let _ = req.upgrade_to_websocket();
+    ///         })
+    ///         .websocket_handler(|_ws: WebSocket, _event: WebSocketEvent| {}),
+    /// );
+    /// let res = client
+    ///     .get("/")
+    ///     .header("Origin", "https://anywhere.example")
+    /// # .header("Upgrade", "websocket")
+    /// # .header("Connection", "Upgrade")
+    /// # .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    /// # .header("Sec-WebSocket-Version", "13")
+    ///     // ... and the other upgrade fields
+    ///     .send();
+    /// assert!(matches!(res, Err(TestError::Upgraded)));
+    /// ```
     pub fn allow_any_origin(mut self) -> Self {
         self.config.origin_policy = OriginPolicy::Any;
         self
@@ -300,6 +695,28 @@ impl ServerBuilder {
     /// fields on unchanged. nginx's default rewrites `Host` to the
     /// upstream's name, so without a forwarded host (or `proxy_set_header
     /// Host $host;`) browser upgrades fail the `Origin` check.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server};
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         // The proxy on this host (the test client's address is 127.0.0.1).
+    ///         .trusted_proxies([Ipv4Addr::LOCALHOST.into()])
+    ///         .handler(|req: Request| {
+    ///             let who = format!("{} {}", req.remote_addr(), req.host().unwrap_or(""));
+    ///             req.respond(200, (), who)
+    ///         }),
+    /// );
+    /// let res = client
+    ///     .get("/")
+    ///     .header("X-Forwarded-For", "192.0.2.7")
+    ///     .header("X-Forwarded-Host", "app.example")
+    ///     .send()
+    ///     .unwrap();
+    /// assert_eq!(res.text(), "192.0.2.7:0 app.example");
+    /// ```
     pub fn trusted_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
         // Canonical once here (IPv4-mapped IPv6 as IPv4), so each request
         // compares only its peer's canonical form.
@@ -310,6 +727,26 @@ impl ServerBuilder {
     /// Which forwarding fields the [trusted
     /// proxies](ServerBuilder::trusted_proxies) write. Default
     /// [`ProxyHeaders::XForwarded`].
+    ///
+    /// ```
+    /// use natron::{test::TestClient, ProxyHeaders, Request, Server};
+    /// use std::net::Ipv4Addr;
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .trusted_proxies([Ipv4Addr::LOCALHOST.into()])
+    ///         .proxy_headers(ProxyHeaders::Forwarded)
+    ///         .handler(|req: Request| {
+    ///             let ip = req.remote_addr().ip().to_string();
+    ///             req.respond(200, (), ip)
+    ///         }),
+    /// );
+    /// let res = client.get("/").header("Forwarded", "for=192.0.2.7").send().unwrap();
+    /// assert_eq!(res.text(), "192.0.2.7");
+    /// // X-Forwarded-For is now ignored: the peer's address stays.
+    /// let res = client.get("/").header("X-Forwarded-For", "192.0.2.8").send().unwrap();
+    /// assert_eq!(res.text(), "127.0.0.1");
+    /// ```
     pub fn proxy_headers(mut self, kind: ProxyHeaders) -> Self {
         self.config.proxy_headers = kind;
         self
@@ -317,18 +754,67 @@ impl ServerBuilder {
 
     /// How long a server-initiated close waits for the client's close
     /// frame before dropping the connection. Default 5 s.
+    ///
+    /// ```
+    /// use natron::Server;
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::builder()
+    ///     .websocket_close_timeout(Duration::from_secs(1))
+    ///     .build();
+    /// # drop(server);
+    /// ```
     pub fn websocket_close_timeout(mut self, t: Duration) -> Self {
         self.config.ws_close_timeout = t;
         self
     }
 
-    /// How long `close()` waits for in-flight handlers. Default 10 s.
+    /// How long `close()` waits for in-flight handlers. Default 10 s;
+    /// `Duration::MAX` waits as long as they take.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::time::{Duration, Instant};
+    ///
+    /// let server = Server::builder()
+    ///     .shutdown_grace(Duration::from_millis(200))
+    ///     .handler(|req: Request| req.respond(200, (), "ok"))
+    ///     .build();
+    /// let handle = server.handle();
+    /// let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// let start = Instant::now();
+    /// handle.close();
+    /// serving.join().unwrap().unwrap();
+    /// // Nothing was in flight: no need to wait for the grace period.
+    /// assert!(start.elapsed() < Duration::from_secs(5));
+    /// ```
     pub fn shutdown_grace(mut self, t: Duration) -> Self {
         self.config.shutdown_grace = t;
         self
     }
 
     /// Builds the server. Without a handler every request gets `404`.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    ///
+    /// let server = Server::builder()
+    ///     .handler(|req: Request| req.respond(200, (), "ok"))
+    ///     .build();
+    /// let handle = server.handle(); // to stop it later, from another thread
+    /// # handle.close(); // before `serve`: it returns at once
+    /// server.serve("127.0.0.1:0").unwrap();
+    /// ```
+    ///
+    /// Without a handler:
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Server};
+    ///
+    /// let client = TestClient::with_server(Server::builder());
+    /// assert_eq!(client.get("/").send().unwrap().status, 404);
+    /// ```
     pub fn build(mut self) -> Server {
         self.config.max_worker_threads = self
             .config
@@ -464,6 +950,16 @@ pub struct Stats {
 
 impl Server {
     /// A builder with the default settings.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server};
+    ///
+    /// let builder = Server::builder()
+    ///     .max_body_len(64 << 10)
+    ///     .handler(|req: Request| req.respond(200, (), "ok"));
+    /// let client = TestClient::with_server(builder);
+    /// assert_eq!(client.get("/").send().unwrap().text(), "ok");
+    /// ```
     pub fn builder() -> ServerBuilder {
         ServerBuilder {
             handler: None,
@@ -475,11 +971,44 @@ impl Server {
     }
 
     /// A server with `handler` and the default settings.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// # use std::io::{Read, Write};
+    /// # use std::time::Duration;
+    ///
+    /// let server = Server::new(|req: Request| req.respond(200, (), "hello"));
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// # let mut client = std::net::TcpStream::connect(addr).unwrap();
+    /// # client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    /// # let mut answer = String::new();
+    /// # client.read_to_string(&mut answer).unwrap();
+    /// // served: `GET /` is answered "hello".
+    /// assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("\r\n\r\nhello"));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn new(handler: impl Handler) -> Server {
         Server::builder().handler(handler).build()
     }
 
     /// A handle to close the server or wait until it is ready.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::new(|req: Request| req.respond(200, (), "ok"));
+    /// let handle = server.handle();
+    /// let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// assert_eq!(handle.local_addr(), Some(addr));
+    /// handle.close(); // from any thread: serve returns
+    /// assert!(serving.join().unwrap().is_ok());
+    /// ```
     pub fn handle(&self) -> ServerHandle {
         ServerHandle {
             shared: self.shared.clone(),
@@ -597,12 +1126,19 @@ impl Server {
         result
     }
 
-    /// Serves on `localhost:port` (`127.0.0.1` and `::1`), Mummy's
-    /// default address.
+    /// Serves on `localhost:port`: `127.0.0.1` and `::1` (see
+    /// [`Server::serve`]; where IPv6 is off, `127.0.0.1` alone).
     ///
     /// # Errors
     ///
     /// As [`Server::serve`].
+    ///
+    /// ```no_run
+    /// let server = natron::Server::new(|req: natron::Request| req.respond(200, (), "hi"));
+    /// // http://localhost:8080/, http://127.0.0.1:8080/ and http://[::1]:8080/
+    /// server.serve_port(8080)?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn serve_port(self, port: u16) -> io::Result<()> {
         self.serve(("localhost", port))
     }
@@ -700,7 +1236,7 @@ impl Server {
             self.shared.changed.notify_all();
         }
 
-        let deadline = Instant::now() + app.config.shutdown_grace;
+        let deadline = deadline_after(app.config.shutdown_grace);
         app.draining.store(true, Ordering::Release);
         for io in &ios {
             io.post(IoMsg::Drain);
@@ -737,11 +1273,48 @@ impl Server {
     }
 }
 
+/// `now + t`, or a century from now where that overflows an `Instant`
+/// (`Duration::MAX` meaning "no limit"): a huge timeout must not panic.
+fn deadline_after(t: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(t)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
+}
+
 impl ServerHandle {
     /// What the server is doing now: connections, workers, the run queue
     /// and bytes waiting to be written. Cheap: a few atomic loads and one
     /// uncontended lock; safe to call often from any thread (a metrics
     /// endpoint, a health check).
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::new(|req: Request| req.respond(200, (), "ok"));
+    /// let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// assert_eq!(handle.stats().http_connections, 0);
+    ///
+    /// // A keep-alive connection, answered once and still open:
+    /// let mut client = std::net::TcpStream::connect(addr).unwrap();
+    /// client.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    /// # let mut buf = [0; 1024];
+    /// # let mut answer = Vec::new();
+    /// # while !answer.ends_with(b"ok") {
+    /// #     let n = client.read(&mut buf).unwrap();
+    /// #     assert!(n > 0);
+    /// #     answer.extend_from_slice(&buf[..n]);
+    /// # }
+    /// let stats = handle.stats();
+    /// assert_eq!((stats.http_connections, stats.websocket_connections), (1, 0));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn stats(&self) -> Stats {
         let load = self.app.scheduler.load();
         let open = self.app.conn_limit.open();
@@ -777,6 +1350,22 @@ impl ServerHandle {
     ///   thread is joined.
     /// * Called before `serve`, it makes `serve` return `Ok(())` without
     ///   binding.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::new(|req: Request| req.respond(200, (), "ok"));
+    /// let handle = server.handle();
+    /// let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    ///
+    /// handle.close();
+    /// // The listener is closed once `close` returns.
+    /// assert!(std::net::TcpStream::connect(addr).is_err());
+    /// serving.join().unwrap().unwrap();
+    /// handle.close(); // again: nothing to do
+    /// ```
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::Release);
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
@@ -802,9 +1391,38 @@ impl ServerHandle {
 
     /// Blocks until the server is listening and returns its address (useful
     /// with port 0), or fails if `serve` failed or `timeout` (wall clock)
-    /// passed.
+    /// passed. `Duration::MAX` waits without a limit.
+    ///
+    /// # Errors
+    ///
+    /// * `serve` failed (the port is in use, an invalid configuration...):
+    ///   the error names its message, e.g. `server failed to start: cannot
+    ///   listen on 127.0.0.1:8080: Address already in use (os error 98)`;
+    /// * the server is closing or closed;
+    /// * [`io::ErrorKind::TimedOut`]: not listening within `timeout`, e.g.
+    ///   `serve` has not been called.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::new(|req: Request| req.respond(200, (), "ok"));
+    /// let handle = server.handle();
+    /// let timeout = Duration::from_secs(5);
+    ///
+    /// let err = handle.wait_until_ready(Duration::from_millis(10)).unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::TimedOut); // not serving yet
+    ///
+    /// let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// let addr = handle.wait_until_ready(timeout).unwrap();
+    /// assert!(addr.ip().is_loopback() && addr.port() != 0);
+    ///
+    /// handle.close();
+    /// serving.join().unwrap().unwrap();
+    /// assert!(handle.wait_until_ready(timeout).is_err()); // closed
+    /// ```
     pub fn wait_until_ready(&self, timeout: Duration) -> io::Result<SocketAddr> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let mut state = self.shared.state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             match &*state {
@@ -835,12 +1453,44 @@ impl ServerHandle {
 
     /// The bound address once ready (the first, when several are bound:
     /// see [`Self::local_addrs`]).
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::new(|req: Request| req.respond(200, (), "ok"));
+    /// let handle = server.handle();
+    /// assert_eq!(handle.local_addr(), None); // not serving yet
+    /// let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// let addr = handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// assert_eq!(handle.local_addr(), Some(addr));
+    /// handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// assert_eq!(handle.local_addr(), None);
+    /// ```
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addrs().first().copied()
     }
 
     /// Every bound address once ready (`127.0.0.1:port` and `[::1]:port`
     /// for `localhost`), empty before and after.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::new(|req: Request| req.respond(200, (), "ok"));
+    /// let handle = server.handle();
+    /// let serving = std::thread::spawn(move || server.serve(("localhost", 0)));
+    /// handle.wait_until_ready(Duration::from_secs(5)).unwrap();
+    /// let addrs = handle.local_addrs();
+    /// // 127.0.0.1 and, where IPv6 is on, ::1: on one port.
+    /// assert_eq!(addrs[0].ip(), std::net::Ipv4Addr::LOCALHOST);
+    /// assert!(addrs.iter().all(|a| a.port() == addrs[0].port()));
+    /// handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// assert!(handle.local_addrs().is_empty());
+    /// ```
     pub fn local_addrs(&self) -> Vec<SocketAddr> {
         match &*self.shared.state.lock().unwrap_or_else(|e| e.into_inner()) {
             State::Ready(addrs) => addrs.to_vec(),
