@@ -17,7 +17,7 @@ use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The default ceiling of the elastic worker pool.
 pub(crate) const DEFAULT_MAX_WORKER_THREADS: usize = 512;
@@ -152,4 +152,13 @@ impl App {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         NEXT.fetch_add(1, Ordering::Relaxed)
     }
+}
+
+/// `now + t`, or a century from now where that overflows an `Instant`
+/// (`Duration::MAX` meaning "no limit"): a huge timeout must not panic.
+pub(crate) fn deadline_after(t: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(t)
+        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
+        .unwrap_or(now)
 }

@@ -19,7 +19,7 @@
 
 use crate::actor::limit::{self, ConnLimit};
 use crate::actor::scheduler::Scheduler;
-use crate::app::{App, Config};
+use crate::app::{deadline_after, App, Config};
 use crate::handler::Handler;
 use crate::http::forwarded::{OriginPolicy, ProxyHeaders};
 use crate::io::acceptor::{self, Acceptor};
@@ -1271,15 +1271,6 @@ impl Server {
         slog::info!(app.log, "server closed");
         accepted
     }
-}
-
-/// `now + t`, or a century from now where that overflows an `Instant`
-/// (`Duration::MAX` meaning "no limit"): a huge timeout must not panic.
-fn deadline_after(t: Duration) -> Instant {
-    let now = Instant::now();
-    now.checked_add(t)
-        .or_else(|| now.checked_add(Duration::from_secs(100 * 365 * 24 * 3600)))
-        .unwrap_or(now)
 }
 
 impl ServerHandle {

@@ -692,9 +692,7 @@ impl<S: Socket> Conn<S> {
         let _ = self.stream.shutdown_write();
         self.phase = Phase::Lingering {
             // A huge `linger_timeout` means "until the client's FIN".
-            until: Instant::now()
-                .checked_add(self.linger)
-                .unwrap_or_else(|| Instant::now() + Duration::from_secs(365 * 24 * 3600)),
+            until: crate::app::deadline_after(self.linger),
             answered_close,
         };
         self.discard_input(scratch)

@@ -113,7 +113,7 @@ pub(crate) fn exchange(
         delivered: false,
     };
     let mut events = mio::Events::with_capacity(4);
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::app::deadline_after(timeout);
     conn.input.on_event(true, false);
     let result = loop {
         let fate = conn.pump(cfg, &app.log, &mut scratch, &mut spare, &mut out);

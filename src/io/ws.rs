@@ -348,7 +348,7 @@ impl<S: Socket> Conn<S> {
             WsPhase::CloseSent { .. } | WsPhase::Closed { .. } => return,
         };
         ws.phase = WsPhase::CloseSent {
-            deadline: Instant::now() + cfg.ws_close_timeout,
+            deadline: crate::app::deadline_after(cfg.ws_close_timeout),
             info: CloseInfo {
                 code,
                 reason: reason.to_owned(),
