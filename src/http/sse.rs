@@ -354,7 +354,11 @@ impl EventStream {
     /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn heartbeat(&self, every: Option<Duration>) {
-        let ms = every.map_or(0, |d| (d.as_millis() as u64).max(1));
+        // Saturating: a longer interval than u64 milliseconds is never,
+        // not the few milliseconds `as` would cut it to.
+        let ms = every.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         self.stream
             .shared
             .heartbeat_ms
