@@ -630,9 +630,11 @@ impl ResponseStream {
     }
 
     /// Ends the body (the last chunk, `0\r\n\r\n`, with chunked framing;
-    /// the close with HTTP/1.0). Nothing is sent after it, from any
-    /// handle; the connection's next request is then handled. Dropping
-    /// the last handle does the same.
+    /// the close with HTTP/1.0; with a `Content-Length` not yet reached,
+    /// a close too, so that the client sees the body is short, RFC 9112
+    /// §6.3). Nothing is sent after it, from any handle; the connection's
+    /// next request is then handled. Dropping the last handle does the
+    /// same.
     ///
     /// ```
     /// use natron::{test::TestClient, Request, StreamError};
@@ -652,7 +654,9 @@ impl ResponseStream {
     ///
     /// # Errors
     ///
-    /// [`StreamError::Closed`] if the stream had ended already.
+    /// [`StreamError::Closed`] if the stream had ended already (not for a
+    /// response without a body, `HEAD`, `204`, `304`, whose `finish` is
+    /// always `Ok`).
     pub fn finish(&self) -> Result<(), StreamError> {
         self.shared.finish(None)
     }
