@@ -96,6 +96,24 @@ fn a_heartbeat_comment_goes_out_when_no_event_does() {
 }
 
 #[test]
+fn a_heartbeat_interval_past_u64_milliseconds_is_not_cut_short() {
+    // 2^64 + 100 ms: cut to 64 bits, it was a heartbeat every 100 ms.
+    let every = Duration::from_millis(u64::MAX) + Duration::from_millis(101);
+    let (server, rx) = event_server(builder().idle_timeout(Duration::from_secs(2)));
+    let mut c = server.client();
+    c.send(get("/events"));
+    let (events, _) = rx.recv_timeout(EVENT_TIMEOUT).unwrap();
+    events.heartbeat(Some(every));
+    c.read_response_head();
+    events.send(&Event::data_only("first")).unwrap();
+    assert_eq!(data(c.read_chunk()), "data: first\n\n");
+    // Two sweeps (every 500 ms) without an event.
+    std::thread::sleep(Duration::from_millis(1200));
+    events.send(&Event::data_only("second")).unwrap();
+    assert_eq!(data(c.read_chunk()), "data: second\n\n");
+}
+
+#[test]
 fn curl_receives_the_events_as_they_are_sent() {
     let (server, rx) = event_server(builder());
     let url = format!("http://{}/events", server.addr);

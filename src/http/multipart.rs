@@ -115,6 +115,21 @@ pub struct Part {
 
 impl Part {
     /// The value of header `name` (case-insensitive), if present.
+    ///
+    /// ```
+    /// use natron::http::multipart::parse;
+    ///
+    /// let body = b"--X\r\n\
+    ///     Content-Disposition: form-data; name=\"doc\"; filename=\"a.txt\"\r\n\
+    ///     Content-Type: text/plain\r\n\
+    ///     \r\n\
+    ///     hello\r\n\
+    ///     --X--\r\n";
+    /// let parts = parse("multipart/form-data; boundary=X", body).unwrap();
+    /// assert_eq!(parts[0].header("content-type"), Some("text/plain"));
+    /// assert_eq!(parts[0].header("Content-Disposition"), Some("form-data; name=\"doc\"; filename=\"a.txt\""));
+    /// assert_eq!(parts[0].header("Content-Length"), None);
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -123,11 +138,30 @@ impl Part {
     }
 
     /// Whether the part is a file upload (it has a file name).
+    ///
+    /// ```
+    /// use natron::http::multipart::Part;
+    ///
+    /// let file = Part { name: "f".into(), filename: Some("a.txt".into()), ..Part::default() };
+    /// assert!(file.is_file());
+    /// // An empty file name (a file input left empty) is still a file part.
+    /// assert!(Part { filename: Some(String::new()), ..file }.is_file());
+    /// assert!(!Part { name: "title".into(), ..Part::default() }.is_file());
+    /// ```
     pub fn is_file(&self) -> bool {
         self.filename.is_some()
     }
 
     /// The body as UTF-8 text, or `None` if it is not valid UTF-8.
+    ///
+    /// ```
+    /// use natron::http::multipart::Part;
+    ///
+    /// let part = Part { body: b"caf\xc3\xa9".to_vec(), ..Part::default() };
+    /// assert_eq!(part.text(), Some("café"));
+    /// let jpeg = Part { body: vec![0xff, 0xd8], ..Part::default() };
+    /// assert_eq!(jpeg.text(), None);
+    /// ```
     pub fn text(&self) -> Option<&str> {
         std::str::from_utf8(&self.body).ok()
     }
@@ -140,12 +174,54 @@ pub struct Multipart {
 }
 
 impl Multipart {
-    /// [`parse`], wrapped.
+    /// [`parse`], wrapped. A handler calls it with the request's
+    /// `Content-Type` and body (or calls
+    /// [`Parts::multipart`](crate::Parts::multipart), which does).
+    ///
+    /// ```
+    /// use natron::http::multipart::{Multipart, MultipartError};
+    /// use natron::{test::TestClient, Request};
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     let content_type = req.header("content-type").unwrap_or("");
+    ///     match Multipart::parse(content_type, req.body()) {
+    ///         Ok(form) => {
+    ///             let title = form.text("title").unwrap_or("untitled").to_owned();
+    ///             req.respond(200, (), title)
+    ///         }
+    ///         Err(e) => req.respond(400, (), e.to_string()),
+    ///     }
+    /// });
+    /// let body = "--X\r\nContent-Disposition: form-data; name=\"title\"\r\n\r\nHoliday\r\n--X--\r\n";
+    /// let res = client.post("/").header("Content-Type", "multipart/form-data; boundary=X");
+    /// assert_eq!(res.body(body).send().unwrap().text(), "Holiday");
+    ///
+    /// let err = Multipart::parse("application/json", b"{}").unwrap_err();
+    /// assert_eq!(err, MultipartError::NotMultipart);
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`parse`].
     pub fn parse(content_type: &str, body: &[u8]) -> Result<Multipart, MultipartError> {
         parse(content_type, body).map(|parts| Multipart { parts })
     }
 
     /// [`parse_with_limits`], wrapped.
+    ///
+    /// ```
+    /// use natron::http::multipart::{Limits, Multipart, MultipartError};
+    ///
+    /// let body = b"--X\r\nContent-Disposition: form-data; name=a\r\n\r\n1\r\n\
+    ///              --X\r\nContent-Disposition: form-data; name=b\r\n\r\n2\r\n--X--\r\n";
+    /// let one = Limits { max_parts: 1, ..Limits::default() };
+    /// let err = Multipart::parse_with_limits("multipart/form-data; boundary=X", body, &one);
+    /// assert_eq!(err, Err(MultipartError::TooManyParts { limit: 1 }));
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`parse_with_limits`].
     pub fn parse_with_limits(
         content_type: &str,
         body: &[u8],
@@ -155,38 +231,157 @@ impl Multipart {
     }
 
     /// The first part named `name`.
+    ///
+    /// ```
+    /// use natron::http::multipart::Multipart;
+    /// # let body = b"--X\r\n\
+    /// # Content-Disposition: form-data; name=\"title\"\r\n\r\n\
+    /// # Holiday\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"beach.jpg\"\r\n\
+    /// # Content-Type: image/jpeg\r\n\r\n\
+    /// # \xff\xd8\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"sea.jpg\"\r\n\r\n\
+    /// # \xff\xd9\r\n\
+    /// # --X--\r\n";
+    /// let form = Multipart::parse("multipart/form-data; boundary=X", body).unwrap();
+    /// let photo = form.get("photo").unwrap();
+    /// assert_eq!(photo.filename.as_deref(), Some("beach.jpg"));
+    /// assert_eq!(photo.content_type.as_deref(), Some("image/jpeg"));
+    /// assert!(form.get("caption").is_none());
+    /// ```
     pub fn get(&self, name: &str) -> Option<&Part> {
         self.parts.iter().find(|p| p.name == name)
     }
 
     /// Every part named `name`, in order (a field may repeat, e.g. a
     /// multi-file input).
+    ///
+    /// ```
+    /// use natron::http::multipart::Multipart;
+    /// # let body = b"--X\r\n\
+    /// # Content-Disposition: form-data; name=\"title\"\r\n\r\n\
+    /// # Holiday\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"beach.jpg\"\r\n\
+    /// # Content-Type: image/jpeg\r\n\r\n\
+    /// # \xff\xd8\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"sea.jpg\"\r\n\r\n\
+    /// # \xff\xd9\r\n\
+    /// # --X--\r\n";
+    /// let form = Multipart::parse("multipart/form-data; boundary=X", body).unwrap();
+    /// let names: Vec<_> = form.get_all("photo").filter_map(|p| p.filename.as_deref()).collect();
+    /// assert_eq!(names, ["beach.jpg", "sea.jpg"]);
+    /// assert_eq!(form.get_all("caption").count(), 0);
+    /// ```
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Part> + 'a {
         self.parts.iter().filter(move |p| p.name == name)
     }
 
     /// The body of the first part named `name`, as UTF-8 text; `None` if
     /// there is no such part or it is not UTF-8.
+    ///
+    /// ```
+    /// use natron::http::multipart::Multipart;
+    /// # let body = b"--X\r\n\
+    /// # Content-Disposition: form-data; name=\"title\"\r\n\r\n\
+    /// # Holiday\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"beach.jpg\"\r\n\
+    /// # Content-Type: image/jpeg\r\n\r\n\
+    /// # \xff\xd8\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"sea.jpg\"\r\n\r\n\
+    /// # \xff\xd9\r\n\
+    /// # --X--\r\n";
+    /// let form = Multipart::parse("multipart/form-data; boundary=X", body).unwrap();
+    /// assert_eq!(form.text("title"), Some("Holiday"));
+    /// assert_eq!(form.text("photo"), None); // JPEG bytes are not UTF-8
+    /// assert_eq!(form.text("caption"), None);
+    /// ```
     pub fn text(&self, name: &str) -> Option<&str> {
         self.get(name).and_then(Part::text)
     }
 
     /// All parts, in order.
+    ///
+    /// ```
+    /// use natron::http::multipart::Multipart;
+    /// # let body = b"--X\r\n\
+    /// # Content-Disposition: form-data; name=\"title\"\r\n\r\n\
+    /// # Holiday\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"beach.jpg\"\r\n\
+    /// # Content-Type: image/jpeg\r\n\r\n\
+    /// # \xff\xd8\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"sea.jpg\"\r\n\r\n\
+    /// # \xff\xd9\r\n\
+    /// # --X--\r\n";
+    /// let form = Multipart::parse("multipart/form-data; boundary=X", body).unwrap();
+    /// let names: Vec<&str> = form.parts().iter().map(|p| p.name.as_str()).collect();
+    /// assert_eq!(names, ["title", "photo", "photo"]);
+    /// ```
     pub fn parts(&self) -> &[Part] {
         &self.parts
     }
 
     /// All parts, in order, by value.
+    ///
+    /// ```
+    /// use natron::http::multipart::Multipart;
+    /// # let body = b"--X\r\n\
+    /// # Content-Disposition: form-data; name=\"title\"\r\n\r\n\
+    /// # Holiday\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"beach.jpg\"\r\n\
+    /// # Content-Type: image/jpeg\r\n\r\n\
+    /// # \xff\xd8\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"sea.jpg\"\r\n\r\n\
+    /// # \xff\xd9\r\n\
+    /// # --X--\r\n";
+    /// let form = Multipart::parse("multipart/form-data; boundary=X", body).unwrap();
+    /// let files: Vec<Vec<u8>> = form.into_parts().into_iter().filter(|p| p.is_file()).map(|p| p.body).collect();
+    /// assert_eq!(files, [b"\xff\xd8", b"\xff\xd9"]);
+    /// ```
     pub fn into_parts(self) -> Vec<Part> {
         self.parts
     }
 
     /// The number of parts.
+    ///
+    /// ```
+    /// use natron::http::multipart::Multipart;
+    /// # let body = b"--X\r\n\
+    /// # Content-Disposition: form-data; name=\"title\"\r\n\r\n\
+    /// # Holiday\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"beach.jpg\"\r\n\
+    /// # Content-Type: image/jpeg\r\n\r\n\
+    /// # \xff\xd8\r\n\
+    /// # --X\r\n\
+    /// # Content-Disposition: form-data; name=\"photo\"; filename=\"sea.jpg\"\r\n\r\n\
+    /// # \xff\xd9\r\n\
+    /// # --X--\r\n";
+    /// let form = Multipart::parse("multipart/form-data; boundary=X", body).unwrap();
+    /// assert_eq!(form.len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.parts.len()
     }
 
     /// Whether the form has no parts.
+    ///
+    /// ```
+    /// use natron::http::multipart::Multipart;
+    ///
+    /// // What a browser sends for a form without fields.
+    /// let form = Multipart::parse("multipart/form-data; boundary=X", b"--X--\r\n").unwrap();
+    /// assert!(form.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.parts.is_empty()
     }
@@ -299,12 +494,81 @@ impl std::error::Error for MultipartError {}
 
 /// Decodes a `multipart/form-data` body with the default [`Limits`].
 ///
-/// `content_type` is the request's `Content-Type` header value.
+/// `content_type` is the request's `Content-Type` header value, `body`
+/// the whole request body. The parts come back in body order.
+///
+/// ```
+/// use natron::http::multipart::{parse, MultipartError};
+///
+/// let body = b"preamble, ignored\r\n\
+///     --XyZ\r\n\
+///     Content-Disposition: form-data; name=\"file\"; filename=\"notes.txt\"\r\n\
+///     Content-Type: text/plain\r\n\
+///     \r\n\
+///     line 1\r\nline 2\r\n\
+///     --XyZ--\r\n";
+/// let parts = parse("multipart/form-data; boundary=\"XyZ\"", body).unwrap();
+/// assert_eq!(parts.len(), 1);
+/// assert_eq!(parts[0].name, "file");
+/// assert_eq!(parts[0].filename.as_deref(), Some("notes.txt"));
+/// assert_eq!(parts[0].body, b"line 1\r\nline 2");
+///
+/// // Cut short: no closing delimiter.
+/// let cut = &body[..body.len() - 9];
+/// assert_eq!(parse("multipart/form-data; boundary=XyZ", cut), Err(MultipartError::UnterminatedPart { part: 0 }));
+/// assert_eq!(parse("multipart/form-data", body), Err(MultipartError::MissingBoundary));
+/// ```
+///
+/// # Errors
+///
+/// A [`MultipartError`] for the first problem found, reading the media
+/// type, then the body from the start:
+///
+/// * [`NotMultipart`](MultipartError::NotMultipart): the media type is not
+///   `multipart/form-data`;
+/// * [`MissingBoundary`](MultipartError::MissingBoundary),
+///   [`InvalidBoundary`](MultipartError::InvalidBoundary): no usable
+///   `boundary` parameter (see the module documentation);
+/// * [`MissingFirstBoundary`](MultipartError::MissingFirstBoundary): no
+///   `--boundary` line (also for bare-LF line endings);
+/// * [`UnterminatedPart`](MultipartError::UnterminatedPart): a part with no
+///   delimiter after it (a truncated body, no `--boundary--`);
+/// * [`MalformedPartHeaders`](MultipartError::MalformedPartHeaders),
+///   [`MalformedContentDisposition`](MultipartError::MalformedContentDisposition),
+///   [`MissingContentDisposition`](MultipartError::MissingContentDisposition),
+///   [`MissingName`](MultipartError::MissingName): a part's header section
+///   is not as RFC 7578 §4.2 requires;
+/// * [`TooManyParts`](MultipartError::TooManyParts),
+///   [`PartHeadersTooLarge`](MultipartError::PartHeadersTooLarge): past the
+///   default [`Limits`].
 pub fn parse(content_type: &str, body: &[u8]) -> Result<Vec<Part>, MultipartError> {
     parse_with_limits(content_type, body, &Limits::default())
 }
 
 /// Decodes a `multipart/form-data` body with caller-chosen [`Limits`].
+///
+/// ```
+/// use natron::http::multipart::{parse_with_limits, Limits, MultipartError};
+///
+/// let body = b"--X\r\n\
+///     Content-Disposition: form-data; name=\"a\"\r\n\
+///     X-Note: a long header\r\n\
+///     \r\n\
+///     1\r\n\
+///     --X--\r\n";
+/// let tight = Limits { max_header_bytes: 32, ..Limits::default() };
+/// assert_eq!(
+///     parse_with_limits("multipart/form-data; boundary=X", body, &tight),
+///     Err(MultipartError::PartHeadersTooLarge { part: 0, limit: 32 }),
+/// );
+/// assert!(parse_with_limits("multipart/form-data; boundary=X", body, &Limits::default()).is_ok());
+/// ```
+///
+/// # Errors
+///
+/// As [`parse`]; [`TooManyParts`](MultipartError::TooManyParts) and
+/// [`PartHeadersTooLarge`](MultipartError::PartHeadersTooLarge) are
+/// against `limits`.
 pub fn parse_with_limits(
     content_type: &str,
     body: &[u8],

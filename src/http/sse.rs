@@ -43,17 +43,38 @@ pub struct Event {
 
 impl Event {
     /// An empty event.
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    ///
+    /// // No field: only the empty line (the client dispatches nothing).
+    /// assert_eq!(Event::new().encode().unwrap(), b"\n");
+    /// ```
     pub fn new() -> Event {
         Event::default()
     }
 
     /// An event carrying `data` only (what `EventSource.onmessage` gets).
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    ///
+    /// assert_eq!(Event::data_only("hi").encode().unwrap(), b"data: hi\n\n");
+    /// assert_eq!(Event::data_only("hi"), Event::new().data("hi"));
+    /// ```
     pub fn data_only(data: impl Into<String>) -> Event {
         Event::new().data(data)
     }
 
     /// The `data` field: any text; line breaks (CR, LF, CRLF) split it
     /// into several `data:` lines, which the client joins with LF.
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    ///
+    /// let e = Event::new().data("line 1\nline 2\r\nline 3");
+    /// assert_eq!(e.encode().unwrap(), b"data: line 1\ndata: line 2\ndata: line 3\n\n");
+    /// ```
     pub fn data(mut self, data: impl Into<String>) -> Event {
         self.data = Some(data.into());
         self
@@ -62,6 +83,17 @@ impl Event {
     /// The `id` field: what the client sends back as `Last-Event-ID`
     /// when it reconnects. No CR, LF or NUL (else [`Event::encode`]
     /// refuses it).
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    /// use natron::StreamError;
+    ///
+    /// let e = Event::new().id("42").data("x");
+    /// assert_eq!(e.encode().unwrap(), b"id: 42\ndata: x\n\n");
+    /// // A line break would start another field: refused.
+    /// let bad = Event::new().id("42\ndata: injected");
+    /// assert!(matches!(bad.encode(), Err(StreamError::Invalid(_))));
+    /// ```
     pub fn id(mut self, id: impl Into<String>) -> Event {
         self.id = Some(id.into());
         self
@@ -69,13 +101,29 @@ impl Event {
 
     /// The `event` field: the event type (`addEventListener(type, ..)`;
     /// without it, `message`). No CR or LF.
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    ///
+    /// // Received by `source.addEventListener("tick", ..)`, not `onmessage`.
+    /// let e = Event::new().event("tick").data("1");
+    /// assert_eq!(e.encode().unwrap(), b"event: tick\ndata: 1\n\n");
+    /// ```
     pub fn event(mut self, event: impl Into<String>) -> Event {
         self.event = Some(event.into());
         self
     }
 
-    /// The `retry` field: the client's reconnection delay, in whole
-    /// milliseconds.
+    /// The `retry` field: the client's reconnection delay, sent in whole
+    /// milliseconds (a fraction of a millisecond is dropped).
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    /// use std::time::Duration;
+    ///
+    /// let e = Event::new().retry(Duration::from_millis(2500));
+    /// assert_eq!(e.encode().unwrap(), b"retry: 2500\n\n");
+    /// ```
     pub fn retry(mut self, retry: Duration) -> Event {
         self.retry = Some(retry);
         self
@@ -83,18 +131,51 @@ impl Event {
 
     /// A comment, sent before the fields (ignored by the client; a line
     /// break starts another comment line).
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    ///
+    /// let e = Event::data_only("x").comment("two\nlines");
+    /// assert_eq!(e.encode().unwrap(), b": two\n: lines\ndata: x\n\n");
+    /// ```
     pub fn comment(mut self, comment: impl Into<String>) -> Event {
         self.comment = Some(comment.into());
         self
     }
 
     /// The `data` field, if set.
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    ///
+    /// assert_eq!(Event::data_only("hi").data_text(), Some("hi"));
+    /// assert_eq!(Event::new().id("1").data_text(), None);
+    /// ```
     pub fn data_text(&self) -> Option<&str> {
         self.data.as_deref()
     }
 
     /// The event's bytes on the wire, ending with the empty line that
-    /// dispatches it.
+    /// dispatches it: the comment first, then `event`, `id`, `retry` and
+    /// `data`, each field set.
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    /// use natron::StreamError;
+    /// use std::time::Duration;
+    ///
+    /// let e = Event::new()
+    ///     .comment("hi")
+    ///     .event("tick")
+    ///     .id("7")
+    ///     .retry(Duration::from_secs(3))
+    ///     .data("a\nb");
+    /// let wire = ": hi\nevent: tick\nid: 7\nretry: 3000\ndata: a\ndata: b\n\n";
+    /// assert_eq!(e.encode().unwrap(), wire.as_bytes());
+    ///
+    /// let bad = Event::new().event("tick\r\nid: 0");
+    /// assert!(matches!(bad.encode(), Err(StreamError::Invalid(_))));
+    /// ```
     ///
     /// # Errors
     ///
@@ -179,6 +260,22 @@ pub struct EventStream {
 impl EventStream {
     /// Sends one event. Never blocks.
     ///
+    /// ```
+    /// use natron::sse::Event;
+    /// use natron::{test::TestClient, Request};
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     // Refused, and nothing sent: the stream is still usable.
+    ///     assert!(events.send(&Event::new().id("1\n2")).is_err());
+    ///     events.send(&Event::new().id("1").data("hi")).unwrap();
+    ///     // Dropping the last handle ends the stream.
+    /// });
+    /// let res = client.get("/").send().unwrap();
+    /// assert_eq!(res.header("content-type"), Some("text/event-stream"));
+    /// assert_eq!(res.text(), "id: 1\ndata: hi\n\n");
+    /// ```
+    ///
     /// # Errors
     ///
     /// As [`ResponseStream::write`] (`Closed`, `QueueFull`), and
@@ -190,6 +287,18 @@ impl EventStream {
 
     /// Sends a comment line (`: text`), which the client ignores; a line
     /// break starts another comment line.
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    /// use natron::{test::TestClient, Request};
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     events.comment("catching up").unwrap();
+    ///     events.send(&Event::data_only("x")).unwrap();
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), ": catching up\ndata: x\n\n");
+    /// ```
     ///
     /// # Errors
     ///
@@ -204,10 +313,52 @@ impl EventStream {
     /// (`None`: never), so that proxies keep the stream open and the
     /// server's idle timeout does not close it. The IO actor sends it; it
     /// counts in the budget like any write. Checked at the server's
-    /// timeout sweep (at most 1 s late). Default: half the server's
-    /// `idle_timeout`, at most 15 s.
+    /// timeout sweep, which runs every quarter of its shortest timeout
+    /// (between 10 ms and 1 s), so a heartbeat may be that much late.
+    /// Default: half the server's `idle_timeout`, at most 15 s. The
+    /// heartbeat is a comment line and an empty line, `:\n\n`.
+    ///
+    /// A [`TestClient`](crate::test::TestClient) has no timeout sweep, so
+    /// it sees no heartbeat; this example runs a server:
+    ///
+    /// ```
+    /// use natron::{sse::Event, Request, Server};
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::builder()
+    ///     .idle_timeout(Duration::from_secs(1)) // a sweep every 250 ms
+    ///     .handler(|req: Request| {
+    ///         let events = req.respond_event_stream(());
+    ///         events.heartbeat(Some(Duration::from_millis(100)));
+    ///         std::thread::spawn(move || {
+    ///             std::thread::sleep(Duration::from_millis(600));
+    ///             events.send(&Event::data_only("late")).unwrap();
+    ///         });
+    ///     })
+    ///     .build();
+    /// let handle = server.handle();
+    /// let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    ///
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    /// let mut wire = String::new();
+    /// conn.read_to_string(&mut wire)?;
+    /// // Heartbeats (in chunks of their own) came before the event.
+    /// let beat = wire.find(":\n\n").expect("a heartbeat");
+    /// assert!(beat < wire.find("data: late\n\n").unwrap());
+    ///
+    /// handle.close();
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn heartbeat(&self, every: Option<Duration>) {
-        let ms = every.map_or(0, |d| (d.as_millis() as u64).max(1));
+        // Saturating: a longer interval than u64 milliseconds is never,
+        // not the few milliseconds `as` would cut it to.
+        let ms = every.map_or(0, |d| {
+            u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+        });
         self.stream
             .shared
             .heartbeat_ms
@@ -215,11 +366,40 @@ impl EventStream {
     }
 
     /// The response stream the events are written to.
+    ///
+    /// ```
+    /// use natron::sse::Event;
+    /// use natron::{test::TestClient, Request};
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let keep = events.clone(); // the stream stays open while a handle is held...
+    ///     events.send(&Event::data_only("bye")).unwrap();
+    ///     events.stream().finish().unwrap(); // ...unless finished
+    ///     drop(keep);
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "data: bye\n\n");
+    /// ```
     pub fn stream(&self) -> &ResponseStream {
         &self.stream
     }
 
     /// Whether events are still accepted (see [`ResponseStream::is_open`]).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request};
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let before = events.is_open();
+    ///     events.stream().finish().unwrap();
+    ///     tx.send((before, events.is_open())).unwrap();
+    /// });
+    /// client.get("/").send().unwrap();
+    /// assert_eq!(rx.recv().unwrap(), (true, false));
+    /// ```
     pub fn is_open(&self) -> bool {
         self.stream.is_open()
     }

@@ -597,6 +597,24 @@ impl ResponseStream {
     /// empty chunk would end the body). For a `HEAD` request, `204` or
     /// `304`, the bytes are discarded and `Ok` returned.
     ///
+    /// ```
+    /// use natron::{test::TestClient, Request, StreamError};
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let stream = req.respond_stream(200, [("Content-Type", "text/plain")]);
+    ///     stream.write("hello, ").unwrap();
+    ///     stream.write(b"world").unwrap();
+    ///     stream.finish().unwrap();
+    ///     tx.send(stream.write("late")).unwrap();
+    /// });
+    /// let res = client.get("/").send().unwrap();
+    /// assert_eq!(res.header("transfer-encoding"), Some("chunked"));
+    /// assert_eq!(res.text(), "hello, world");
+    /// assert_eq!(rx.recv().unwrap(), Err(StreamError::Closed));
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`StreamError::Closed`] once the stream has ended;
@@ -612,12 +630,33 @@ impl ResponseStream {
     }
 
     /// Ends the body (the last chunk, `0\r\n\r\n`, with chunked framing;
-    /// the close with HTTP/1.0). Nothing is sent after it, from any
-    /// handle; the connection's next request is then handled.
+    /// the close with HTTP/1.0; with a `Content-Length` not yet reached,
+    /// a close too, so that the client sees the body is short, RFC 9112
+    /// §6.3). Nothing is sent after it, from any handle; the connection's
+    /// next request is then handled. Dropping the last handle does the
+    /// same.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, StreamError};
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let stream = req.respond_stream(200, ());
+    ///     stream.write("done").unwrap();
+    ///     stream.finish().unwrap();
+    ///     tx.send(stream).unwrap(); // a handle lives on, yet the body has ended
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "done");
+    /// let stream = rx.recv().unwrap();
+    /// assert_eq!(stream.finish(), Err(StreamError::Closed));
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`StreamError::Closed`] if the stream had ended already.
+    /// [`StreamError::Closed`] if the stream had ended already (not for a
+    /// response without a body, `HEAD`, `204`, `304`, whose `finish` is
+    /// always `Ok`).
     pub fn finish(&self) -> Result<(), StreamError> {
         self.shared.finish(None)
     }
@@ -626,6 +665,36 @@ impl ResponseStream {
     /// fields sent after the body, chunked framing only (dropped
     /// otherwise). Announce them with a `Trailer` field in the head
     /// (RFC 9110 §6.6.2).
+    ///
+    /// A [`TestClient`](crate::test::TestClient) drops trailers, so this
+    /// example reads the wire from a server:
+    ///
+    /// ```
+    /// use natron::{Request, Server, StreamError};
+    /// use std::io::{Read, Write};
+    /// use std::time::Duration;
+    ///
+    /// let server = Server::builder()
+    ///     .handler(|req: Request| {
+    ///         let stream = req.respond_stream(200, [("Trailer", "Checksum")]);
+    ///         stream.write("hello").unwrap();
+    ///         let bad = stream.finish_with_trailers([("Check sum", "x")]);
+    ///         assert_eq!(bad, Err(StreamError::Invalid("trailer field"))); // still open
+    ///         stream.finish_with_trailers([("Checksum", "5")]).unwrap();
+    ///     })
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    /// let mut wire = String::new();
+    /// conn.read_to_string(&mut wire)?;
+    /// assert!(wire.ends_with("\r\n\r\n5\r\nhello\r\n0\r\nChecksum: 5\r\n\r\n"));
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -644,12 +713,59 @@ impl ResponseStream {
     /// the client left, the stream timed out or the server shuts down.
     /// False from the start for a response without a body (`HEAD`, `204`,
     /// `304`), whose writes are discarded.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request};
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let stream = req.respond_stream(200, ());
+    ///     let before = stream.is_open();
+    ///     stream.finish().unwrap();
+    ///     tx.send((before, stream.is_open())).unwrap();
+    /// });
+    /// client.get("/").send().unwrap();
+    /// assert_eq!(rx.recv().unwrap(), (true, false));
+    /// // No body to send: done from the start.
+    /// client.head("/").send().unwrap();
+    /// assert_eq!(rx.recv().unwrap(), (false, false));
+    /// ```
     pub fn is_open(&self) -> bool {
         lock(&self.shared.ctl).state == State::Open
     }
 
     /// Bytes posted and not yet written to the socket (at most about
     /// `max_outbound_len`).
+    ///
+    /// ```
+    /// use natron::{Request, Server, StreamError};
+    /// use std::io::{Read, Write};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let server = Server::builder()
+    ///     .max_outbound_len(64 * 1024)
+    ///     .handler(move |req: Request| {
+    ///         let stream = req.respond_stream(200, ());
+    ///         // The client reads nothing yet: its socket fills, then the budget.
+    ///         while stream.write([b'x'; 16 * 1024]) == Ok(()) {}
+    ///         tx.send(stream.queued_bytes()).unwrap();
+    ///     })
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    /// let queued = rx.recv().unwrap();
+    /// assert!(queued > 48 * 1024, "{queued}"); // one more 16 KiB write would pass 64 KiB
+    /// conn.read_to_end(&mut Vec::new())?;
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn queued_bytes(&self) -> usize {
         self.shared.budget.queued()
     }
@@ -659,6 +775,51 @@ impl ResponseStream {
     /// `timeout`. Returns `Ok(true)` when writable, `Ok(false)` on timeout.
     /// For producers with a thread of their own; see
     /// [`on_writable`](Self::on_writable) to hold none.
+    ///
+    /// ```
+    /// use natron::{Request, Server, StreamError};
+    /// use std::io::{Read, Write};
+    /// use std::sync::mpsc;
+    /// use std::time::Duration;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let server = Server::builder()
+    ///     .max_outbound_len(64 * 1024)
+    ///     .handler(move |req: Request| {
+    ///         let stream = req.respond_stream(200, ());
+    ///         let tx = tx.clone();
+    ///         std::thread::spawn(move || {
+    ///             let chunk = [b'x'; 16 * 1024];
+    ///             let mut sent = 0;
+    ///             while sent < 1000 {
+    ///                 match stream.write(chunk) {
+    ///                     Ok(()) => sent += 1,
+    ///                     Err(StreamError::QueueFull) => {
+    ///                         let writable = stream.wait_writable(Duration::from_millis(100));
+    ///                         tx.send(writable).unwrap();
+    ///                     }
+    ///                     Err(_) => return, // client gone
+    ///                 }
+    ///             }
+    ///         });
+    ///     })
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    /// // Not reading: once the socket's buffers are full, the producer waits in vain.
+    /// while rx.recv_timeout(Duration::from_secs(10)).unwrap() != Ok(false) {}
+    /// // Reading: it waits only as long as the client takes, and sends everything.
+    /// let mut wire = Vec::new();
+    /// conn.read_to_end(&mut wire)?;
+    /// assert!(wire.len() > 1000 * 16 * 1024);
+    /// assert!(rx.try_iter().any(|w| w == Ok(true)));
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -675,6 +836,33 @@ impl ResponseStream {
     /// bytes at most half of `max_outbound_len`): at once if they are.
     /// Holds no thread meanwhile. A later call replaces an `f` still
     /// waiting. Dropped without running if the stream ends first.
+    ///
+    /// A producer that holds no thread while the client is slow:
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, ResponseStream, Server, StreamError};
+    ///
+    /// /// Writes lines `next..100`, pausing whenever the client falls behind.
+    /// fn pump(stream: ResponseStream, mut next: u32) {
+    ///     while next < 100 {
+    ///         match stream.write(format!("line {next}\n")) {
+    ///             Ok(()) => next += 1,
+    ///             Err(StreamError::QueueFull) => {
+    ///                 return stream.on_writable(move |stream| pump(stream, next));
+    ///             }
+    ///             Err(_) => return, // client gone
+    ///         }
+    ///     }
+    ///     let _ = stream.finish();
+    /// }
+    ///
+    /// let server = Server::builder()
+    ///     .max_outbound_len(64)
+    ///     .handler(|req: Request| pump(req.respond_stream(200, ()), 0));
+    /// let res = TestClient::with_server(server).get("/").send().unwrap();
+    /// assert_eq!(res.text().lines().count(), 100);
+    /// assert!(res.text().ends_with("line 99\n"));
+    /// ```
     pub fn on_writable(&self, f: impl FnOnce(ResponseStream) + Send + 'static) {
         let handle = self.clone();
         let job: Job = Box::new(move || f(handle));
@@ -703,6 +891,32 @@ impl ResponseStream {
     /// worker) if that has happened already; never if it finished. A later
     /// call replaces an `f` not yet run. A handle `f` captures counts as a
     /// handle: the stream is not finished by dropping the others.
+    ///
+    /// ```
+    /// use natron::test::{TestClient, TestError};
+    /// use natron::{Request, ResponseStream};
+    /// use std::sync::{mpsc, Arc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// // Subscribers, written to by some other part of the program.
+    /// let subscribers: Arc<Mutex<Vec<ResponseStream>>> = Arc::default();
+    /// let (gone_tx, gone) = mpsc::channel();
+    /// let list = subscribers.clone();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let stream = req.respond_stream(200, ());
+    ///     let gone_tx = gone_tx.clone();
+    ///     stream.on_close(move || gone_tx.send("client left").unwrap());
+    ///     stream.write("welcome\n").unwrap();
+    ///     list.lock().unwrap().push(stream);
+    /// })
+    /// .timeout(Duration::from_millis(100));
+    ///
+    /// // The body never ends: the client gives up, as a closed browser tab would.
+    /// let err = client.get("/").send().unwrap_err();
+    /// assert!(matches!(err, TestError::Timeout { written, .. } if written.contains("welcome")));
+    /// assert_eq!(gone.recv_timeout(Duration::from_secs(5)), Ok("client left"));
+    /// assert!(!subscribers.lock().unwrap()[0].is_open());
+    /// ```
     pub fn on_close(&self, f: impl FnOnce() + Send + 'static) {
         let mut ctl = lock(&self.shared.ctl);
         match ctl.state {
@@ -718,6 +932,20 @@ impl ResponseStream {
     /// Ends the stream without completing the body: the connection closes,
     /// so the client sees the body cut short (a chunked body without its
     /// last chunk; a `Content-Length` body short). `on_close` runs.
+    ///
+    /// ```
+    /// use natron::test::{TestClient, TestError};
+    /// use natron::Request;
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     let stream = req.respond_stream(200, ());
+    ///     stream.write("half of it").unwrap();
+    ///     stream.abort(); // e.g. the source failed midway
+    /// });
+    /// // The body has no last chunk: the client knows it is incomplete.
+    /// let err = client.get("/").send().unwrap_err();
+    /// assert!(matches!(&err, TestError::Invalid(why) if why.contains("cut short")), "{err:?}");
+    /// ```
     pub fn abort(&self) {
         self.shared.abort();
     }

@@ -96,22 +96,6 @@ use crate::http::{Parts, Response};
 /// struct ApiKey;
 ///
 /// impl Middleware for ApiKey {
-///     ///
-///     /// ```
-///     /// use natron::middleware::Middleware;
-///     /// use natron::{Parts, Response};
-///     ///
-///     /// struct JsonOnly;
-///     /// impl Middleware for JsonOnly {
-///     ///     fn before(&self, req: &mut Parts) -> Result<(), Response> {
-///     ///         let json = req.header("content-type").is_some_and(|t| t.starts_with("application/json"));
-///     ///         if req.method() == "POST" && !json {
-///     ///             return Err(Response::new(415, [("Accept-Post", "application/json")], ""));
-///     ///         }
-///     ///         Ok(())
-///     ///     }
-///     /// }
-///     /// ```
 ///     fn before(&self, req: &mut Parts) -> Result<(), Response> {
 ///         match req.header("x-api-key") {
 ///             Some("s3cret") => Ok(()),
@@ -126,6 +110,30 @@ use crate::http::{Parts, Response};
 pub trait Middleware: Send + Sync + 'static {
     /// Runs before the handler, on the worker that runs it. Add to the
     /// request through `req` (e.g. [`Parts::extensions_mut`]).
+    ///
+    /// ```
+    /// use natron::middleware::{Middleware, Wrap};
+    /// use natron::{test::TestClient, Parts, Request, Response};
+    ///
+    /// /// Refuses a `POST` whose body is not JSON (RFC 9110 §15.5.16).
+    /// struct JsonOnly;
+    /// impl Middleware for JsonOnly {
+    ///     fn before(&self, req: &mut Parts) -> Result<(), Response> {
+    ///         let json = req.header("content-type").is_some_and(|t| t.starts_with("application/json"));
+    ///         if req.method() == "POST" && !json {
+    ///             return Err(Response::new(415, [("Accept-Post", "application/json")], ""));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let client = TestClient::new(Wrap::new(|req: Request| req.respond(201, (), "")).with(JsonOnly));
+    /// let refused = client.post("/").body("a=1").send().unwrap();
+    /// assert_eq!(refused.status, 415);
+    /// assert_eq!(refused.header("accept-post"), Some("application/json"));
+    /// let json = client.post("/").header("Content-Type", "application/json").body("{}");
+    /// assert_eq!(json.send().unwrap().status, 201);
+    /// ```
     ///
     /// # Errors
     ///
