@@ -36,7 +36,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
 /// A WebSocket message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -212,6 +212,10 @@ pub enum SendError {
     /// The outbound queue is full: the client is not reading. The
     /// connection is being closed with `1008`.
     QueueFull,
+    /// [`WebSocket::close`] was given a code that may not be sent (RFC
+    /// 6455 §7.4): below `1000`, `1004`, `1005`, `1006`, `1015`, or in
+    /// `1016..=2999` or `5000..`. The WebSocket stays open.
+    InvalidCode,
 }
 
 impl fmt::Display for SendError {
@@ -221,6 +225,7 @@ impl fmt::Display for SendError {
             SendError::QueueFull => {
                 f.write_str("the WebSocket's outbound queue is full (slow consumer)")
             }
+            SendError::InvalidCode => f.write_str("a close code that may not be sent"),
         }
     }
 }
@@ -516,10 +521,11 @@ impl WebSocket {
     }
 
     /// Starts the closing handshake (RFC 6455 §7.1.2) with `code` and
-    /// `reason`: `1000` for a normal close, or a code of §7.4 (`1008`
-    /// policy violation...) or `4000..=4999` of the application's own;
-    /// the reason should stay under 123 bytes of UTF-8 (§5.5, a control
-    /// frame's payload is at most 125 bytes). Messages sent before this
+    /// `reason`: `1000` for a normal close, another code of §7.4.1 (`1008`
+    /// policy violation, `1011` server error...), a registered one
+    /// (`3000..=3999`) or one of the application's own (`4000..=4999`).
+    /// The reason is cut to 123 bytes (at a character boundary) to fit a
+    /// control frame (§5.5). Messages sent before this
     /// call go out first; nothing is sent after the close frame. The
     /// `Close` event follows when the client answers (or after
     /// `websocket_close_timeout`).
@@ -560,8 +566,14 @@ impl WebSocket {
     /// # Errors
     ///
     /// [`SendError::Closed`] if the WebSocket was already closing or
-    /// closed: nothing is sent.
+    /// closed; [`SendError::InvalidCode`] for a code an endpoint may not
+    /// send (`1005`, `1006`, `1015`, below `1000`, unassigned: §7.4), and
+    /// the WebSocket stays open. Nothing is sent on error.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), SendError> {
+        // The codes natron's own decoder refuses from a client (`codec`).
+        if !CloseCode::from(code).is_allowed() {
+            return Err(SendError::InvalidCode);
+        }
         if !self.shared.begin_close() {
             return Err(SendError::Closed);
         }
