@@ -607,6 +607,7 @@ impl WebSocket {
     /// assert_eq!(rx.recv().unwrap(), (WebSocketEvent::Open, true));
     /// client.close(None).unwrap();
     /// # while client.read().is_ok() {}
+    /// # drop(client);
     /// let (close, open) = rx.recv().unwrap();
     /// assert!(matches!(close, WebSocketEvent::Close(_)));
     /// assert!(!open);
