@@ -185,6 +185,13 @@ impl BodyRules {
 
 impl Router {
     /// A router with no routes, answering every request `404`.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Router};
+    ///
+    /// let client = TestClient::new(Router::new());
+    /// assert_eq!(client.get("/").send().unwrap().status, 404);
+    /// ```
     pub fn new() -> Self {
         Router {
             routes: Vec::new(),
@@ -196,11 +203,32 @@ impl Router {
     }
 
     /// Adds a route for `method` requests whose path matches `pattern`.
+    /// `method` is compared case-sensitively (RFC 9110 §9.1); any token
+    /// works, not only the methods with a shortcut below.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.route("PURGE", "/cache/**", |req: Request| {
+    ///     let key = req.path().trim_start_matches("/cache/").to_owned();
+    ///     req.respond(200, (), format!("purged {key}"))
+    /// });
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.request("PURGE", "/cache/a/b").send().unwrap().text(), "purged a/b");
+    /// // The path matches, the method does not.
+    /// let res = client.get("/cache/a").send().unwrap();
+    /// assert_eq!((res.status, res.header("allow")), (405, Some("PURGE")));
+    /// ```
     ///
     /// # Panics
     ///
     /// If `method` is not an HTTP token or `pattern` is invalid (see the
-    /// [module documentation](self)).
+    /// [module documentation](self)):
+    ///
+    /// ```should_panic
+    /// natron::Router::new().route("GET", "users/@id", |_req: natron::Request| {}); // no leading `/`
+    /// ```
     pub fn route(&mut self, method: &str, pattern: &str, handler: impl Handler) -> &mut Self {
         assert!(
             is_token(method),
@@ -273,6 +301,21 @@ impl Router {
     /// Same scope as [`Router::stream_body`]: the router given to the
     /// server only.
     ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .post("/names", |req: Request| {
+    ///         let n = req.body().len();
+    ///         req.respond(200, (), format!("{n} bytes"))
+    ///     })
+    ///     .max_body_len(8);
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.post("/names").body("ada").send().unwrap().text(), "3 bytes");
+    /// assert_eq!(client.post("/names").body("a".repeat(9)).send().unwrap().status, 413);
+    /// ```
+    ///
     /// # Panics
     ///
     /// If no route was added yet.
@@ -307,43 +350,150 @@ impl Router {
     }
 
     /// Adds a `GET` route; it also serves `HEAD` unless a `HEAD` route
-    /// matches. Panics on an invalid pattern, see [`Router::route`].
+    /// matches (the server sends the `HEAD` response without its body,
+    /// RFC 9110 §9.3.2).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.get("/hello/@name", |req: Request| {
+    ///     let name = req.path_param("name").unwrap_or_default().to_owned();
+    ///     req.respond(200, (), format!("hello {name}"))
+    /// });
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.get("/hello/ada").send().unwrap().text(), "hello ada");
+    /// let head = client.head("/hello/ada").send().unwrap();
+    /// assert_eq!((head.status, head.header("content-length")), (200, Some("9")));
+    /// assert!(head.body.is_empty());
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn get(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("GET", pattern, handler)
     }
 
-    /// Adds a `HEAD` route. Panics on an invalid pattern, see
-    /// [`Router::route`].
+    /// Adds a `HEAD` route: it wins over a `GET` route of the same path,
+    /// wherever that one was registered.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .get("/report", |req: Request| req.respond(200, (), "an expensive body"))
+    ///     .head("/report", |req: Request| req.respond(200, [("X-Cheap", "yes")], ""));
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.head("/report").send().unwrap().header("x-cheap"), Some("yes"));
+    /// assert_eq!(client.get("/report").send().unwrap().header("x-cheap"), None);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn head(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("HEAD", pattern, handler)
     }
 
-    /// Adds a `POST` route. Panics on an invalid pattern, see
-    /// [`Router::route`].
+    /// Adds a `POST` route.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.post("/echo", |req: Request| {
+    ///     let body = req.body().to_vec();
+    ///     req.respond(201, (), body)
+    /// });
+    /// let res = TestClient::new(router).post("/echo").body("hi").send().unwrap();
+    /// assert_eq!((res.status, res.text().as_str()), (201, "hi"));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn post(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("POST", pattern, handler)
     }
 
-    /// Adds a `PUT` route. Panics on an invalid pattern, see
-    /// [`Router::route`].
+    /// Adds a `PUT` route.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.put("/items/@id", |req: Request| {
+    ///     let id = req.path_param("id").unwrap_or_default().to_owned();
+    ///     req.respond(204, [("X-Stored", id)], "")
+    /// });
+    /// let res = TestClient::new(router).put("/items/7").body("{}").send().unwrap();
+    /// assert_eq!((res.status, res.header("x-stored")), (204, Some("7")));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn put(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("PUT", pattern, handler)
     }
 
-    /// Adds a `DELETE` route. Panics on an invalid pattern, see
-    /// [`Router::route`].
+    /// Adds a `DELETE` route.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.delete("/items/@id", |req: Request| req.respond(204, (), ""));
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.delete("/items/7").send().unwrap().status, 204);
+    /// assert_eq!(client.get("/items/7").send().unwrap().status, 405);
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn delete(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("DELETE", pattern, handler)
     }
 
-    /// Adds an `OPTIONS` route. Panics on an invalid pattern, see
-    /// [`Router::route`].
+    /// Adds an `OPTIONS` route.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.options("/**", |req: Request| req.respond(204, [("Allow", "GET, OPTIONS")], ""));
+    /// let res = TestClient::new(router).request("OPTIONS", "/any/path").send().unwrap();
+    /// assert_eq!((res.status, res.header("allow")), (204, Some("GET, OPTIONS")));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn options(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("OPTIONS", pattern, handler)
     }
 
-    /// Adds a `PATCH` route. Panics on an invalid pattern, see
-    /// [`Router::route`].
+    /// Adds a `PATCH` route.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.patch("/items/@id", |req: Request| {
+    ///     let n = req.body().len();
+    ///     req.respond(200, (), format!("{n} bytes applied"))
+    /// });
+    /// let client = TestClient::new(router);
+    /// let res = client.request("PATCH", "/items/7").body("[]").send().unwrap();
+    /// assert_eq!(res.text(), "2 bytes applied");
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn patch(&mut self, pattern: &str, handler: impl Handler) -> &mut Self {
         self.route("PATCH", pattern, handler)
     }
@@ -367,7 +517,16 @@ impl Router {
     ///         let _ = ws.send_text(&format!("[{room}] {t}"));
     ///     }
     /// });
+    /// // A plain GET (no upgrade) is told what is missing.
+    /// let client = natron::test::TestClient::new(router);
+    /// let res = client.get("/rooms/a").send().unwrap();
+    /// assert_eq!(res.status, 400);
+    /// assert_eq!(res.text(), "missing Upgrade: websocket / Connection: upgrade");
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// On an invalid pattern, see [`Router::route`].
     pub fn websocket(&mut self, pattern: &str, handler: impl WebSocketHandler) -> &mut Self {
         let handler: Arc<dyn WebSocketHandler> = Arc::new(handler);
         self.get(pattern, move |req: Request| {
@@ -404,7 +563,22 @@ impl Router {
         self.get(&format!("{base}/**"), move |req: Request| files.handle(req))
     }
 
-    /// Replaces the default `404` for paths no route matches.
+    /// Replaces the default `404` for paths no route matches (and for
+    /// targets that are not a path, as `OPTIONS *`).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .get("/", |req: Request| req.respond(200, (), "home"))
+    ///     .not_found(|req: Request| {
+    ///         let path = req.path().to_owned();
+    ///         req.respond(404, [("Content-Type", "text/html")], format!("<h1>No {path}</h1>"))
+    ///     });
+    /// let res = TestClient::new(router).get("/nope").send().unwrap();
+    /// assert_eq!((res.status, res.text().as_str()), (404, "<h1>No /nope</h1>"));
+    /// ```
     pub fn not_found(&mut self, handler: impl Handler) -> &mut Self {
         self.not_found = Some(Box::new(handler));
         self
@@ -414,6 +588,23 @@ impl Router {
     /// methods. The allowed methods are in [`Request::allowed_methods`], and
     /// a `405` the handler sends without an `Allow` header gets one (RFC
     /// 9110 §15.5.6).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .get("/items", |req: Request| req.respond(200, (), "[]"))
+    ///     .post("/items", |req: Request| req.respond(201, (), ""))
+    ///     .method_not_allowed(|req: Request| {
+    ///         let allowed = req.allowed_methods().unwrap_or_default().to_owned();
+    ///         req.respond(405, (), format!("use one of: {allowed}"))
+    ///     });
+    /// let res = TestClient::new(router).delete("/items").send().unwrap();
+    /// assert_eq!(res.status, 405);
+    /// assert_eq!(res.text(), "use one of: GET, HEAD, POST");
+    /// assert_eq!(res.header("allow"), Some("GET, HEAD, POST")); // added by the router
+    /// ```
     pub fn method_not_allowed(&mut self, handler: impl Handler) -> &mut Self {
         self.method_not_allowed = Some(Box::new(handler));
         self
@@ -421,7 +612,19 @@ impl Router {
 
     /// Sets the builder of the response sent when a handler panics or drops
     /// its request unanswered; it receives the reason. Without it the
-    /// server's default `500` is sent.
+    /// server's default `500` is sent. It covers this router's not-found and
+    /// method-not-allowed handlers too.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Response, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .get("/forgets", |req: Request| drop(req)) // never answers
+    ///     .error_handler(|_reason: &str| Response::new(503, (), "try again later"));
+    /// let res = TestClient::new(router).get("/forgets").send().unwrap();
+    /// assert_eq!((res.status, res.text().as_str()), (503, "try again later"));
+    /// ```
     pub fn error_handler(
         &mut self,
         f: impl Fn(&str) -> Response + Send + Sync + 'static,

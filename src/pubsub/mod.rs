@@ -168,11 +168,46 @@ impl Clone for Subscription {
 
 impl PubSub {
     /// An empty hub.
+    ///
+    /// ```
+    /// let hub = natron::PubSub::new();
+    /// assert_eq!(hub.topic_count(), 0);
+    /// assert_eq!(hub.publish("news", "nobody listens"), 0);
+    /// ```
     pub fn new() -> PubSub {
         PubSub::default()
     }
 
     /// Subscribes `ws` to `topic`. Returns `Ok(false)` if it already was.
+    ///
+    /// ```
+    /// use natron::{PubSub, Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let hub = PubSub::new();
+    /// let news = hub.clone();
+    /// let mut router = Router::new();
+    /// router.websocket("/news", move |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Open {
+    ///         let first = news.subscribe(&ws, "news");
+    ///         let again = news.subscribe(&ws, "news");
+    ///         let _ = ws.send_text(&format!("{first:?} {again:?}"));
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/news")).unwrap();
+    /// assert_eq!(read(&mut client), "Ok(true) Ok(false)");
+    /// assert_eq!(hub.publish("news", "extra!"), 1);
+    /// assert_eq!(read(&mut client), "extra!");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     ///
     /// # Errors
     ///
@@ -206,6 +241,22 @@ impl PubSub {
     /// closed (its connection too: the client's `EventSource` reconnects
     /// and can resume from `Last-Event-ID`), as a slow WebSocket is.
     ///
+    /// ```
+    /// use natron::{test::TestClient, PubSub, Request};
+    ///
+    /// let hub = PubSub::new();
+    /// let news = hub.clone();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let first = news.subscribe_events(&events, "news");
+    ///     let again = news.subscribe_events(&events, "news");
+    ///     assert_eq!((first, again), (Ok(true), Ok(false)));
+    ///     news.publish("news", "extra!");
+    ///     let _ = events.stream().finish(); // ends the subscription too
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "data: extra!\n\n");
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`StreamError::Closed`] if the stream has ended: nothing is
@@ -230,6 +281,22 @@ impl PubSub {
 
     /// Unsubscribes an event stream from `topic`. Returns whether it was
     /// subscribed.
+    ///
+    /// ```
+    /// use natron::{sse::Event, test::TestClient, PubSub, Request};
+    ///
+    /// let hub = PubSub::new();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let _ = hub.subscribe_events(&events, "news");
+    ///     let first = hub.unsubscribe_events(&events, "news");
+    ///     let again = hub.unsubscribe_events(&events, "news");
+    ///     let n = hub.publish("news", "extra!"); // reaches nobody
+    ///     let _ = events.send(&Event::data_only(format!("{first} {again} {n}")));
+    ///     let _ = events.stream().finish();
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "data: true false 0\n\n");
+    /// ```
     pub fn unsubscribe_events(&self, events: &EventStream, topic: &str) -> bool {
         let topic: Arc<str> = Arc::from(topic);
         let entry = self.entry(topic.clone());
@@ -243,6 +310,42 @@ impl PubSub {
     }
 
     /// Unsubscribes `ws` from `topic`. Returns whether it was subscribed.
+    ///
+    /// ```
+    /// use natron::{Message, PubSub, Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let hub = PubSub::new();
+    /// let news = hub.clone();
+    /// let mut router = Router::new();
+    /// router.websocket("/news", move |ws: WebSocket, event: WebSocketEvent| match event {
+    ///     WebSocketEvent::Open => {
+    ///         let _ = news.subscribe(&ws, "news");
+    ///         let _ = ws.send_text("subscribed");
+    ///     }
+    ///     WebSocketEvent::Message(Message::Text(t)) if t == "stop" => {
+    ///         let first = news.unsubscribe(&ws, "news");
+    ///         let again = news.unsubscribe(&ws, "news");
+    ///         let _ = ws.send_text(&format!("{first} {again}"));
+    ///     }
+    ///     _ => {}
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/news")).unwrap();
+    /// assert_eq!(read(&mut client), "subscribed");
+    /// assert_eq!(hub.subscriber_count("news"), 1);
+    /// client.send(tungstenite::Message::text("stop")).unwrap();
+    /// assert_eq!(read(&mut client), "true false");
+    /// assert_eq!(hub.subscriber_count("news"), 0);
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn unsubscribe(&self, ws: &WebSocket, topic: &str) -> bool {
         let topic: Arc<str> = Arc::from(topic);
         let entry = self.entry(topic.clone());
@@ -259,6 +362,26 @@ impl PubSub {
     ///
     /// With a backplane ([`PubSub::with_redis`]), the message then goes to
     /// the other nodes too; the count is of local subscribers only.
+    ///
+    /// A `&str` or `String` is published as a text message, a `Vec<u8>` or
+    /// `&[u8]` as a binary one (an event-stream subscriber gets it as lossy
+    /// UTF-8 `data`).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, PubSub, Request};
+    ///
+    /// let hub = PubSub::new();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let _ = hub.subscribe_events(&events, "news");
+    ///     let n = hub.publish("news", format!("extra!"));
+    ///     hub.publish("news", format!("to {n} subscriber"));
+    ///     hub.publish("weather", "rain"); // another topic
+    ///     let _ = events.stream().finish();
+    /// });
+    /// let res = client.get("/").send().unwrap();
+    /// assert_eq!(res.text(), "data: extra!\n\ndata: to 1 subscriber\n\n");
+    /// ```
     pub fn publish(&self, topic: &str, message: impl Into<Message>) -> usize {
         let message = message.into();
         let n = self.hub.fan_out(topic, &message, None);
@@ -274,9 +397,26 @@ impl PubSub {
     /// nodes through a backplane, get its `data` as a text message.
     /// Returns how many local subscribers it was queued for.
     ///
+    /// ```
+    /// use natron::{sse::Event, test::TestClient, PubSub, Request};
+    ///
+    /// let hub = PubSub::new();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let _ = hub.subscribe_events(&events, "news");
+    ///     let headline = Event::new().id("7").event("headline").data("extra!");
+    ///     assert_eq!(hub.publish_event("news", &headline), Ok(1));
+    ///     assert!(hub.publish_event("news", &Event::new().id("a\nb")).is_err());
+    ///     let _ = events.stream().finish();
+    /// });
+    /// let res = client.get("/").send().unwrap();
+    /// assert_eq!(res.text(), "event: headline\nid: 7\ndata: extra!\n\n");
+    /// ```
+    ///
     /// # Errors
     ///
-    /// [`StreamError::Invalid`] as [`Event::encode`]: nothing is sent.
+    /// [`StreamError::Invalid`] as [`Event::encode`] (an `id` with CR, LF
+    /// or NUL, an `event` with CR or LF): nothing is sent.
     pub fn publish_event(&self, topic: &str, event: &Event) -> Result<usize, StreamError> {
         let encoded = event.encode()?;
         let message = Message::Text(event.data_text().unwrap_or_default().to_owned());
@@ -291,7 +431,44 @@ impl PubSub {
         Ok(n)
     }
 
-    /// [`Self::publish`] to every subscriber but `sender`.
+    /// [`Self::publish`] to every subscriber but `sender` (a chat room's
+    /// echo suppression). The count leaves `sender` out; other nodes
+    /// behind a backplane get the message whole.
+    ///
+    /// ```
+    /// use natron::{Message, PubSub, Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let hub = PubSub::new();
+    /// let mut router = Router::new();
+    /// router.websocket("/chat", move |ws: WebSocket, event: WebSocketEvent| match event {
+    ///     WebSocketEvent::Open => {
+    ///         let _ = hub.subscribe(&ws, "chat");
+    ///         let _ = ws.send_text("joined");
+    ///     }
+    ///     WebSocketEvent::Message(Message::Text(text)) => {
+    ///         let n = hub.publish_from(&ws, "chat", text);
+    ///         let _ = ws.send_text(&format!("sent to {n}"));
+    ///     }
+    ///     _ => {}
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let url = format!("ws://{addr}/chat");
+    /// let (mut ada, _) = tungstenite::connect(&url).unwrap();
+    /// let (mut bob, _) = tungstenite::connect(&url).unwrap();
+    /// assert_eq!((read(&mut ada), read(&mut bob)), ("joined".into(), "joined".into()));
+    /// ada.send(tungstenite::Message::text("hi all")).unwrap();
+    /// assert_eq!(read(&mut bob), "hi all");
+    /// assert_eq!(read(&mut ada), "sent to 1"); // not its own "hi all"
+    /// # drop((ada, bob));
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn publish_from(
         &self,
         sender: &WebSocket,
@@ -307,12 +484,55 @@ impl PubSub {
     }
 
     /// How many subscribers (WebSockets and event streams) `topic` has.
+    ///
+    /// ```
+    /// use natron::{sse::Event, test::TestClient, PubSub, Request};
+    ///
+    /// let hub = PubSub::new();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let before = hub.subscriber_count("news");
+    ///     let _ = hub.subscribe_events(&events, "news");
+    ///     let after = hub.subscriber_count("news");
+    ///     let _ = events.send(&Event::data_only(format!("{before} {after}")));
+    ///     let _ = events.stream().finish();
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "data: 0 1\n\n");
+    /// ```
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.hub.topics.get(topic).map_or(0, |s| s.len())
     }
 
     /// The topics of this hub that `ws` is subscribed to (empty once it
-    /// has closed).
+    /// has closed), in no particular order.
+    ///
+    /// ```
+    /// use natron::{PubSub, Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let hub = PubSub::new();
+    /// let mut router = Router::new();
+    /// router.websocket("/", move |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Open {
+    ///         let _ = hub.subscribe(&ws, "news");
+    ///         let _ = hub.subscribe(&ws, "weather");
+    ///         let mut topics = hub.topics(&ws);
+    ///         topics.sort();
+    ///         let _ = ws.send_text(&topics.join(","));
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// assert_eq!(read(&mut client), "news,weather");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn topics(&self, ws: &WebSocket) -> Vec<String> {
         let hub = Arc::downgrade(&self.hub);
         ws.shared
@@ -325,11 +545,54 @@ impl PubSub {
     }
 
     /// Whether `ws` is subscribed to `topic` in this hub.
+    ///
+    /// ```
+    /// use natron::{PubSub, Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let hub = PubSub::new();
+    /// let mut router = Router::new();
+    /// router.websocket("/", move |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Open {
+    ///         let _ = hub.subscribe(&ws, "news");
+    ///         let (news, weather) = (hub.is_subscribed(&ws, "news"), hub.is_subscribed(&ws, "weather"));
+    ///         let _ = ws.send_text(&format!("{news} {weather}"));
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// assert_eq!(read(&mut client), "true false");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn is_subscribed(&self, ws: &WebSocket, topic: &str) -> bool {
         ws.shared.topics.contains(&self.entry(Arc::from(topic)))
     }
 
-    /// How many topics have at least one subscriber.
+    /// How many topics have at least one subscriber (a topic is dropped
+    /// with its last subscriber).
+    ///
+    /// ```
+    /// use natron::{sse::Event, test::TestClient, PubSub, Request};
+    ///
+    /// let hub = PubSub::new();
+    /// let client = TestClient::new(move |req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let _ = hub.subscribe_events(&events, "news");
+    ///     let _ = hub.subscribe_events(&events, "weather");
+    ///     let two = hub.topic_count();
+    ///     hub.unsubscribe_events(&events, "news");
+    ///     let _ = events.send(&Event::data_only(format!("{two} {}", hub.topic_count())));
+    ///     let _ = events.stream().finish();
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "data: 2 1\n\n");
+    /// ```
     pub fn topic_count(&self) -> usize {
         self.hub.topics.len()
     }

@@ -73,7 +73,10 @@ impl PubSub {
     ///
     /// # Errors
     ///
-    /// `url` is not a Redis URL.
+    /// `url` is not a Redis URL (e.g. `http://...`), or one of the two
+    /// threads cannot be started (an I/O error wrapped in a
+    /// [`RedisError`]). An unreachable server is not an error: it is
+    /// retried in the background.
     pub fn with_redis(url: &str, log: slog::Logger) -> Result<PubSub, RedisError> {
         let client = Client::open(url)?;
         let node = node_id();

@@ -36,7 +36,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
+use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
 
 /// A WebSocket message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,6 +152,46 @@ pub struct CloseInfo {
 /// `tests/websocket_context.rs`.
 pub trait WebSocketHandler: Send + Sync + 'static {
     /// Handles one event of `websocket`.
+    ///
+    /// A closure `Fn(WebSocket, WebSocketEvent)` is a handler; a type of
+    /// one's own implements this method:
+    ///
+    /// ```
+    /// use natron::{Message, Request, Server, WebSocket, WebSocketEvent, WebSocketHandler};
+    /// use std::sync::atomic::{AtomicUsize, Ordering};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// /// Echoes text, numbering the messages of all connections.
+    /// struct Echo {
+    ///     seen: AtomicUsize,
+    /// }
+    ///
+    /// impl WebSocketHandler for Echo {
+    ///     fn handle(&self, ws: WebSocket, event: WebSocketEvent) {
+    ///         if let WebSocketEvent::Message(Message::Text(t)) = event {
+    ///             let n = self.seen.fetch_add(1, Ordering::Relaxed) + 1;
+    ///             let _ = ws.send_text(&format!("{n}: {t}"));
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// let server = Server::builder()
+    ///     .handler(|req: Request| drop(req.upgrade_to_websocket()))
+    ///     .websocket_handler(Echo { seen: AtomicUsize::new(0) })
+    ///     .build();
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// client.send(tungstenite::Message::text("hi")).unwrap();
+    /// assert_eq!(read(&mut client), "1: hi");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     fn handle(&self, websocket: WebSocket, event: WebSocketEvent);
 }
 
@@ -172,6 +212,10 @@ pub enum SendError {
     /// The outbound queue is full: the client is not reading. The
     /// connection is being closed with `1008`.
     QueueFull,
+    /// [`WebSocket::close`] was given a code that may not be sent (RFC
+    /// 6455 §7.4): below `1000`, `1004`, `1005`, `1006`, `1015`, or in
+    /// `1016..=2999` or `5000..`. The WebSocket stays open.
+    InvalidCode,
 }
 
 impl fmt::Display for SendError {
@@ -181,6 +225,7 @@ impl fmt::Display for SendError {
             SendError::QueueFull => {
                 f.write_str("the WebSocket's outbound queue is full (slow consumer)")
             }
+            SendError::InvalidCode => f.write_str("a close code that may not be sent"),
         }
     }
 }
@@ -294,11 +339,67 @@ impl WebSocket {
     /// With permessage-deflate agreed, a text or binary message of at
     /// least [`WebSocketCompression::threshold`] bytes is compressed on the
     /// calling thread first.
+    ///
+    /// ```
+    /// use natron::{Message, Router, WebSocket, WebSocketEvent};
+    ///
+    /// let mut router = Router::new();
+    /// router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Open {
+    ///         let _ = ws.send(Message::Binary(vec![1, 2, 3]));
+    ///         let _ = ws.send(Message::from("text"));
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// assert_eq!(client.read().unwrap(), tungstenite::Message::binary(vec![1, 2, 3]));
+    /// assert_eq!(client.read().unwrap(), tungstenite::Message::text("text"));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] once the WebSocket is closing or closed;
+    /// [`SendError::QueueFull`] if this message would take the
+    /// connection's queued bytes past `max_outbound_len` (the connection
+    /// is then closed with `1008`). Nothing is queued on error.
     pub fn send(&self, message: Message) -> Result<(), SendError> {
         self.send_frame(message.encode(self.shared.deflate.as_ref()))
     }
 
     /// Sends a text message (compressed as [`Self::send`] says).
+    ///
+    /// ```
+    /// use natron::{Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let mut router = Router::new();
+    /// router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Open {
+    ///         let _ = ws.send_text("welcome");
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// assert_eq!(read(&mut client), "welcome");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::send`].
     pub fn send_text(&self, text: &str) -> Result<(), SendError> {
         self.send_frame(codec::encode_message(
             OpCode::Data(Data::Text),
@@ -308,6 +409,32 @@ impl WebSocket {
     }
 
     /// Sends a binary message (compressed as [`Self::send`] says).
+    ///
+    /// ```
+    /// use natron::{Message, Router, WebSocket, WebSocketEvent};
+    ///
+    /// let mut router = Router::new();
+    /// router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if let WebSocketEvent::Message(Message::Binary(data)) = event {
+    ///         let sum = data.iter().map(|&b| u32::from(b)).sum::<u32>();
+    ///         let _ = ws.send_binary(&sum.to_be_bytes());
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// client.send(tungstenite::Message::binary(vec![200, 100])).unwrap();
+    /// assert_eq!(client.read().unwrap().into_data().as_ref(), [0, 0, 1, 44]);
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::send`].
     pub fn send_binary(&self, data: &[u8]) -> Result<(), SendError> {
         self.send_frame(codec::encode_message(
             OpCode::Data(Data::Binary),
@@ -317,7 +444,40 @@ impl WebSocket {
     }
 
     /// Whether the upgrade agreed permessage-deflate (RFC 7692) with the
-    /// client.
+    /// client: the server (or the upgrade) enabled it and the client
+    /// offered it.
+    ///
+    /// ```
+    /// use natron::{Router, Server, WebSocket, WebSocketCompression, WebSocketEvent};
+    /// use tungstenite::client::IntoClientRequest;
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let mut router = Router::new();
+    /// router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Open {
+    ///         let _ = ws.send_text(&ws.is_compressed().to_string());
+    ///     }
+    /// });
+    /// let server = Server::builder()
+    ///     .websocket_compression(WebSocketCompression::new())
+    ///     .handler(router)
+    ///     .build();
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut plain, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// assert_eq!(read(&mut plain), "false"); // it offered no compression
+    /// let mut offer = format!("ws://{addr}/").into_client_request().unwrap();
+    /// offer.headers_mut().insert("Sec-WebSocket-Extensions", "permessage-deflate".parse().unwrap());
+    /// let (mut packed, _) = tungstenite::connect(offer).unwrap();
+    /// assert_eq!(read(&mut packed), "true");
+    /// # drop((plain, packed));
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn is_compressed(&self) -> bool {
         self.shared.deflate.is_some()
     }
@@ -360,10 +520,60 @@ impl WebSocket {
         Ok(())
     }
 
-    /// Starts the closing handshake with `code` and `reason`. Messages sent
-    /// before this call go out first; nothing is sent after the close frame.
-    /// Returns `Err(Closed)` if the WebSocket was already closing.
+    /// Starts the closing handshake (RFC 6455 §7.1.2) with `code` and
+    /// `reason`: `1000` for a normal close, another code of §7.4.1 (`1008`
+    /// policy violation, `1011` server error...), a registered one
+    /// (`3000..=3999`) or one of the application's own (`4000..=4999`).
+    /// The reason is cut to 123 bytes (at a character boundary) to fit a
+    /// control frame (§5.5). Messages sent before this
+    /// call go out first; nothing is sent after the close frame. The
+    /// `Close` event follows when the client answers (or after
+    /// `websocket_close_timeout`).
+    ///
+    /// ```
+    /// use natron::{Message, Router, SendError, WebSocket, WebSocketEvent};
+    /// use std::sync::{mpsc, Mutex};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// let mut router = Router::new();
+    /// router.websocket("/", move |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Message(Message::from("bye")) {
+    ///         let _ = ws.send_text("see you");
+    ///         let first = ws.close(1000, "done");
+    ///         let again = ws.close(1000, "done");
+    ///         tx.lock().unwrap().send((first, again)).unwrap();
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// client.send(tungstenite::Message::text("bye")).unwrap();
+    /// assert_eq!(read(&mut client), "see you");
+    /// let tungstenite::Message::Close(Some(frame)) = client.read().unwrap() else { panic!() };
+    /// assert_eq!((u16::from(frame.code), frame.reason.as_str()), (1000, "done"));
+    /// assert_eq!(rx.recv().unwrap(), (Ok(()), Err(SendError::Closed)));
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] if the WebSocket was already closing or
+    /// closed; [`SendError::InvalidCode`] for a code an endpoint may not
+    /// send (`1005`, `1006`, `1015`, below `1000`, unassigned: §7.4), and
+    /// the WebSocket stays open. Nothing is sent on error.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), SendError> {
+        // The codes natron's own decoder refuses from a client (`codec`).
+        if !CloseCode::from(code).is_allowed() {
+            return Err(SendError::InvalidCode);
+        }
         if !self.shared.begin_close() {
             return Err(SendError::Closed);
         }
@@ -375,17 +585,105 @@ impl WebSocket {
         Ok(())
     }
 
-    /// Whether sends are still accepted.
+    /// Whether sends are still accepted: `false` from [`Self::close`] on,
+    /// once the client's close or the connection's end is seen, and at
+    /// the `Close` event.
+    ///
+    /// ```
+    /// use natron::{Router, WebSocket, WebSocketEvent};
+    /// use std::sync::{mpsc, Mutex};
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = Mutex::new(tx);
+    /// let mut router = Router::new();
+    /// router.websocket("/", move |ws: WebSocket, event: WebSocketEvent| {
+    ///     let _ = tx.lock().unwrap().send((event, ws.is_open()));
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// assert_eq!(rx.recv().unwrap(), (WebSocketEvent::Open, true));
+    /// client.close(None).unwrap();
+    /// # while client.read().is_ok() {}
+    /// # drop(client);
+    /// let (close, open) = rx.recv().unwrap();
+    /// assert!(matches!(close, WebSocketEvent::Close(_)));
+    /// assert!(!open);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn is_open(&self) -> bool {
         self.shared.state.load(Ordering::Acquire) == OPEN
     }
 
-    /// A process-unique id of the connection.
+    /// A process-unique id of the connection (never reused while the
+    /// process runs; HTTP connections and event streams draw from the same
+    /// counter). Equal handles have equal ids: a key for per-connection
+    /// state, as is the [`WebSocket`] itself (`Hash + Eq`).
+    ///
+    /// ```
+    /// use natron::{Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let mut router = Router::new();
+    /// router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if event == WebSocketEvent::Open {
+    ///         let _ = ws.send_text(&ws.id().to_string());
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let url = format!("ws://{addr}/");
+    /// let (mut a, _) = tungstenite::connect(&url).unwrap();
+    /// let (mut b, _) = tungstenite::connect(&url).unwrap();
+    /// assert_ne!(read(&mut a), read(&mut b));
+    /// # drop((a, b));
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn id(&self) -> u64 {
         self.shared.id
     }
 
-    /// The subprotocol selected at upgrade, if any.
+    /// The subprotocol selected at upgrade, if any (RFC 6455 §1.9): see
+    /// [`WebSocketUpgrade::protocols`] for how it is chosen.
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent, WebSocketUpgrade};
+    /// use tungstenite::client::IntoClientRequest;
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let server = Server::new(|req: Request| {
+    ///     let _ = req.upgrade(WebSocketUpgrade::new().protocols(&["chat.v2"]).handler(
+    ///         |ws: WebSocket, event: WebSocketEvent| {
+    ///             if event == WebSocketEvent::Open {
+    ///                 let _ = ws.send_text(&format!("{:?}", ws.protocol()));
+    ///             }
+    ///         },
+    ///     ));
+    /// });
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+    /// request.headers_mut().insert("Sec-WebSocket-Protocol", "chat.v1, chat.v2".parse().unwrap());
+    /// let (mut client, _) = tungstenite::connect(request).unwrap();
+    /// assert_eq!(read(&mut client), r#"Some("chat.v2")"#);
+    /// let (mut other, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// assert_eq!(read(&mut other), "None"); // offered none
+    /// # drop((client, other));
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn protocol(&self) -> Option<&str> {
         self.shared.protocol.as_deref()
     }
@@ -437,7 +735,38 @@ impl WebSocket {
         self.shared.data.as_deref()?.downcast_ref()
     }
 
-    /// Bytes queued for this connection and not yet written.
+    /// Bytes queued for this connection and not yet written to its socket
+    /// (frames as encoded, headers included). A send that would take it
+    /// past the server's `max_outbound_len` fails with
+    /// [`SendError::QueueFull`]; a sender of optional messages (ticks, a
+    /// cursor's position) can skip them while it is high instead.
+    ///
+    /// ```
+    /// use natron::{Message, Router, WebSocket, WebSocketEvent};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let mut router = Router::new();
+    /// router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if let WebSocketEvent::Message(Message::Text(_)) = event {
+    ///         if ws.queued_bytes() < 64 * 1024 {
+    ///             let _ = ws.send_text(&format!("{} bytes were waiting", ws.queued_bytes()));
+    ///         }
+    ///     }
+    /// });
+    /// # let server = natron::Server::new(router);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// client.send(tungstenite::Message::text("tick?")).unwrap();
+    /// // A client that reads leaves nothing waiting.
+    /// assert_eq!(read(&mut client), "0 bytes were waiting");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn queued_bytes(&self) -> usize {
         self.shared.queued.load(Ordering::Acquire)
     }

@@ -51,7 +51,35 @@ impl Default for WebSocketUpgrade {
 
 impl WebSocketUpgrade {
     /// No subprotocol, the server's WebSocket handler, no data, the
-    /// request's header fields kept.
+    /// request's header fields kept, the server's compression setting.
+    ///
+    /// ```
+    /// use natron::{Message, Request, Server, WebSocket, WebSocketEvent, WebSocketUpgrade};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let server = Server::builder()
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade(WebSocketUpgrade::new());
+    ///     })
+    ///     .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+    ///         if let WebSocketEvent::Message(m @ Message::Text(_)) = event {
+    ///             let _ = ws.send(m); // echo
+    ///         }
+    ///     })
+    ///     .build();
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// client.send(tungstenite::Message::text("hi")).unwrap();
+    /// assert_eq!(read(&mut client), "hi");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn new() -> Self {
         Self::default()
     }
@@ -64,6 +92,39 @@ impl WebSocketUpgrade {
     /// holding many idle connections that read what they need at upgrade
     /// (into [`Self::data`]) can drop them; the path, query, path
     /// parameters and client address are kept either way.
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent, WebSocketUpgrade};
+    /// use tungstenite::client::IntoClientRequest;
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// let server = Server::new(|req: Request| {
+    ///     let agent = req.header("user-agent").unwrap_or("?").to_owned(); // read now
+    ///     let _ = req.upgrade(WebSocketUpgrade::new().request_headers(false).data(agent).handler(
+    ///         |ws: WebSocket, event: WebSocketEvent| {
+    ///             if event == WebSocketEvent::Open {
+    ///                 let agent: &String = ws.data().unwrap();
+    ///                 let kept = ws.request().header("user-agent");
+    ///                 let path = ws.request().path();
+    ///                 let _ = ws.send_text(&format!("{agent} {kept:?} {path}"));
+    ///             }
+    ///         },
+    ///     ));
+    /// });
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let mut request = format!("ws://{addr}/feed").into_client_request().unwrap();
+    /// request.headers_mut().insert("User-Agent", "bot/1".parse().unwrap());
+    /// let (mut client, _) = tungstenite::connect(request).unwrap();
+    /// assert_eq!(read(&mut client), "bot/1 None /feed");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn request_headers(mut self, keep: bool) -> Self {
         self.keep_headers = keep;
         self
@@ -74,6 +135,35 @@ impl WebSocketUpgrade {
     /// [`websocket_compression`](crate::ServerBuilder::websocket_compression):
     /// `Some` to offer these settings to a client that asks for it, `None`
     /// to answer without compression.
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocketCompression, WebSocketEvent, WebSocketUpgrade};
+    /// use tungstenite::client::IntoClientRequest;
+    ///
+    /// // Compressed on /packed only; the server's default is off.
+    /// let server = Server::builder()
+    ///     .handler(|req: Request| {
+    ///         let compression = (req.path() == "/packed").then(WebSocketCompression::new);
+    ///         let _ = req.upgrade(WebSocketUpgrade::new().compression(compression));
+    ///     })
+    ///     .websocket_handler(|_, _: WebSocketEvent| {})
+    ///     .build();
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let extensions = |path: &str| {
+    ///     let mut request = format!("ws://{addr}{path}").into_client_request().unwrap();
+    ///     let offer = "permessage-deflate".parse().unwrap();
+    ///     request.headers_mut().insert("Sec-WebSocket-Extensions", offer);
+    ///     let (_client, res) = tungstenite::connect(request).unwrap();
+    ///     res.headers().get("sec-websocket-extensions").map(|v| v.to_str().unwrap().to_owned())
+    /// };
+    /// assert!(extensions("/packed").unwrap().starts_with("permessage-deflate"));
+    /// assert_eq!(extensions("/plain"), None);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn compression(mut self, compression: Option<WebSocketCompression>) -> Self {
         self.compression = Some(compression);
         self
@@ -81,14 +171,69 @@ impl WebSocketUpgrade {
 
     /// The subprotocols the server speaks: the first the client offers
     /// (in the client's order) that is in `supported` is selected (RFC
-    /// 6455 §4.2.2); without a match, none is.
+    /// 6455 §4.2.2), answered in `Sec-WebSocket-Protocol` and read with
+    /// [`WebSocket::protocol`]; without a match, none is (and the `101`
+    /// has no `Sec-WebSocket-Protocol`: the client decides whether to go
+    /// on).
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocketEvent, WebSocketUpgrade};
+    /// use tungstenite::client::IntoClientRequest;
+    ///
+    /// let server = Server::builder()
+    ///     .handler(|req: Request| {
+    ///         let _ = req.upgrade(WebSocketUpgrade::new().protocols(&["chat.v2", "chat.v1"]));
+    ///     })
+    ///     .websocket_handler(|_, _: WebSocketEvent| {})
+    ///     .build();
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let mut request = format!("ws://{addr}/").into_client_request().unwrap();
+    /// // The client's order decides: chat.v1 is the first it offers that the server speaks.
+    /// let offer = "chat.v0, chat.v1, chat.v2".parse().unwrap();
+    /// request.headers_mut().insert("Sec-WebSocket-Protocol", offer);
+    /// let (client, res) = tungstenite::connect(request).unwrap();
+    /// assert_eq!(res.headers()["sec-websocket-protocol"], "chat.v1");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn protocols(mut self, supported: &[&str]) -> Self {
         self.protocols = supported.iter().map(|p| (*p).to_owned()).collect();
         self
     }
 
     /// The handler of this connection's events, instead of the server's
-    /// [`websocket_handler`](crate::ServerBuilder::websocket_handler).
+    /// [`websocket_handler`](crate::ServerBuilder::websocket_handler)
+    /// (which may then be left unset).
+    ///
+    /// ```
+    /// use natron::{Message, Request, Server, WebSocket, WebSocketEvent, WebSocketUpgrade};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// fn shout(ws: WebSocket, event: WebSocketEvent) {
+    ///     if let WebSocketEvent::Message(Message::Text(t)) = event {
+    ///         let _ = ws.send_text(&t.to_uppercase());
+    ///     }
+    /// }
+    /// let server = Server::new(|req: Request| {
+    ///     let _ = req.upgrade(WebSocketUpgrade::new().handler(shout));
+    /// });
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// client.send(tungstenite::Message::text("hi")).unwrap();
+    /// assert_eq!(read(&mut client), "HI");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn handler(mut self, handler: impl WebSocketHandler) -> Self {
         self.handler = Some(Arc::new(handler));
         self
@@ -101,7 +246,41 @@ impl WebSocketUpgrade {
 
     /// Attaches `data` to the connection, for every event's handler to
     /// read with [`WebSocket::data`]. It is dropped with the last handle
-    /// after `Close`.
+    /// after `Close`. One value per connection: a second call replaces
+    /// the first (attach a struct for several).
+    ///
+    /// ```
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent, WebSocketUpgrade};
+    ///
+    /// # fn read(c: &mut tungstenite::WebSocket<impl std::io::Read + std::io::Write>) -> String {
+    /// #     c.read().unwrap().into_text().unwrap().as_str().to_owned()
+    /// # }
+    /// struct Session {
+    ///     user: String,
+    /// }
+    ///
+    /// let server = Server::new(|req: Request| {
+    ///     let user = req.query_param("user").unwrap_or("anon").to_owned();
+    ///     let upgrade = WebSocketUpgrade::new().data(Session { user }).handler(
+    ///         |ws: WebSocket, event: WebSocketEvent| {
+    ///             if event == WebSocketEvent::Open {
+    ///                 let session: &Session = ws.data().expect("attached at upgrade");
+    ///                 let _ = ws.send_text(&format!("hello {}", session.user));
+    ///             }
+    ///         },
+    ///     );
+    ///     let _ = req.upgrade(upgrade);
+    /// });
+    /// # let server = server;
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let (mut client, _) = tungstenite::connect(format!("ws://{addr}/?user=ada")).unwrap();
+    /// assert_eq!(read(&mut client), "hello ada");
+    /// # drop(client);
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
     pub fn data<T: Send + Sync + 'static>(mut self, data: T) -> Self {
         self.data = Some(Box::new(data));
         self
