@@ -97,57 +97,8 @@ impl WebSocketCompression {
     /// 15 bits, level 6.
     ///
     /// ```
-    /// # use natron::{Message, Router, Server, WebSocket, WebSocketCompression, WebSocketEvent};
-    /// # use std::io::Read;
-    /// # use tungstenite::client::IntoClientRequest;
-    /// # /// Serves with `compression`; a client offers `offer` and asks for a text
-    /// # /// message of each of `sizes` bytes. The 101's Sec-WebSocket-Extensions, and
-    /// # /// each frame's first byte (0x81: plain text, 0xc1: RSV1, compressed) and
-    /// # /// payload length.
-    /// # fn exchange(
-    /// #     compression: WebSocketCompression,
-    /// #     offer: &str,
-    /// #     sizes: &[usize],
-    /// # ) -> (Option<String>, Vec<(u8, usize)>) {
-    /// #     let mut router = Router::new();
-    /// #     router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
-    /// #         if let WebSocketEvent::Message(Message::Text(n)) = event {
-    /// #             let _ = ws.send_text(&"x".repeat(n.parse().unwrap()));
-    /// #         }
-    /// #     });
-    /// #     let server = Server::builder().websocket_compression(compression).handler(router).build();
-    /// #     let handle = server.handle();
-    /// #     let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
-    /// #     let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
-    /// #     let mut request = format!("ws://{addr}/").into_client_request().unwrap();
-    /// #     request.headers_mut().insert("Sec-WebSocket-Extensions", offer.parse().unwrap());
-    /// #     let (mut client, res) = tungstenite::connect(request).unwrap();
-    /// #     let answer = res.headers().get("sec-websocket-extensions");
-    /// #     let answer = answer.map(|v| v.to_str().unwrap().to_owned());
-    /// #     let mut frames = Vec::new();
-    /// #     for n in sizes {
-    /// #         client.send(tungstenite::Message::text(n.to_string())).unwrap();
-    /// #         let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_mut() else {
-    /// #             unreachable!()
-    /// #         };
-    /// #         let mut h = [0; 2];
-    /// #         s.read_exact(&mut h).unwrap();
-    /// #         let len = match h[1] {
-    /// #             126 => {
-    /// #                 let mut l = [0; 2];
-    /// #                 s.read_exact(&mut l).unwrap();
-    /// #                 usize::from(u16::from_be_bytes(l))
-    /// #             }
-    /// #             n => usize::from(n),
-    /// #         };
-    /// #         std::io::copy(&mut (&mut *s).take(len as u64), &mut std::io::sink()).unwrap();
-    /// #         frames.push((h[0], len));
-    /// #     }
-    /// #     drop(client);
-    /// #     handle.close();
-    /// #     serving.join().unwrap().unwrap();
-    /// #     (answer, frames)
-    /// # }
+    /// # include!("doc_exchange.rs");
+    /// # fn main() {
     /// let (answer, frames) = exchange(WebSocketCompression::new(), "permessage-deflate", &[100, 1000]);
     /// assert_eq!(
     ///     answer.as_deref(),
@@ -156,6 +107,7 @@ impl WebSocketCompression {
     /// assert_eq!(frames[0], (0x81, 100)); // under the threshold: sent as it is
     /// assert_eq!(frames[1].0, 0xc1); // RSV1: compressed,
     /// assert!(frames[1].1 < 1000); // and smaller
+    /// # }
     /// ```
     pub fn new() -> Self {
         Self::default()
@@ -165,61 +117,13 @@ impl WebSocketCompression {
     /// payload bytes on (default 128). Control frames never are.
     ///
     /// ```
-    /// # use natron::{Message, Router, Server, WebSocket, WebSocketCompression, WebSocketEvent};
-    /// # use std::io::Read;
-    /// # use tungstenite::client::IntoClientRequest;
-    /// # /// Serves with `compression`; a client offers `offer` and asks for a text
-    /// # /// message of each of `sizes` bytes. The 101's Sec-WebSocket-Extensions, and
-    /// # /// each frame's first byte (0x81: plain text, 0xc1: RSV1, compressed) and
-    /// # /// payload length.
-    /// # fn exchange(
-    /// #     compression: WebSocketCompression,
-    /// #     offer: &str,
-    /// #     sizes: &[usize],
-    /// # ) -> (Option<String>, Vec<(u8, usize)>) {
-    /// #     let mut router = Router::new();
-    /// #     router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
-    /// #         if let WebSocketEvent::Message(Message::Text(n)) = event {
-    /// #             let _ = ws.send_text(&"x".repeat(n.parse().unwrap()));
-    /// #         }
-    /// #     });
-    /// #     let server = Server::builder().websocket_compression(compression).handler(router).build();
-    /// #     let handle = server.handle();
-    /// #     let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
-    /// #     let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
-    /// #     let mut request = format!("ws://{addr}/").into_client_request().unwrap();
-    /// #     request.headers_mut().insert("Sec-WebSocket-Extensions", offer.parse().unwrap());
-    /// #     let (mut client, res) = tungstenite::connect(request).unwrap();
-    /// #     let answer = res.headers().get("sec-websocket-extensions");
-    /// #     let answer = answer.map(|v| v.to_str().unwrap().to_owned());
-    /// #     let mut frames = Vec::new();
-    /// #     for n in sizes {
-    /// #         client.send(tungstenite::Message::text(n.to_string())).unwrap();
-    /// #         let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_mut() else {
-    /// #             unreachable!()
-    /// #         };
-    /// #         let mut h = [0; 2];
-    /// #         s.read_exact(&mut h).unwrap();
-    /// #         let len = match h[1] {
-    /// #             126 => {
-    /// #                 let mut l = [0; 2];
-    /// #                 s.read_exact(&mut l).unwrap();
-    /// #                 usize::from(u16::from_be_bytes(l))
-    /// #             }
-    /// #             n => usize::from(n),
-    /// #         };
-    /// #         std::io::copy(&mut (&mut *s).take(len as u64), &mut std::io::sink()).unwrap();
-    /// #         frames.push((h[0], len));
-    /// #     }
-    /// #     drop(client);
-    /// #     handle.close();
-    /// #     serving.join().unwrap().unwrap();
-    /// #     (answer, frames)
-    /// # }
+    /// # include!("doc_exchange.rs");
+    /// # fn main() {
     /// let compression = WebSocketCompression::new().threshold(1000);
     /// let (_, frames) = exchange(compression, "permessage-deflate", &[999, 1000]);
     /// assert_eq!(frames[0], (0x81, 999)); // plain
     /// assert_eq!(frames[1].0, 0xc1); // compressed
+    /// # }
     /// ```
     pub fn threshold(mut self, bytes: usize) -> Self {
         self.threshold = bytes;
@@ -239,57 +143,8 @@ impl WebSocketCompression {
     /// 2.9 KiB of heap with `true`, 49 KiB with `false`).
     ///
     /// ```
-    /// # use natron::{Message, Router, Server, WebSocket, WebSocketCompression, WebSocketEvent};
-    /// # use std::io::Read;
-    /// # use tungstenite::client::IntoClientRequest;
-    /// # /// Serves with `compression`; a client offers `offer` and asks for a text
-    /// # /// message of each of `sizes` bytes. The 101's Sec-WebSocket-Extensions, and
-    /// # /// each frame's first byte (0x81: plain text, 0xc1: RSV1, compressed) and
-    /// # /// payload length.
-    /// # fn exchange(
-    /// #     compression: WebSocketCompression,
-    /// #     offer: &str,
-    /// #     sizes: &[usize],
-    /// # ) -> (Option<String>, Vec<(u8, usize)>) {
-    /// #     let mut router = Router::new();
-    /// #     router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
-    /// #         if let WebSocketEvent::Message(Message::Text(n)) = event {
-    /// #             let _ = ws.send_text(&"x".repeat(n.parse().unwrap()));
-    /// #         }
-    /// #     });
-    /// #     let server = Server::builder().websocket_compression(compression).handler(router).build();
-    /// #     let handle = server.handle();
-    /// #     let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
-    /// #     let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
-    /// #     let mut request = format!("ws://{addr}/").into_client_request().unwrap();
-    /// #     request.headers_mut().insert("Sec-WebSocket-Extensions", offer.parse().unwrap());
-    /// #     let (mut client, res) = tungstenite::connect(request).unwrap();
-    /// #     let answer = res.headers().get("sec-websocket-extensions");
-    /// #     let answer = answer.map(|v| v.to_str().unwrap().to_owned());
-    /// #     let mut frames = Vec::new();
-    /// #     for n in sizes {
-    /// #         client.send(tungstenite::Message::text(n.to_string())).unwrap();
-    /// #         let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_mut() else {
-    /// #             unreachable!()
-    /// #         };
-    /// #         let mut h = [0; 2];
-    /// #         s.read_exact(&mut h).unwrap();
-    /// #         let len = match h[1] {
-    /// #             126 => {
-    /// #                 let mut l = [0; 2];
-    /// #                 s.read_exact(&mut l).unwrap();
-    /// #                 usize::from(u16::from_be_bytes(l))
-    /// #             }
-    /// #             n => usize::from(n),
-    /// #         };
-    /// #         std::io::copy(&mut (&mut *s).take(len as u64), &mut std::io::sink()).unwrap();
-    /// #         frames.push((h[0], len));
-    /// #     }
-    /// #     drop(client);
-    /// #     handle.close();
-    /// #     serving.join().unwrap().unwrap();
-    /// #     (answer, frames)
-    /// # }
+    /// # include!("doc_exchange.rs");
+    /// # fn main() {
     /// let keep = WebSocketCompression::new().client_no_context_takeover(false);
     /// let (answer, _) = exchange(keep, "permessage-deflate", &[]);
     /// assert_eq!(answer.as_deref(), Some("permessage-deflate; server_no_context_takeover"));
@@ -300,6 +155,7 @@ impl WebSocketCompression {
     ///     answer.as_deref(),
     ///     Some("permessage-deflate; server_no_context_takeover; client_no_context_takeover")
     /// );
+    /// # }
     /// ```
     pub fn client_no_context_takeover(mut self, yes: bool) -> Self {
         self.client_no_context_takeover = yes;
@@ -313,57 +169,8 @@ impl WebSocketCompression {
     /// where it bounds the per-connection window.
     ///
     /// ```
-    /// # use natron::{Message, Router, Server, WebSocket, WebSocketCompression, WebSocketEvent};
-    /// # use std::io::Read;
-    /// # use tungstenite::client::IntoClientRequest;
-    /// # /// Serves with `compression`; a client offers `offer` and asks for a text
-    /// # /// message of each of `sizes` bytes. The 101's Sec-WebSocket-Extensions, and
-    /// # /// each frame's first byte (0x81: plain text, 0xc1: RSV1, compressed) and
-    /// # /// payload length.
-    /// # fn exchange(
-    /// #     compression: WebSocketCompression,
-    /// #     offer: &str,
-    /// #     sizes: &[usize],
-    /// # ) -> (Option<String>, Vec<(u8, usize)>) {
-    /// #     let mut router = Router::new();
-    /// #     router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
-    /// #         if let WebSocketEvent::Message(Message::Text(n)) = event {
-    /// #             let _ = ws.send_text(&"x".repeat(n.parse().unwrap()));
-    /// #         }
-    /// #     });
-    /// #     let server = Server::builder().websocket_compression(compression).handler(router).build();
-    /// #     let handle = server.handle();
-    /// #     let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
-    /// #     let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
-    /// #     let mut request = format!("ws://{addr}/").into_client_request().unwrap();
-    /// #     request.headers_mut().insert("Sec-WebSocket-Extensions", offer.parse().unwrap());
-    /// #     let (mut client, res) = tungstenite::connect(request).unwrap();
-    /// #     let answer = res.headers().get("sec-websocket-extensions");
-    /// #     let answer = answer.map(|v| v.to_str().unwrap().to_owned());
-    /// #     let mut frames = Vec::new();
-    /// #     for n in sizes {
-    /// #         client.send(tungstenite::Message::text(n.to_string())).unwrap();
-    /// #         let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_mut() else {
-    /// #             unreachable!()
-    /// #         };
-    /// #         let mut h = [0; 2];
-    /// #         s.read_exact(&mut h).unwrap();
-    /// #         let len = match h[1] {
-    /// #             126 => {
-    /// #                 let mut l = [0; 2];
-    /// #                 s.read_exact(&mut l).unwrap();
-    /// #                 usize::from(u16::from_be_bytes(l))
-    /// #             }
-    /// #             n => usize::from(n),
-    /// #         };
-    /// #         std::io::copy(&mut (&mut *s).take(len as u64), &mut std::io::sink()).unwrap();
-    /// #         frames.push((h[0], len));
-    /// #     }
-    /// #     drop(client);
-    /// #     handle.close();
-    /// #     serving.join().unwrap().unwrap();
-    /// #     (answer, frames)
-    /// # }
+    /// # include!("doc_exchange.rs");
+    /// # fn main() {
     /// let small = WebSocketCompression::new()
     ///     .client_no_context_takeover(false)
     ///     .client_max_window_bits(10);
@@ -375,6 +182,7 @@ impl WebSocketCompression {
     /// // Out of range: clamped.
     /// let w = |bits| WebSocketCompression::new().client_max_window_bits(bits);
     /// assert_eq!((w(0), w(20)), (w(9), w(15)));
+    /// # }
     /// ```
     pub fn client_max_window_bits(mut self, bits: u8) -> Self {
         self.client_max_window_bits = bits.clamp(9, 15);
@@ -386,63 +194,15 @@ impl WebSocketCompression {
     /// still agreeing the extension (the client may still compress).
     ///
     /// ```
-    /// # use natron::{Message, Router, Server, WebSocket, WebSocketCompression, WebSocketEvent};
-    /// # use std::io::Read;
-    /// # use tungstenite::client::IntoClientRequest;
-    /// # /// Serves with `compression`; a client offers `offer` and asks for a text
-    /// # /// message of each of `sizes` bytes. The 101's Sec-WebSocket-Extensions, and
-    /// # /// each frame's first byte (0x81: plain text, 0xc1: RSV1, compressed) and
-    /// # /// payload length.
-    /// # fn exchange(
-    /// #     compression: WebSocketCompression,
-    /// #     offer: &str,
-    /// #     sizes: &[usize],
-    /// # ) -> (Option<String>, Vec<(u8, usize)>) {
-    /// #     let mut router = Router::new();
-    /// #     router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
-    /// #         if let WebSocketEvent::Message(Message::Text(n)) = event {
-    /// #             let _ = ws.send_text(&"x".repeat(n.parse().unwrap()));
-    /// #         }
-    /// #     });
-    /// #     let server = Server::builder().websocket_compression(compression).handler(router).build();
-    /// #     let handle = server.handle();
-    /// #     let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
-    /// #     let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
-    /// #     let mut request = format!("ws://{addr}/").into_client_request().unwrap();
-    /// #     request.headers_mut().insert("Sec-WebSocket-Extensions", offer.parse().unwrap());
-    /// #     let (mut client, res) = tungstenite::connect(request).unwrap();
-    /// #     let answer = res.headers().get("sec-websocket-extensions");
-    /// #     let answer = answer.map(|v| v.to_str().unwrap().to_owned());
-    /// #     let mut frames = Vec::new();
-    /// #     for n in sizes {
-    /// #         client.send(tungstenite::Message::text(n.to_string())).unwrap();
-    /// #         let tungstenite::stream::MaybeTlsStream::Plain(s) = client.get_mut() else {
-    /// #             unreachable!()
-    /// #         };
-    /// #         let mut h = [0; 2];
-    /// #         s.read_exact(&mut h).unwrap();
-    /// #         let len = match h[1] {
-    /// #             126 => {
-    /// #                 let mut l = [0; 2];
-    /// #                 s.read_exact(&mut l).unwrap();
-    /// #                 usize::from(u16::from_be_bytes(l))
-    /// #             }
-    /// #             n => usize::from(n),
-    /// #         };
-    /// #         std::io::copy(&mut (&mut *s).take(len as u64), &mut std::io::sink()).unwrap();
-    /// #         frames.push((h[0], len));
-    /// #     }
-    /// #     drop(client);
-    /// #     handle.close();
-    /// #     serving.join().unwrap().unwrap();
-    /// #     (answer, frames)
-    /// # }
+    /// # include!("doc_exchange.rs");
+    /// # fn main() {
     /// let (_, fast) = exchange(WebSocketCompression::new().level(1), "permessage-deflate", &[1000]);
     /// assert_eq!(fast[0].0, 0xc1);
     /// let (answer, off) = exchange(WebSocketCompression::new().level(0), "permessage-deflate", &[1000]);
     /// assert!(answer.is_some());
     /// assert_eq!(off[0], (0x81, 1000));
     /// assert_eq!(WebSocketCompression::new().level(12), WebSocketCompression::new().level(9));
+    /// # }
     /// ```
     pub fn level(mut self, level: u32) -> Self {
         self.level = level.min(9);
