@@ -12,11 +12,23 @@ use std::fmt;
 /// never reaches the wire; the client gets
 /// `500` and the server's logger an error naming the value.
 pub trait IntoStatus {
-    /// The status, or why it is not one.
+    /// The status, or why it is not one. `respond` calls it; a handler
+    /// rarely needs to.
     ///
     /// # Errors
     ///
-    /// [`InvalidStatus`] for a value that is not a three-digit code.
+    /// [`InvalidStatus`] for a value outside `100..=999` (what
+    /// [`StatusCode`] can hold). A value in `600..=999` or a `1xx` is a
+    /// `StatusCode` here, and refused when the response is sent.
+    ///
+    /// ```
+    /// use natron::{IntoStatus, StatusCode};
+    ///
+    /// assert_eq!(404.into_status(), Ok(StatusCode::NOT_FOUND));
+    /// assert_eq!(StatusCode::CREATED.into_status().unwrap().as_u16(), 201);
+    /// assert_eq!(42.into_status().unwrap_err().0, 42);
+    /// assert!((-1i64).into_status().is_err());
+    /// ```
     fn into_status(self) -> Result<StatusCode, InvalidStatus>;
 }
 
@@ -52,8 +64,17 @@ macro_rules! integer_status {
 }
 integer_status!(u16, i32, u32, u64, usize, i64);
 
-/// The standard reason phrase of `status` (the `http` crate's for codes
-/// not listed here), or `""` for unknown codes.
+/// The standard reason phrase of `status` (RFC 9110 §15; the `http`
+/// crate's for codes not listed here), or `""` for unknown codes. natron
+/// writes it in every status line (RFC 9112 §4).
+///
+/// ```
+/// use natron::http::status::reason;
+///
+/// assert_eq!(reason(404), "Not Found");
+/// assert_eq!(reason(413), "Content Too Large"); // RFC 9110's name
+/// assert_eq!(reason(599), "");
+/// ```
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",

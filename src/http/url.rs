@@ -3,6 +3,16 @@
 /// Decodes `%XX` escapes; with `plus_is_space`, `+` becomes a space (the
 /// `application/x-www-form-urlencoded` rule for query strings). Invalid
 /// escapes are kept literally; invalid UTF-8 is replaced with U+FFFD.
+/// Never fails: what a client sends always decodes to some string.
+///
+/// ```
+/// use natron::http::url::percent_decode;
+///
+/// assert_eq!(percent_decode("caf%C3%A9%20au+lait", false), "café au+lait");
+/// assert_eq!(percent_decode("caf%C3%A9%20au+lait", true), "café au lait");
+/// assert_eq!(percent_decode("100%", false), "100%"); // kept as is
+/// assert_eq!(percent_decode("%FF", false), "\u{FFFD}");
+/// ```
 pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     if !bytes
@@ -72,8 +82,6 @@ pub(crate) fn split_target(target: &str) -> (Path, Vec<(String, String)>) {
     (path, parse_query(query))
 }
 
-/// The decoded path of a request target, and its raw query: what routing
-/// needs, without decoding the query.
 /// The path part of a request target (origin-form, or absolute-form
 /// `http://host/path?q` reduced to its path), still percent-encoded, and
 /// its query (without `?`), if any; a fragment is dropped. Subslices of
@@ -96,6 +104,8 @@ pub(crate) fn raw_path(target: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The decoded path of a request target, and its raw query: what routing
+/// needs, without decoding the query.
 pub(crate) fn split_path(target: &str) -> (Path, &str) {
     let (path, query) = raw_path(target);
     let query = query.unwrap_or("");
@@ -114,7 +124,19 @@ pub(crate) fn split_path(target: &str) -> (Path, &str) {
     (path, query)
 }
 
-/// Parses `a=1&b=2&a=3` into decoded pairs, keeping duplicates.
+/// Parses `a=1&b=2&a=3` into decoded pairs (as
+/// [`percent_decode`] with `plus_is_space`), keeping duplicates in order.
+/// A parameter without `=` has an empty value; empty pieces (`a=1&&b=2`)
+/// are skipped. This is what [`Parts::query_params`](crate::Parts::query_params)
+/// holds.
+///
+/// ```
+/// use natron::http::url::parse_query;
+///
+/// let pairs = parse_query("q=rust+http&tag=a&tag=b&debug");
+/// let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+/// assert_eq!(pairs, [("q", "rust http"), ("tag", "a"), ("tag", "b"), ("debug", "")]);
+/// ```
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
