@@ -203,11 +203,14 @@ impl Request {
     /// answers with the latter:
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// # let mut router = natron::Router::new();
+    /// # router.get("/users/@id", |req: natron::Request| {
     /// let (parts, responder) = req.into_parts();
     /// let id = parts.path_param("id").unwrap_or("");
     /// responder.respond(200, (), format!("user {id}"));
-    /// # }
+    /// # });
+    /// # let client = natron::test::TestClient::new(router);
+    /// assert_eq!(client.get("/users/7").send().unwrap().text(), "user 7");
     /// ```
     pub fn into_parts(self) -> (Parts, Responder) {
         (self.parts, self.responder)
@@ -216,9 +219,12 @@ impl Request {
     /// Sends the response: see [`Responder::respond`].
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// # let client = natron::test::TestClient::new(|req: natron::Request| {
     /// req.respond(200, [("Content-Type", "text/plain")], "hello");
-    /// # }
+    /// # });
+    /// let res = client.get("/").send().unwrap();
+    /// assert_eq!((res.status, res.header("content-type")), (200, Some("text/plain")));
+    /// assert_eq!((res.header("content-length"), res.text()), (Some("5"), "hello".to_owned()));
     /// ```
     pub fn respond(
         self,
@@ -253,7 +259,7 @@ impl Request {
     ///   [`Responder::respond`] does), and the returned stream is closed.
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// # let client = natron::test::TestClient::new(|req: natron::Request| {
     /// let stream = req.respond_stream(200, [("Content-Type", "application/x-ndjson")]);
     /// std::thread::spawn(move || {
     ///     for i in 0..3 {
@@ -261,7 +267,10 @@ impl Request {
     ///     }
     ///     // Dropping the last handle finishes the body.
     /// });
-    /// # }
+    /// # });
+    /// let res = client.get("/").send().unwrap(); // the whole stream
+    /// assert_eq!(res.header("transfer-encoding"), Some("chunked"));
+    /// assert_eq!(res.text(), "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n");
     /// ```
     pub fn respond_stream(
         self,
@@ -399,6 +408,11 @@ impl Request {
     ///     }
     /// }
     /// # fn upgrade_and_log(req: Request, u: WebSocketUpgrade) -> Result<WebSocket, natron::UpgradeError> { req.upgrade(u) }
+    ///
+    /// let client = natron::test::TestClient::new(feed);
+    /// assert_eq!(client.get("/feed").send().unwrap().status, 401);
+    /// let handshake = client.get("/feed").header("X-User", "ada");
+    /// assert_eq!(handshake.send().unwrap().status, 400); // not a WebSocket handshake
     /// ```
     pub fn upgrade(
         self,
@@ -775,6 +789,12 @@ impl Parts {
     ///     req.respond(200, (), format!("{total} bytes"));
     ///     Ok(())
     /// }
+    ///
+    /// let mut router = natron::Router::new();
+    /// router.post("/upload", upload).stream_body();
+    /// let client = natron::test::TestClient::new(router);
+    /// let res = client.post("/upload").body(vec![7; 100_000]).send().unwrap();
+    /// assert_eq!(res.text(), "100000 bytes");
     /// ```
     pub fn body_reader(&mut self) -> BodyReader {
         match self.stream.0.take() {
@@ -833,14 +853,31 @@ impl Parts {
     /// ...), one per type.
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// use natron::{middleware::Middleware, test::TestClient, Parts, Request, Response, Server};
+    ///
     /// #[derive(Clone)]
     /// struct User(String);
     ///
-    /// let name = req.extensions().get::<User>().map_or("anonymous", |u| &u.0);
-    /// let greeting = format!("hello {name}");
-    /// req.respond(200, (), greeting);
-    /// # }
+    /// struct Auth;
+    /// impl Middleware for Auth {
+    ///     fn before(&self, req: &mut Parts) -> Result<(), Response> {
+    ///         if req.header("authorization") == Some("Bearer t0k3n") {
+    ///             req.extensions_mut().insert(User("ada".into()));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let client = TestClient::with_server(Server::builder().middleware(Auth).handler(
+    ///     |req: Request| {
+    ///         let name = req.extensions().get::<User>().map_or("anonymous", |u| &u.0);
+    ///         let greeting = format!("hello {name}");
+    ///         req.respond(200, (), greeting);
+    ///     },
+    /// ));
+    /// let res = client.get("/").header("Authorization", "Bearer t0k3n").send().unwrap();
+    /// assert_eq!(res.text(), "hello ada");
+    /// assert_eq!(client.get("/").send().unwrap().text(), "hello anonymous");
     /// ```
     pub fn extensions(&self) -> &http::Extensions {
         &self.extensions
@@ -850,12 +887,16 @@ impl Parts {
     /// `Clone + Send + Sync + 'static`.
     ///
     /// ```
-    /// # fn before(req: &mut natron::Parts) {
+    /// # let client = natron::test::TestClient::new(|mut req: natron::Request| {
     /// #[derive(Clone)]
     /// struct User(String);
     ///
-    /// req.extensions_mut().insert(User("ada".into()));
-    /// # }
+    /// let previous = req.extensions_mut().insert(User("ada".into()));
+    /// assert!(previous.is_none());
+    /// assert_eq!(req.extensions().get::<User>().map(|u| u.0.as_str()), Some("ada"));
+    /// # req.respond(204, (), "");
+    /// # });
+    /// # assert_eq!(client.get("/").send().unwrap().status, 204);
     /// ```
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
         &mut self.extensions
@@ -990,6 +1031,14 @@ impl Responder {
     ///         _ => responder.respond(406, (), "JSON only"),
     ///     }
     /// }
+    ///
+    /// let client = natron::test::TestClient::new(handler);
+    /// let res = client.get("/").header("Accept", "application/json").send().unwrap();
+    /// assert_eq!((res.status, res.text()), (200, r#"{"ok":true}"#.to_owned()));
+    /// assert_eq!(client.get("/").send().unwrap().status, 406);
+    /// // A status that is not a final one never reaches the wire.
+    /// let bad = natron::test::TestClient::new(|req: Request| req.respond(42, (), ""));
+    /// assert_eq!(bad.get("/").send().unwrap().status, 500);
     /// ```
     pub fn respond(
         mut self,
