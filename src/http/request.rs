@@ -128,6 +128,9 @@ pub struct Parts {
     pub(crate) body: Vec<u8>,
     /// A streamed body until [`Parts::body_reader`] takes it.
     pub(crate) stream: StreamSlot,
+    /// Whether the body is streamed, once `stream` is taken too (and in a
+    /// clone, which carries no stream).
+    pub(crate) body_streamed: bool,
     pub(crate) remote_addr: SocketAddr,
     /// The host a trusted proxy forwarded, which `host()` prefers to the
     /// `Host` field.
@@ -190,6 +193,7 @@ impl Request {
                 path_params: Vec::new(),
                 headers: raw.headers,
                 body: raw.body,
+                body_streamed: stream.is_some(),
                 stream: StreamSlot(stream),
                 remote_addr,
                 forwarded_host,
@@ -517,6 +521,7 @@ impl Parts {
             headers: Headers::new(),
             body: Vec::new(),
             stream: StreamSlot::default(),
+            body_streamed: false,
             remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             forwarded_host: None,
             extensions: http::Extensions::new(),
@@ -743,7 +748,8 @@ impl Parts {
     /// Whether the body is streamed: read from the socket as the handler
     /// reads [`Parts::body_reader`], rather than buffered whole before the
     /// handler ran. Decided per route ([`Router::stream_body`]) or per
-    /// server ([`ServerBuilder::stream_request_bodies`]).
+    /// server ([`ServerBuilder::stream_request_bodies`]); it stays so after
+    /// `body_reader` took the body, and in a clone of the parts.
     ///
     /// [`Router::stream_body`]: crate::Router::stream_body
     /// [`ServerBuilder::stream_request_bodies`]: crate::ServerBuilder::stream_request_bodies
@@ -763,7 +769,7 @@ impl Parts {
     /// assert_eq!(client.post("/form").body("x").send().unwrap().text(), "false");
     /// ```
     pub fn is_body_streamed(&self) -> bool {
-        self.stream.0.is_some()
+        self.body_streamed
     }
 
     /// The body as a reader (see [`BodyReader`]): a streamed body as it
