@@ -28,11 +28,13 @@ pub trait IntoStatus {
     /// assert_eq!(StatusCode::CREATED.into_status().unwrap().as_u16(), 201);
     /// assert_eq!(42.into_status().unwrap_err().0, 42);
     /// assert!((-1i64).into_status().is_err());
+    /// assert_eq!(u64::MAX.into_status().unwrap_err().0, i64::MAX); // the value saturates
     /// ```
     fn into_status(self) -> Result<StatusCode, InvalidStatus>;
 }
 
-/// A value given as a status code that is not one (see [`IntoStatus`]).
+/// A value given as a status code that is not one (see [`IntoStatus`]);
+/// an unsigned value above `i64::MAX` is held as `i64::MAX`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidStatus(pub i64);
 
@@ -57,7 +59,8 @@ macro_rules! integer_status {
                 u16::try_from(self)
                     .ok()
                     .and_then(|n| StatusCode::from_u16(n).ok())
-                    .ok_or(InvalidStatus(self as i64))
+                    // Saturating: `u64::MAX as i64` would report -1.
+                    .ok_or(InvalidStatus(i64::try_from(self).unwrap_or(i64::MAX)))
             }
         }
     )*};
