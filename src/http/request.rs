@@ -1014,8 +1014,10 @@ impl Responder {
     ///   [`Headers`], or an `http::HeaderMap`; `body`: bytes or a string.
     /// * natron sets `Content-Length`, `Date` (unless given) and
     ///   `Connection`; it compresses the body when the client accepts gzip
-    ///   or deflate, the body is over ~860 bytes and no `Content-Encoding`
-    ///   is set. A `HEAD` response carries no body.
+    ///   or deflate, the body is at least 860 bytes (see
+    ///   [`Compression`](crate::middleware::Compression) to change that),
+    ///   its type is not already compressed (images, video, archives) and
+    ///   no `Content-Encoding` is set. A `HEAD` response carries no body.
     /// * **Nothing invalid reaches the wire.** A status that is not a final
     ///   code of RFC 9110 §15 (`42`, `2001`, `600`, a `1xx`), a field name that is not
     ///   a token (RFC 9110 §5.1: no spaces, no colons) or a value with a
