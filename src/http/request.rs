@@ -712,8 +712,9 @@ impl Parts {
     }
 
     /// The body (de-chunked), buffered whole before the handler ran (at
-    /// most [`max_body_len`](crate::ServerBuilder::max_body_len) bytes,
-    /// else the request was answered `413`). Empty for a streamed body
+    /// most the route's [`max_body_len`](crate::Router::max_body_len) or
+    /// else the [server's](crate::ServerBuilder::max_body_len) bytes; a
+    /// longer one was answered `413`). Empty for a streamed body
     /// (see [`Parts::body_reader`]).
     ///
     /// ```
