@@ -37,14 +37,19 @@ impl Parts {
     /// Returned from a handler with `?`, the error is the answer.
     ///
     /// ```
-    /// use natron::{Request, Router};
+    /// use natron::{test::TestClient, Request, Router};
     ///
     /// let mut router = Router::new();
     /// router.get("/users/@id", |req: Request| -> Result<(), natron::Error> {
-    ///     let id: u64 = req.path_param_as("id")?; // "/users/abc" -> 400
+    ///     let id: u64 = req.path_param_as("id")?;
     ///     req.respond(200, (), format!("user {id}"));
     ///     Ok(())
     /// });
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.get("/users/7").send().unwrap().text(), "user 7");
+    /// let res = client.get("/users/abc").send().unwrap();
+    /// assert_eq!(res.status, 400);
+    /// assert_eq!(res.text(), "path parameter `id`: \"abc\" is not valid: invalid digit found in string");
     /// ```
     pub fn path_param_as<T>(&self, name: &str) -> Result<T, Error>
     where
@@ -74,14 +79,17 @@ impl Parts {
     /// parser's reason.
     ///
     /// ```
-    /// use natron::Request;
+    /// use natron::{test::TestClient, Request};
     ///
-    /// // GET /items?page=2 -> page 2; no `page` -> 1; ?page=x -> 400
     /// fn list(req: Request) -> Result<(), natron::Error> {
     ///     let page: u32 = req.query_param_as("page")?.unwrap_or(1);
     ///     req.respond(200, (), format!("page {page}"));
     ///     Ok(())
     /// }
+    /// let client = TestClient::new(list);
+    /// assert_eq!(client.get("/items?page=2").send().unwrap().text(), "page 2");
+    /// assert_eq!(client.get("/items").send().unwrap().text(), "page 1");
+    /// assert_eq!(client.get("/items?page=x").send().unwrap().status, 400);
     /// ```
     pub fn query_param_as<T>(&self, name: &str) -> Result<Option<T>, Error>
     where

@@ -76,6 +76,19 @@ impl Parts {
     ///     req.respond(201, (), format!("{} ({})", user.name, user.age));
     ///     Ok(())
     /// });
+    ///
+    /// let client = natron::test::TestClient::new(router);
+    /// let post = |content_type: &str, body: &str| {
+    ///     let req = client.post("/users").header("Content-Type", content_type);
+    ///     req.body(body).send().unwrap()
+    /// };
+    /// let res = post("application/json", r#"{"name":"ada","age":36}"#);
+    /// assert_eq!((res.status, res.text()), (201, "ada (36)".to_owned()));
+    /// let res = post("application/json", r#"{"name":"ada","age":"x"}"#);
+    /// assert_eq!(res.status, 400);
+    /// assert!(res.text().starts_with("JSON body at `age`: invalid type"), "{}", res.text());
+    /// let res = post("text/plain", "ada");
+    /// assert_eq!((res.status, res.header("accept-post")), (415, Some("application/json")));
     /// ```
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, Error> {
         self.check_json_content()?;
@@ -129,7 +142,6 @@ impl Parts {
     ///     limit: Option<u32>,
     /// }
     ///
-    /// // GET /search?q=natron&limit=10
     /// fn search(req: Request) -> Result<(), natron::Error> {
     ///     let s: Search = req.query_as()?;
     ///     let limit = s.limit.unwrap_or(20);
@@ -137,6 +149,13 @@ impl Parts {
     ///     req.respond(200, (), body);
     ///     Ok(())
     /// }
+    ///
+    /// let client = natron::test::TestClient::new(search);
+    /// let get = |target: &str| client.get(target).send().unwrap();
+    /// assert_eq!(get("/search?q=natron&limit=10").text(), "natron from 0 (10)");
+    /// assert_eq!(get("/search?q=a+b&offset=5").text(), "a b from 5 (20)");
+    /// assert_eq!(get("/search?limit=10").text(), "query: missing field `q`");
+    /// assert_eq!(get("/search?q=x&limit=ten").status, 400);
     /// ```
     pub fn query_as<T: DeserializeOwned>(&self) -> Result<T, Error> {
         let de = serde_urlencoded::Deserializer::new(form_urlencoded::parse(
@@ -207,8 +226,12 @@ impl Request {
     ///
     /// fn show(req: Request) {
     ///     let user = User { id: 7, name: "ada".into() };
-    ///     req.respond_json(200, &user); // {"id":7,"name":"ada"}
+    ///     req.respond_json(200, &user);
     /// }
+    ///
+    /// let res = natron::test::TestClient::new(show).get("/users/7").send().unwrap();
+    /// assert_eq!(res.header("content-type"), Some("application/json"));
+    /// assert_eq!(res.text(), r#"{"id":7,"name":"ada"}"#);
     /// ```
     pub fn respond_json<T: Serialize + ?Sized>(self, status: impl IntoStatus, value: &T) {
         self.responder.respond_json(status, value);
@@ -219,11 +242,13 @@ impl Responder {
     /// As [`Request::respond_json`].
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// # let client = natron::test::TestClient::new(|req: natron::Request| {
     /// let (parts, responder) = req.into_parts();
     /// let echo = serde_json::json!({ "path": parts.path() });
     /// responder.respond_json(200, &echo);
-    /// # }
+    /// # });
+    /// # let res = client.get("/a%20b").send().unwrap();
+    /// assert_eq!(res.text(), r#"{"path":"/a b"}"#); // GET /a%20b
     /// ```
     pub fn respond_json<T: Serialize + ?Sized>(self, status: impl IntoStatus, value: &T) {
         match serde_json::to_vec(value) {
@@ -256,6 +281,12 @@ impl Error {
     ///     req.respond_json(200, &json!({ "id": 7, "name": "ada" }));
     ///     Ok(())
     /// }
+    ///
+    /// let mut router = natron::Router::new();
+    /// router.get("/users/@id", show);
+    /// let res = natron::test::TestClient::new(router).get("/users/8").send().unwrap();
+    /// assert_eq!((res.status, res.header("content-type")), (404, Some("application/json")));
+    /// assert_eq!(res.text(), r#"{"error":"no such user","id":8}"#);
     /// ```
     pub fn json<T: Serialize + ?Sized>(status: u16, value: &T) -> Error {
         match serde_json::to_vec(value) {

@@ -87,11 +87,73 @@ impl BodyError {
     /// The status natron answers with when the handler leaves the request
     /// unanswered (or returns this error through `?`): `400` malformed or
     /// cut short, `408` stalled, `413` too large.
+    ///
+    /// ```
+    /// use natron::{http::BodyError, Request, Router, Server};
+    /// use std::io::{Read, Write};
+    ///
+    /// let mut router = Router::new();
+    /// router.post("/", |mut req: Request| {
+    ///     let mut body = Vec::new();
+    ///     match req.body_reader().read_to_end(&mut body) {
+    ///         Ok(n) => req.respond(200, (), format!("{n} bytes")),
+    ///         Err(e) => {
+    ///             let why = e.get_ref().and_then(|e| e.downcast_ref::<BodyError>());
+    ///             let status = why.map_or(500, BodyError::status);
+    ///             req.respond(status, (), format!("refused with {status}"))
+    ///         }
+    ///     }
+    /// })
+    /// .stream_body();
+    /// let server = Server::new(router);
+    /// let handle = server.handle();
+    /// std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    /// // `zz` is not a chunk size (RFC 9112 §7.1).
+    /// conn.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    ///     .unwrap();
+    /// let mut answer = String::new();
+    /// conn.read_to_string(&mut answer).unwrap(); // then closed: the framing is lost
+    /// assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    /// assert!(answer.ends_with("refused with 400"), "{answer}");
+    /// handle.close();
+    /// ```
     pub fn status(&self) -> u16 {
         self.status
     }
 
-    /// What went wrong, in words.
+    /// What went wrong, in words (also the body natron answers with
+    /// when the handler leaves the request unanswered).
+    ///
+    /// ```
+    /// # use natron::{http::BodyError, Request, Router, Server};
+    /// # use std::io::{Read, Write};
+    /// # let mut router = Router::new();
+    /// # router.post("/", |mut req: Request| {
+    /// #     let mut body = Vec::new();
+    /// #     if let Err(e) = req.body_reader().read_to_end(&mut body) {
+    /// #         let why = e.get_ref().and_then(|e| e.downcast_ref::<BodyError>());
+    /// let reason = why.map_or("not a body error", BodyError::reason);
+    /// req.respond(400, (), reason)
+    /// #     } else {
+    /// #         req.respond(200, (), "")
+    /// #     }
+    /// # })
+    /// # .stream_body();
+    /// let server = Server::new(router);
+    /// let handle = server.handle();
+    /// std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    /// // `zz` is not a chunk size (RFC 9112 §7.1).
+    /// conn.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n")
+    ///     .unwrap();
+    /// let mut answer = String::new();
+    /// conn.read_to_string(&mut answer).unwrap(); // then closed: the framing is lost
+    /// assert!(answer.contains("\r\n\r\ninvalid chunk"), "{answer}");
+    /// handle.close();
+    /// ```
     pub fn reason(&self) -> &'static str {
         self.reason
     }
@@ -566,7 +628,27 @@ impl BodyReader {
     }
 
     /// Whether the body is read from the socket as it arrives (else it
-    /// was buffered whole before the handler ran).
+    /// was buffered whole before the handler ran): see
+    /// [`Parts::is_body_streamed`](crate::Parts::is_body_streamed).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router
+    ///     .put("/files/@name", |mut req: Request| {
+    ///         let streamed = req.body_reader().is_streamed();
+    ///         req.respond(200, (), streamed.to_string())
+    ///     })
+    ///     .stream_body();
+    /// router.post("/notes", |mut req: Request| {
+    ///     let streamed = req.body_reader().is_streamed();
+    ///     req.respond(200, (), streamed.to_string())
+    /// });
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.put("/files/a").body("x").send().unwrap().text(), "true");
+    /// assert_eq!(client.post("/notes").body("x").send().unwrap().text(), "false");
+    /// ```
     pub fn is_streamed(&self) -> bool {
         matches!(self.inner, Inner::Streamed(_))
     }

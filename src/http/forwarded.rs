@@ -168,7 +168,29 @@ pub(crate) struct Forwarded {
 
 /// Which forwarding fields the server's trusted proxies write. Only those
 /// are read, the others ignored: a proxy passes on whatever fields of the
-/// other kind the client itself sent.
+/// other kind the client itself sent. Set with
+/// [`ServerBuilder::proxy_headers`](crate::ServerBuilder::proxy_headers).
+///
+/// ```
+/// use natron::{test::TestClient, ProxyHeaders, Request, Server};
+///
+/// let client = TestClient::with_server(
+///     Server::builder()
+///         .trusted_proxies(["127.0.0.1".parse().unwrap()]) // the test client's address
+///         .proxy_headers(ProxyHeaders::Forwarded)
+///         .handler(|req: Request| {
+///             let seen = format!("{} {}", req.remote_addr(), req.host().unwrap_or(""));
+///             req.respond(200, (), seen)
+///         }),
+/// );
+/// let res = client
+///     .get("/")
+///     .header("Forwarded", r#"for="[2001:db8::1]:4711";host=example.com"#)
+///     .header("X-Forwarded-For", "203.0.113.9") // not the kind the proxy writes: ignored
+///     .send()
+///     .unwrap();
+/// assert_eq!(res.text(), "[2001:db8::1]:4711 example.com");
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum ProxyHeaders {
     /// `X-Forwarded-For` (the proxy appends the address it saw) and

@@ -108,6 +108,19 @@ impl Request {
     /// to [`abort`](ResponseStream::abort)); dropping it is fine, the
     /// reader keeps its own handle. A read error is logged and the stream
     /// aborted (the client sees the body cut short).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request};
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     // Any `Read + Send`: a file, a pipe, a decoder...
+    ///     let log = std::io::Cursor::new(b"line 1\nline 2\n".to_vec());
+    ///     req.respond_reader(200, [("Content-Type", "text/plain")], log);
+    /// });
+    /// let res = client.get("/log").send().unwrap();
+    /// assert_eq!(res.header("transfer-encoding"), Some("chunked"));
+    /// assert_eq!(res.text(), "line 1\nline 2\n");
+    /// ```
     pub fn respond_reader(
         self,
         status: impl IntoStatus,
@@ -123,6 +136,19 @@ impl Request {
     /// says `Content-Length: len` (RFC 9110 §8.6), and at most `len`
     /// bytes are read. A reader that ends before `len` closes the
     /// connection after what it gave (the client sees the body short).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request};
+    /// use std::io::Read;
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     let zeros = std::io::repeat(0).take(1000); // or a file and its length
+    ///     req.respond_reader_sized(200, [("Content-Type", "application/octet-stream")], zeros, 1000);
+    /// });
+    /// let res = client.get("/zeros").send().unwrap();
+    /// assert_eq!(res.header("content-length"), Some("1000"));
+    /// assert_eq!(res.body, vec![0; 1000]);
+    /// ```
     pub fn respond_reader_sized(
         self,
         status: impl IntoStatus,
@@ -159,11 +185,22 @@ impl Request {
     /// Seeking failed: the request has been answered `500`, and the error
     /// is returned.
     ///
-    /// ```no_run
-    /// # fn handler(req: natron::Request) -> std::io::Result<()> {
-    /// let file = std::fs::File::open("video.mp4")?;
-    /// req.respond_seekable(200, [("Content-Type", "video/mp4")], file)?;
-    /// # Ok(()) }
+    /// ```
+    /// use natron::{test::TestClient, Request};
+    /// use std::io::Cursor;
+    ///
+    /// let client = TestClient::new(|req: Request| -> std::io::Result<()> {
+    ///     // A file in practice: `std::fs::File::open("video.mp4")?`.
+    ///     let video = Cursor::new(b"0123456789".to_vec());
+    ///     req.respond_seekable(200, [("Content-Type", "video/mp4")], video)?;
+    ///     Ok(())
+    /// });
+    /// let res = client.get("/v").header("Range", "bytes=2-4").send().unwrap();
+    /// assert_eq!((res.status, res.text()), (206, "234".to_owned()));
+    /// assert_eq!(res.header("content-range"), Some("bytes 2-4/10"));
+    /// let res = client.get("/v").header("Range", "bytes=20-").send().unwrap();
+    /// assert_eq!((res.status, res.header("content-range")), (416, Some("bytes */10")));
+    /// assert_eq!(client.get("/v").send().unwrap().text(), "0123456789");
     /// ```
     pub fn respond_seekable(
         self,

@@ -58,6 +58,15 @@ const COMMON_NAMES: &[&str] = &[
 /// name borrow a static string instead. Parsing a request's head therefore
 /// costs two allocations however many fields it has (see
 /// `benches/allocs.rs`).
+///
+/// ```
+/// use natron::Headers;
+///
+/// let mut h = Headers::from([("Content-Type", "text/plain"), ("Vary", "Accept")]);
+/// h.append("vary", "Origin");
+/// assert_eq!(h.get("VARY"), Some("Accept"));
+/// assert_eq!(h.get_all("vary").collect::<Vec<_>>(), ["Accept", "Origin"]);
+/// ```
 #[derive(Clone, Default)]
 pub struct Headers {
     /// Names and values, back to back. Removed fields leave their bytes
@@ -90,7 +99,14 @@ struct Span {
 }
 
 impl Headers {
-    /// An empty list.
+    /// An empty list (allocates nothing until a field is added).
+    ///
+    /// ```
+    /// let mut h = natron::Headers::new();
+    /// assert!(h.is_empty());
+    /// h.append("Cache-Control", "no-store");
+    /// assert_eq!(h.len(), 1);
+    /// ```
     pub fn new() -> Self {
         Headers {
             buf: String::new(),
@@ -142,27 +158,56 @@ impl Headers {
         self.push_field(name, value);
     }
 
-    /// The first value of `name`, if any.
+    /// The first value of `name` (compared case-insensitively), if any.
+    ///
+    /// ```
+    /// let h = natron::Headers::from([("Accept", "text/html"), ("accept", "*/*")]);
+    /// assert_eq!(h.get("ACCEPT"), Some("text/html"));
+    /// assert_eq!(h.get("cookie"), None);
+    /// ```
     pub fn get(&self, name: &str) -> Option<&str> {
         self.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
-    /// Every value of `name`, in order.
+    /// Every value of `name` (compared case-insensitively), in order:
+    /// one per field, not split at commas (see [`Headers::has_token`]).
+    ///
+    /// ```
+    /// let h = natron::Headers::from([("Set-Cookie", "a=1"), ("X", "y"), ("set-cookie", "b=2")]);
+    /// assert_eq!(h.get_all("set-cookie").collect::<Vec<_>>(), ["a=1", "b=2"]);
+    /// ```
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v)
     }
 
-    /// Whether `name` is present.
+    /// Whether `name` is present (compared case-insensitively), even with
+    /// an empty value.
+    ///
+    /// ```
+    /// let h = natron::Headers::from([("ETag", "\"v1\"")]);
+    /// assert!(h.contains("etag"));
+    /// assert!(!h.contains("last-modified"));
+    /// ```
     pub fn contains(&self, name: &str) -> bool {
         self.get(name).is_some()
     }
 
     /// Whether any value of `name`, read as a comma-separated list, holds
-    /// `token` (case-insensitive), e.g. `Connection: keep-alive, Upgrade`.
+    /// `token` (case-insensitive), e.g. `Connection: keep-alive, Upgrade`
+    /// (RFC 9110 §5.6.1). Elements are trimmed of spaces; a quoted comma
+    /// is not told apart from a separator, so this suits token lists
+    /// (`Connection`, `Vary`, `Accept-Encoding` without parameters), not
+    /// values with quoted strings.
+    ///
+    /// ```
+    /// let h = natron::Headers::from([("Connection", "keep-alive, Upgrade")]);
+    /// assert!(h.has_token("connection", "upgrade"));
+    /// assert!(!h.has_token("connection", "close"));
+    /// ```
     pub fn has_token(&self, name: &str, token: &str) -> bool {
         self.get_all(name)
             .flat_map(|v| v.split(','))
@@ -193,19 +238,51 @@ impl Headers {
         Ok(())
     }
 
-    /// Appends a field, keeping any existing ones of the same name.
+    /// Appends a field, keeping any existing ones of the same name (for
+    /// fields that may repeat: `Set-Cookie`, `Vary`, `Link`). Names and
+    /// values are not checked here: a response with an invalid one is
+    /// answered `500` instead (see [`Responder::respond`](crate::Responder::respond)).
+    ///
+    /// # Panics
+    ///
+    /// If the list's names and values would pass 4 GiB in all.
+    ///
+    /// ```
+    /// let mut h = natron::Headers::new();
+    /// h.append("Set-Cookie", "a=1");
+    /// h.append("Set-Cookie", "b=2");
+    /// assert_eq!(h.get_all("set-cookie").count(), 2);
+    /// ```
     pub fn append(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
         self.push_named(name.as_ref(), value.as_ref());
     }
 
-    /// Replaces every field of `name` with one field.
+    /// Replaces every field of `name` with one field, appended at the
+    /// end.
+    ///
+    /// # Panics
+    ///
+    /// If the list's names and values would pass 4 GiB in all.
+    ///
+    /// ```
+    /// let mut h = natron::Headers::from([("Cache-Control", "no-cache"), ("cache-control", "private")]);
+    /// h.set("Cache-Control", "max-age=60");
+    /// assert_eq!(h.get_all("cache-control").collect::<Vec<_>>(), ["max-age=60"]);
+    /// ```
     pub fn set(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
         let name = name.as_ref();
         self.remove(name);
         self.push_named(name, value.as_ref());
     }
 
-    /// Removes every field of `name`.
+    /// Removes every field of `name` (compared case-insensitively); does
+    /// nothing if there is none.
+    ///
+    /// ```
+    /// let mut h = natron::Headers::from([("X-Debug", "1"), ("Accept", "*/*"), ("x-debug", "2")]);
+    /// h.remove("X-DEBUG");
+    /// assert_eq!(h, natron::Headers::from([("Accept", "*/*")]));
+    /// ```
     pub fn remove(&mut self, name: &str) {
         let mut fields = std::mem::take(&mut self.fields);
         fields.retain(|f| !self.name_of(f).eq_ignore_ascii_case(name));
@@ -213,9 +290,6 @@ impl Headers {
         self.compact_if_sparse();
     }
 
-    /// Copies the live names and values into a fresh buffer once removed
-    /// fields' bytes are most of it, so a list that is `set` again and
-    /// again stays the size of what it holds.
     /// Copies the live names and values into a buffer of their size, for
     /// a list kept long (a WebSocket's upgrade request).
     pub(crate) fn shrink_to_fit(&mut self) {
@@ -224,6 +298,9 @@ impl Headers {
         self.fields.shrink_to_fit();
     }
 
+    /// Copies the live names and values into a fresh buffer once removed
+    /// fields' bytes are most of it, so a list that is `set` again and
+    /// again stays the size of what it holds.
     fn compact_if_sparse(&mut self) {
         self.compact(256);
     }
@@ -260,7 +337,13 @@ impl Headers {
         }
     }
 
-    /// Fields in order, as `(name, value)`.
+    /// Fields in order, as `(name, value)`, names spelled as given.
+    ///
+    /// ```
+    /// let h = natron::Headers::from([("Host", "a"), ("X-Id", "7")]);
+    /// let lines: Vec<String> = h.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+    /// assert_eq!(lines, ["Host: a", "X-Id: 7"]);
+    /// ```
     pub fn iter(&self) -> HeadersIter<'_> {
         HeadersIter {
             headers: self,
@@ -268,12 +351,22 @@ impl Headers {
         }
     }
 
-    /// Number of fields.
+    /// Number of fields (a repeated name counts once per field).
+    ///
+    /// ```
+    /// let h = natron::Headers::from([("Vary", "Accept"), ("vary", "Origin")]);
+    /// assert_eq!(h.len(), 2);
+    /// ```
     pub fn len(&self) -> usize {
         self.fields.len()
     }
 
     /// Whether there are no fields.
+    ///
+    /// ```
+    /// assert!(natron::Headers::from(()).is_empty());
+    /// assert!(!natron::Headers::from([("A", "1")]).is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.fields.is_empty()
     }

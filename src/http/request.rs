@@ -45,7 +45,25 @@ pub struct Response {
 }
 
 impl Response {
-    /// A response with `status`, `headers` and `body`.
+    /// A response with `status`, `headers` and `body`. Returned from a
+    /// handler as an [`Error`](crate::Error) (`Err(response.into())`), or
+    /// from an error handler, it is sent as it is.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Error, Request, Response};
+    ///
+    /// let client = TestClient::new(|req: Request| -> Result<(), Error> {
+    ///     if req.header("authorization").is_none() {
+    ///         let denied = Response::new(401, [("WWW-Authenticate", "Bearer")], "log in");
+    ///         return Err(denied.into());
+    ///     }
+    ///     req.respond(200, (), "welcome");
+    ///     Ok(())
+    /// });
+    /// let res = client.get("/").send().unwrap();
+    /// assert_eq!((res.status, res.text()), (401, "log in".to_owned()));
+    /// assert_eq!(res.header("www-authenticate"), Some("Bearer"));
+    /// ```
     pub fn new(status: u16, headers: impl Into<Headers>, body: impl Into<Vec<u8>>) -> Self {
         Response {
             status,
@@ -54,7 +72,15 @@ impl Response {
         }
     }
 
-    /// A `text/plain` response carrying `status`'s reason phrase.
+    /// A `text/plain; charset=utf-8` response carrying `status`'s reason
+    /// phrase (see [`reason`](crate::http::status::reason)), `""` for a
+    /// code without one.
+    ///
+    /// ```
+    /// let r = natron::Response::plain(404);
+    /// assert_eq!((r.status, r.body.as_slice()), (404, &b"Not Found"[..]));
+    /// assert_eq!(r.headers.get("content-type"), Some("text/plain; charset=utf-8"));
+    /// ```
     pub fn plain(status: u16) -> Self {
         Response::new(
             status,
@@ -102,6 +128,9 @@ pub struct Parts {
     pub(crate) body: Vec<u8>,
     /// A streamed body until [`Parts::body_reader`] takes it.
     pub(crate) stream: StreamSlot,
+    /// Whether the body is streamed, once `stream` is taken too (and in a
+    /// clone, which carries no stream).
+    pub(crate) body_streamed: bool,
     pub(crate) remote_addr: SocketAddr,
     /// The host a trusted proxy forwarded, which `host()` prefers to the
     /// `Host` field.
@@ -164,6 +193,7 @@ impl Request {
                 path_params: Vec::new(),
                 headers: raw.headers,
                 body: raw.body,
+                body_streamed: stream.is_some(),
                 stream: StreamSlot(stream),
                 remote_addr,
                 forwarded_host,
@@ -177,11 +207,14 @@ impl Request {
     /// answers with the latter:
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// # let mut router = natron::Router::new();
+    /// # router.get("/users/@id", |req: natron::Request| {
     /// let (parts, responder) = req.into_parts();
     /// let id = parts.path_param("id").unwrap_or("");
     /// responder.respond(200, (), format!("user {id}"));
-    /// # }
+    /// # });
+    /// # let client = natron::test::TestClient::new(router);
+    /// assert_eq!(client.get("/users/7").send().unwrap().text(), "user 7");
     /// ```
     pub fn into_parts(self) -> (Parts, Responder) {
         (self.parts, self.responder)
@@ -190,9 +223,12 @@ impl Request {
     /// Sends the response: see [`Responder::respond`].
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// # let client = natron::test::TestClient::new(|req: natron::Request| {
     /// req.respond(200, [("Content-Type", "text/plain")], "hello");
-    /// # }
+    /// # });
+    /// let res = client.get("/").send().unwrap();
+    /// assert_eq!((res.status, res.header("content-type")), (200, Some("text/plain")));
+    /// assert_eq!((res.header("content-length"), res.text()), (Some("5"), "hello".to_owned()));
     /// ```
     pub fn respond(
         self,
@@ -227,7 +263,7 @@ impl Request {
     ///   [`Responder::respond`] does), and the returned stream is closed.
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// # let client = natron::test::TestClient::new(|req: natron::Request| {
     /// let stream = req.respond_stream(200, [("Content-Type", "application/x-ndjson")]);
     /// std::thread::spawn(move || {
     ///     for i in 0..3 {
@@ -235,7 +271,10 @@ impl Request {
     ///     }
     ///     // Dropping the last handle finishes the body.
     /// });
-    /// # }
+    /// # });
+    /// let res = client.get("/").send().unwrap(); // the whole stream
+    /// assert_eq!(res.header("transfer-encoding"), Some("chunked"));
+    /// assert_eq!(res.text(), "{\"n\":0}\n{\"n\":1}\n{\"n\":2}\n");
     /// ```
     pub fn respond_stream(
         self,
@@ -251,7 +290,20 @@ impl Request {
     /// comment after half the server's `idle_timeout` (at most 15 s)
     /// without an event. See [`crate::sse`]; the request's
     /// [`Last-Event-ID`](Parts::last_event_id) says where a reconnecting
-    /// client left off.
+    /// client left off. Dropping the last handle ends the response.
+    ///
+    /// ```
+    /// use natron::{sse::Event, test::TestClient, Request};
+    ///
+    /// let client = TestClient::new(|req: Request| {
+    ///     let events = req.respond_event_stream(());
+    ///     let _ = events.send(&Event::new().id("1").data("hello"));
+    /// });
+    /// let res = client.get("/events").send().unwrap();
+    /// assert_eq!(res.header("content-type"), Some("text/event-stream"));
+    /// assert_eq!(res.header("cache-control"), Some("no-cache"));
+    /// assert_eq!(res.text(), "id: 1\ndata: hello\n\n");
+    /// ```
     pub fn respond_event_stream(mut self, headers: impl Into<Headers>) -> crate::sse::EventStream {
         // Not compressed: an event stream is framed once per publish for
         // every subscriber, and proxies handle it best as it is.
@@ -287,6 +339,45 @@ impl Request {
     /// error returned. Messages sent on the returned handle before the
     /// handler returns reach the client before anything sent from the
     /// `Open` event.
+    ///
+    /// # Errors
+    ///
+    /// The [`UpgradeError`](crate::UpgradeError) saying why, once the
+    /// request has been answered: `400` for a request that is not a
+    /// WebSocket handshake (not `GET`, not HTTP/1.1, no `Upgrade:
+    /// websocket` and `Connection: upgrade`, a bad `Sec-WebSocket-Key`),
+    /// `426` for a `Sec-WebSocket-Version` other than 13, `403` for a
+    /// refused `Origin`, `500` when the server has no WebSocket handler.
+    ///
+    /// ```
+    /// use natron::test::{TestClient, TestError};
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    ///
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+    ///             if let WebSocketEvent::Message(m) = event {
+    ///                 let _ = ws.send(m); // echo
+    ///             }
+    ///         })
+    ///         .handler(|req: Request| {
+    ///             if let Err(e) = req.upgrade_to_websocket() {
+    ///                 eprintln!("not upgraded: {e}"); // already answered
+    ///             }
+    ///         }),
+    /// );
+    /// // Not a handshake: answered 400.
+    /// assert_eq!(client.get("/chat").send().unwrap().status, 400);
+    /// // A handshake: upgraded (the test client speaks no WebSocket).
+    /// let res = client
+    ///     .get("/chat")
+    ///     .header("Connection", "Upgrade")
+    ///     .header("Upgrade", "websocket")
+    ///     .header("Sec-WebSocket-Version", "13")
+    ///     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .send();
+    /// assert!(matches!(res, Err(TestError::Upgraded)));
+    /// ```
     pub fn upgrade_to_websocket(self) -> Result<crate::WebSocket, crate::websocket::UpgradeError> {
         crate::websocket::upgrade(self, crate::WebSocketUpgrade::new())
     }
@@ -321,6 +412,11 @@ impl Request {
     ///     }
     /// }
     /// # fn upgrade_and_log(req: Request, u: WebSocketUpgrade) -> Result<WebSocket, natron::UpgradeError> { req.upgrade(u) }
+    ///
+    /// let client = natron::test::TestClient::new(feed);
+    /// assert_eq!(client.get("/feed").send().unwrap().status, 401);
+    /// let handshake = client.get("/feed").header("X-User", "ada");
+    /// assert_eq!(handshake.send().unwrap().status, 400); // not a WebSocket handshake
     /// ```
     pub fn upgrade(
         self,
@@ -331,7 +427,39 @@ impl Request {
 
     /// Like [`Request::upgrade_to_websocket`], selecting the first
     /// subprotocol the client offers (in its order) that is in `supported`.
-    /// Without a match, no subprotocol is selected.
+    /// Without a match, no subprotocol is selected (RFC 6455 §4.2.2: the
+    /// `101` then carries no `Sec-WebSocket-Protocol`).
+    ///
+    /// # Errors
+    ///
+    /// As [`Request::upgrade_to_websocket`].
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server, WebSocket, WebSocketEvent};
+    /// use std::sync::mpsc;
+    ///
+    /// let (tx, rx) = mpsc::channel();
+    /// let tx = std::sync::Mutex::new(tx);
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .websocket_handler(|_: WebSocket, _: WebSocketEvent| {})
+    ///         .handler(move |req: Request| {
+    ///             if let Ok(ws) = req.upgrade_to_websocket_with(&["v2.chat", "v1.chat"]) {
+    ///                 let _ = tx.lock().unwrap().send(ws.protocol().map(str::to_owned));
+    ///             }
+    ///         }),
+    /// );
+    /// let _ = client
+    ///     .get("/chat")
+    ///     .header("Connection", "Upgrade")
+    ///     .header("Upgrade", "websocket")
+    ///     .header("Sec-WebSocket-Version", "13")
+    ///     .header("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")
+    ///     .header("Sec-WebSocket-Protocol", "v1.chat, v2.chat")
+    ///     .send(); // Err(TestError::Upgraded)
+    /// // The client's order decides.
+    /// assert_eq!(rx.recv().unwrap().as_deref(), Some("v1.chat"));
+    /// ```
     pub fn upgrade_to_websocket_with(
         self,
         supported: &[&str],
@@ -342,6 +470,22 @@ impl Request {
     /// The methods the path allows, as in an `Allow` header, when a
     /// [`crate::Router`] hands this request to its method-not-allowed
     /// handler; `None` otherwise.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.get("/doc", |req: Request| req.respond(200, (), "doc"));
+    /// router.put("/doc", |req: Request| req.respond(204, (), ""));
+    /// router.method_not_allowed(|req: Request| {
+    ///     let allow = req.allowed_methods().unwrap_or("").to_owned();
+    ///     req.respond(405, (), format!("try one of: {allow}"));
+    /// });
+    /// let res = TestClient::new(router).delete("/doc").send().unwrap();
+    /// assert_eq!(res.status, 405);
+    /// assert_eq!(res.text(), format!("try one of: {}", res.header("allow").unwrap()));
+    /// assert!(res.header("allow").unwrap().contains("PUT"));
+    /// ```
     pub fn allowed_methods(&self) -> Option<&str> {
         self.responder.allow.as_deref()
     }
@@ -377,38 +521,102 @@ impl Parts {
             headers: Headers::new(),
             body: Vec::new(),
             stream: StreamSlot::default(),
+            body_streamed: false,
             remote_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             forwarded_host: None,
             extensions: http::Extensions::new(),
         }
     }
 
-    /// The method, e.g. `GET`.
+    /// The method, e.g. `GET`, as sent (methods are case-sensitive, RFC
+    /// 9110 §9.1).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let m = req.method().to_owned();
+    ///     req.respond(200, (), m)
+    /// });
+    /// assert_eq!(client.post("/").send().unwrap().text(), "POST");
+    /// ```
     pub fn method(&self) -> &str {
         &self.method
     }
 
-    /// The request target exactly as sent, e.g. `/a%20b?x=1`.
+    /// The request target exactly as sent (RFC 9112 §3.2), e.g.
+    /// `/a%20b?x=1`: not decoded, query included.
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let uri = req.uri().to_owned();
+    ///     req.respond(200, (), uri)
+    /// });
+    /// assert_eq!(client.get("/a%20b?x=1").send().unwrap().text(), "/a%20b?x=1");
+    /// ```
     pub fn uri(&self) -> &str {
         &self.uri
     }
 
     /// The HTTP version.
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request, Version};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let v = format!("{:?}", req.version());
+    ///     req.respond(200, (), v)
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), format!("{:?}", Version::Http11));
+    /// ```
     pub fn version(&self) -> Version {
         self.version
     }
 
-    /// The percent-decoded path, e.g. `/a b`.
+    /// The percent-decoded path, e.g. `/a b`, without the query; `/` for
+    /// an absolute-form target without a path (`http://host`). Invalid
+    /// escapes are kept as they are, invalid UTF-8 replaced with U+FFFD
+    /// (see [`percent_decode`](crate::http::url::percent_decode)).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let path = req.path().to_owned();
+    ///     req.respond(200, (), path)
+    /// });
+    /// assert_eq!(client.get("/a%20b/c?x=1").send().unwrap().text(), "/a b/c");
+    /// ```
     pub fn path(&self) -> &str {
         self.path.as_str(&self.uri)
     }
 
-    /// Decoded query parameters in order, duplicates kept.
+    /// Decoded query parameters in order, duplicates kept (see
+    /// [`parse_query`](crate::http::url::parse_query)).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let pairs: Vec<String> = req.query_params().iter().map(|(k, v)| format!("{k}={v}")).collect();
+    ///     req.respond(200, (), pairs.join(","))
+    /// });
+    /// assert_eq!(client.get("/?tag=a&q=x+y&tag=b").send().unwrap().text(), "tag=a,q=x y,tag=b");
+    /// ```
     pub fn query_params(&self) -> &[(String, String)] {
         &self.query
     }
 
-    /// The first value of query parameter `name`.
+    /// The first value of query parameter `name` (decoded: `+` is a
+    /// space, `%XX` a byte); `Some("")` for `?name` or `?name=`. Parsed
+    /// to a type: [`query_param_as`](Parts::query_param_as).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let q = req.query_param("q").unwrap_or("(none)").to_owned();
+    ///     req.respond(200, (), q)
+    /// });
+    /// assert_eq!(client.get("/?q=hello%21&q=second").send().unwrap().text(), "hello!");
+    /// assert_eq!(client.get("/").send().unwrap().text(), "(none)");
+    /// ```
     pub fn query_param(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
@@ -416,12 +624,40 @@ impl Parts {
             .map(|(_, v)| v.as_str())
     }
 
-    /// Parameters captured by the router (`@name` segments).
+    /// Parameters captured by the router (`@name` segments), in the
+    /// route's order, percent-decoded. Empty outside a [`Router`](crate::Router).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.get("/@owner/@repo", |req: Request| {
+    ///     let names: Vec<&str> = req.path_params().iter().map(|(k, _)| k.as_str()).collect();
+    ///     let text = names.join(",");
+    ///     req.respond(200, (), text)
+    /// });
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.get("/rust-lang/rust").send().unwrap().text(), "owner,repo");
+    /// ```
     pub fn path_params(&self) -> &[(String, String)] {
         &self.path_params
     }
 
-    /// The value of path parameter `name`.
+    /// The value of path parameter `name` (percent-decoded); `None` if
+    /// the route captures none of that name. Parsed to a type:
+    /// [`path_param_as`](Parts::path_param_as).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// router.get("/users/@name", |req: Request| {
+    ///     let name = req.path_param("name").unwrap_or("?").to_owned();
+    ///     req.respond(200, (), format!("hello {name}"))
+    /// });
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.get("/users/ada%20l").send().unwrap().text(), "hello ada l");
+    /// ```
     pub fn path_param(&self, name: &str) -> Option<&str> {
         self.path_params
             .iter()
@@ -429,12 +665,32 @@ impl Parts {
             .map(|(_, v)| v.as_str())
     }
 
-    /// The header fields.
+    /// The header fields, in the order received.
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let langs: Vec<&str> = req.headers().get_all("accept-language").collect();
+    ///     let text = langs.join(" then ");
+    ///     req.respond(200, (), text)
+    /// });
+    /// let res = client.get("/").header("Accept-Language", "fr").header("Accept-Language", "en").send();
+    /// assert_eq!(res.unwrap().text(), "fr then en");
+    /// ```
     pub fn headers(&self) -> &Headers {
         &self.headers
     }
 
     /// The first value of header `name` (case-insensitive).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let agent = req.header("user-agent").unwrap_or("unknown").to_owned();
+    ///     req.respond(200, (), agent)
+    /// });
+    /// assert_eq!(client.get("/").header("User-Agent", "curl/8").send().unwrap().text(), "curl/8");
+    /// ```
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name)
     }
@@ -442,18 +698,50 @@ impl Parts {
     /// The `Last-Event-ID` field: the `id` of the last Server-Sent Event
     /// a reconnecting `EventSource` received (WHATWG HTML §9.2.4), to
     /// resume from.
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let after: u64 = req.last_event_id().and_then(|id| id.parse().ok()).unwrap_or(0);
+    ///     req.respond(200, (), format!("from {}", after + 1))
+    /// });
+    /// assert_eq!(client.get("/").header("Last-Event-ID", "41").send().unwrap().text(), "from 42");
+    /// ```
     pub fn last_event_id(&self) -> Option<&str> {
         self.headers.get("last-event-id")
     }
 
-    /// The body (de-chunked), buffered whole before the handler ran.
-    /// Empty for a streamed body (see [`Parts::body_reader`]).
+    /// The body (de-chunked), buffered whole before the handler ran (at
+    /// most the route's [`max_body_len`](crate::Router::max_body_len) or
+    /// else the [server's](crate::ServerBuilder::max_body_len) bytes; a
+    /// longer one was answered `413`). Empty for a streamed body
+    /// (see [`Parts::body_reader`]).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let words = String::from_utf8_lossy(req.body()).split_whitespace().count();
+    ///     req.respond(200, (), words.to_string())
+    /// });
+    /// assert_eq!(client.post("/").body("one two three").send().unwrap().text(), "3");
+    /// ```
     pub fn body(&self) -> &[u8] {
         &self.body
     }
 
     /// Takes the body out of the request, leaving it empty. Empty for a
     /// streamed body (see [`Parts::body_reader`]).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|mut req: Request| {
+    ///     let mut body = req.take_body(); // no copy
+    ///     body.reverse();
+    ///     assert!(req.body().is_empty());
+    ///     req.respond(200, (), body)
+    /// });
+    /// assert_eq!(client.post("/").body("abc").send().unwrap().text(), "cba");
+    /// ```
     pub fn take_body(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.body)
     }
@@ -461,12 +749,28 @@ impl Parts {
     /// Whether the body is streamed: read from the socket as the handler
     /// reads [`Parts::body_reader`], rather than buffered whole before the
     /// handler ran. Decided per route ([`Router::stream_body`]) or per
-    /// server ([`ServerBuilder::stream_request_bodies`]).
+    /// server ([`ServerBuilder::stream_request_bodies`]); it stays so after
+    /// `body_reader` took the body, and in a clone of the parts.
     ///
     /// [`Router::stream_body`]: crate::Router::stream_body
     /// [`ServerBuilder::stream_request_bodies`]: crate::ServerBuilder::stream_request_bodies
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Router};
+    ///
+    /// let mut router = Router::new();
+    /// let streamed = |req: Request| {
+    ///     let s = req.is_body_streamed().to_string();
+    ///     req.respond(200, (), s)
+    /// };
+    /// router.post("/upload", streamed).stream_body();
+    /// router.post("/form", streamed);
+    /// let client = TestClient::new(router);
+    /// assert_eq!(client.post("/upload").body("x").send().unwrap().text(), "true");
+    /// assert_eq!(client.post("/form").body("x").send().unwrap().text(), "false");
+    /// ```
     pub fn is_body_streamed(&self) -> bool {
-        self.stream.0.is_some()
+        self.body_streamed
     }
 
     /// The body as a reader (see [`BodyReader`]): a streamed body as it
@@ -492,6 +796,12 @@ impl Parts {
     ///     req.respond(200, (), format!("{total} bytes"));
     ///     Ok(())
     /// }
+    ///
+    /// let mut router = natron::Router::new();
+    /// router.post("/upload", upload).stream_body();
+    /// let client = natron::test::TestClient::new(router);
+    /// let res = client.post("/upload").body(vec![7; 100_000]).send().unwrap();
+    /// assert_eq!(res.text(), "100000 bytes");
     /// ```
     pub fn body_reader(&mut self) -> BodyReader {
         match self.stream.0.take() {
@@ -500,7 +810,42 @@ impl Parts {
         }
     }
 
-    /// Decodes a `multipart/form-data` body (RFC 7578).
+    /// Decodes a buffered `multipart/form-data` body (RFC 7578), its
+    /// boundary taken from `Content-Type` (RFC 2046 §5.1.1), within the
+    /// default [`Limits`](crate::http::multipart::Limits). A streamed body
+    /// is not buffered, so it is empty here (an error): collect it with
+    /// [`Parts::body_reader`] (bounding what you keep) and decode that with
+    /// [`Multipart::parse`](crate::http::multipart::Multipart::parse).
+    ///
+    /// # Errors
+    ///
+    /// A [`MultipartError`](crate::http::multipart::MultipartError) when
+    /// the `Content-Type` is not `multipart/form-data` with a valid
+    /// boundary, or the body is not well-formed multipart.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request};
+    ///
+    /// let client = TestClient::new(|req: Request| match req.multipart() {
+    ///     Ok(form) => {
+    ///         let name = form.text("name").unwrap_or("?").to_owned();
+    ///         req.respond(200, (), name)
+    ///     }
+    ///     Err(e) => req.respond(400, (), e.to_string()),
+    /// });
+    /// let body = "--XyZ\r\n\
+    ///     Content-Disposition: form-data; name=\"name\"\r\n\r\n\
+    ///     ada\r\n\
+    ///     --XyZ--\r\n";
+    /// let res = client
+    ///     .post("/")
+    ///     .header("Content-Type", "multipart/form-data; boundary=XyZ")
+    ///     .body(body)
+    ///     .send()
+    ///     .unwrap();
+    /// assert_eq!(res.text(), "ada");
+    /// assert_eq!(client.post("/").body("x").send().unwrap().status, 400);
+    /// ```
     pub fn multipart(
         &self,
     ) -> Result<crate::http::multipart::Multipart, crate::http::multipart::MultipartError> {
@@ -515,14 +860,31 @@ impl Parts {
     /// ...), one per type.
     ///
     /// ```
-    /// # fn handler(req: natron::Request) {
+    /// use natron::{middleware::Middleware, test::TestClient, Parts, Request, Response, Server};
+    ///
     /// #[derive(Clone)]
     /// struct User(String);
     ///
-    /// let name = req.extensions().get::<User>().map_or("anonymous", |u| &u.0);
-    /// let greeting = format!("hello {name}");
-    /// req.respond(200, (), greeting);
-    /// # }
+    /// struct Auth;
+    /// impl Middleware for Auth {
+    ///     fn before(&self, req: &mut Parts) -> Result<(), Response> {
+    ///         if req.header("authorization") == Some("Bearer t0k3n") {
+    ///             req.extensions_mut().insert(User("ada".into()));
+    ///         }
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// let client = TestClient::with_server(Server::builder().middleware(Auth).handler(
+    ///     |req: Request| {
+    ///         let name = req.extensions().get::<User>().map_or("anonymous", |u| &u.0);
+    ///         let greeting = format!("hello {name}");
+    ///         req.respond(200, (), greeting);
+    ///     },
+    /// ));
+    /// let res = client.get("/").header("Authorization", "Bearer t0k3n").send().unwrap();
+    /// assert_eq!(res.text(), "hello ada");
+    /// assert_eq!(client.get("/").send().unwrap().text(), "hello anonymous");
     /// ```
     pub fn extensions(&self) -> &http::Extensions {
         &self.extensions
@@ -532,12 +894,16 @@ impl Parts {
     /// `Clone + Send + Sync + 'static`.
     ///
     /// ```
-    /// # fn before(req: &mut natron::Parts) {
+    /// # let client = natron::test::TestClient::new(|mut req: natron::Request| {
     /// #[derive(Clone)]
     /// struct User(String);
     ///
-    /// req.extensions_mut().insert(User("ada".into()));
-    /// # }
+    /// let previous = req.extensions_mut().insert(User("ada".into()));
+    /// assert!(previous.is_none());
+    /// assert_eq!(req.extensions().get::<User>().map(|u| u.0.as_str()), Some("ada"));
+    /// # req.respond(204, (), "");
+    /// # });
+    /// # assert_eq!(client.get("/").send().unwrap().status, 204);
     /// ```
     pub fn extensions_mut(&mut self) -> &mut http::Extensions {
         &mut self.extensions
@@ -546,13 +912,41 @@ impl Parts {
     /// The client's address: the peer's, or, when the peer is one of the
     /// server's [trusted proxies](crate::ServerBuilder::trusted_proxies),
     /// the client it forwards for (port 0 if the proxy gives none).
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Request, Server};
+    ///
+    /// // The test client connects from 127.0.0.1:0; trust it as a proxy.
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .trusted_proxies(["127.0.0.1".parse().unwrap()])
+    ///         .handler(|req: Request| {
+    ///             let ip = req.remote_addr().ip().to_string();
+    ///             req.respond(200, (), ip)
+    ///         }),
+    /// );
+    /// let res = client.get("/").header("X-Forwarded-For", "203.0.113.7").send().unwrap();
+    /// assert_eq!(res.text(), "203.0.113.7");
+    /// assert_eq!(client.get("/").send().unwrap().text(), "127.0.0.1");
+    /// ```
     pub fn remote_addr(&self) -> SocketAddr {
         self.remote_addr
     }
 
     /// The host the client asked for (`host[:port]`): what a trusted proxy
     /// forwarded (`Forwarded: host=`, `X-Forwarded-Host`), else the `Host`
-    /// field. `None` only for an HTTP/1.0 request without `Host`.
+    /// field. `None` only for an HTTP/1.0 request without `Host` (HTTP/1.1
+    /// requires one, RFC 9112 §3.2: natron answers `400` without it).
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let host = req.host().unwrap_or("").to_owned();
+    ///     req.respond(200, (), host)
+    /// });
+    /// let res = client.get("/").header("Host", "example.com:8080").send().unwrap();
+    /// assert_eq!(res.text(), "example.com:8080");
+    /// ```
     pub fn host(&self) -> Option<&str> {
         self.forwarded_host
             .as_deref()
@@ -621,8 +1015,10 @@ impl Responder {
     ///   [`Headers`], or an `http::HeaderMap`; `body`: bytes or a string.
     /// * natron sets `Content-Length`, `Date` (unless given) and
     ///   `Connection`; it compresses the body when the client accepts gzip
-    ///   or deflate, the body is over ~860 bytes and no `Content-Encoding`
-    ///   is set. A `HEAD` response carries no body.
+    ///   or deflate, the body is at least 860 bytes (see
+    ///   [`Compression`](crate::middleware::Compression) to change that),
+    ///   its type is not already compressed (images, video, archives) and
+    ///   no `Content-Encoding` is set. A `HEAD` response carries no body.
     /// * **Nothing invalid reaches the wire.** A status that is not a final
     ///   code of RFC 9110 §15 (`42`, `2001`, `600`, a `1xx`), a field name that is not
     ///   a token (RFC 9110 §5.1: no spaces, no colons) or a value with a
@@ -644,6 +1040,14 @@ impl Responder {
     ///         _ => responder.respond(406, (), "JSON only"),
     ///     }
     /// }
+    ///
+    /// let client = natron::test::TestClient::new(handler);
+    /// let res = client.get("/").header("Accept", "application/json").send().unwrap();
+    /// assert_eq!((res.status, res.text()), (200, r#"{"ok":true}"#.to_owned()));
+    /// assert_eq!(client.get("/").send().unwrap().status, 406);
+    /// // A status that is not a final one never reaches the wire.
+    /// let bad = natron::test::TestClient::new(|req: Request| req.respond(42, (), ""));
+    /// assert_eq!(bad.get("/").send().unwrap().status, 500);
     /// ```
     pub fn respond(
         mut self,
@@ -665,6 +1069,21 @@ impl Responder {
     }
 
     /// Starts a streaming response: see [`Request::respond_stream`].
+    ///
+    /// ```
+    /// # use natron::{test::TestClient, Request};
+    /// let client = TestClient::new(|req: Request| {
+    ///     let (parts, responder) = req.into_parts();
+    ///     let stream = responder.respond_stream(200, [("Content-Type", "text/plain")]);
+    ///     for word in parts.path().split('/').skip(1) {
+    ///         let _ = stream.write(format!("{word}\n"));
+    ///     }
+    ///     // Dropping the last handle finishes the body.
+    /// });
+    /// let res = client.get("/a/b/c").send().unwrap();
+    /// assert_eq!(res.header("transfer-encoding"), Some("chunked"));
+    /// assert_eq!(res.text(), "a\nb\nc\n");
+    /// ```
     pub fn respond_stream(
         self,
         status: impl IntoStatus,

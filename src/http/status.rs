@@ -12,15 +12,29 @@ use std::fmt;
 /// never reaches the wire; the client gets
 /// `500` and the server's logger an error naming the value.
 pub trait IntoStatus {
-    /// The status, or why it is not one.
+    /// The status, or why it is not one. `respond` calls it; a handler
+    /// rarely needs to.
     ///
     /// # Errors
     ///
-    /// [`InvalidStatus`] for a value that is not a three-digit code.
+    /// [`InvalidStatus`] for a value outside `100..=999` (what
+    /// [`StatusCode`] can hold). A value in `600..=999` or a `1xx` is a
+    /// `StatusCode` here, and refused when the response is sent.
+    ///
+    /// ```
+    /// use natron::{IntoStatus, StatusCode};
+    ///
+    /// assert_eq!(404.into_status(), Ok(StatusCode::NOT_FOUND));
+    /// assert_eq!(StatusCode::CREATED.into_status().unwrap().as_u16(), 201);
+    /// assert_eq!(42.into_status().unwrap_err().0, 42);
+    /// assert!((-1i64).into_status().is_err());
+    /// assert_eq!(u64::MAX.into_status().unwrap_err().0, i64::MAX); // the value saturates
+    /// ```
     fn into_status(self) -> Result<StatusCode, InvalidStatus>;
 }
 
-/// A value given as a status code that is not one (see [`IntoStatus`]).
+/// A value given as a status code that is not one (see [`IntoStatus`]);
+/// an unsigned value above `i64::MAX` is held as `i64::MAX`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InvalidStatus(pub i64);
 
@@ -45,15 +59,25 @@ macro_rules! integer_status {
                 u16::try_from(self)
                     .ok()
                     .and_then(|n| StatusCode::from_u16(n).ok())
-                    .ok_or(InvalidStatus(self as i64))
+                    // Saturating: `u64::MAX as i64` would report -1.
+                    .ok_or(InvalidStatus(i64::try_from(self).unwrap_or(i64::MAX)))
             }
         }
     )*};
 }
 integer_status!(u16, i32, u32, u64, usize, i64);
 
-/// The standard reason phrase of `status` (the `http` crate's for codes
-/// not listed here), or `""` for unknown codes.
+/// The standard reason phrase of `status` (RFC 9110 §15; the `http`
+/// crate's for codes not listed here), or `""` for unknown codes. natron
+/// writes it in every status line (RFC 9112 §4).
+///
+/// ```
+/// use natron::http::status::reason;
+///
+/// assert_eq!(reason(404), "Not Found");
+/// assert_eq!(reason(413), "Content Too Large"); // RFC 9110's name
+/// assert_eq!(reason(599), "");
+/// ```
 pub fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",

@@ -3,6 +3,16 @@
 /// Decodes `%XX` escapes; with `plus_is_space`, `+` becomes a space (the
 /// `application/x-www-form-urlencoded` rule for query strings). Invalid
 /// escapes are kept literally; invalid UTF-8 is replaced with U+FFFD.
+/// Never fails: what a client sends always decodes to some string.
+///
+/// ```
+/// use natron::http::url::percent_decode;
+///
+/// assert_eq!(percent_decode("caf%C3%A9%20au+lait", false), "café au+lait");
+/// assert_eq!(percent_decode("caf%C3%A9%20au+lait", true), "café au lait");
+/// assert_eq!(percent_decode("100%", false), "100%"); // kept as is
+/// assert_eq!(percent_decode("%FF", false), "\u{FFFD}");
+/// ```
 pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let bytes = s.as_bytes();
     if !bytes
@@ -14,23 +24,16 @@ pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len()
-                && hex(bytes[i + 1]).is_some()
-                && hex(bytes[i + 2]).is_some() =>
-            {
-                out.push(hex(bytes[i + 1]).unwrap() << 4 | hex(bytes[i + 2]).unwrap());
+        let b = bytes[i];
+        if let (b'%', Some(&[hi, lo])) = (b, bytes.get(i + 1..i + 3)) {
+            if let (Some(hi), Some(lo)) = (hex(hi), hex(lo)) {
+                out.push(hi << 4 | lo);
                 i += 3;
-            }
-            b'+' if plus_is_space => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
+                continue;
             }
         }
+        out.push(if plus_is_space && b == b'+' { b' ' } else { b });
+        i += 1;
     }
     String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
@@ -72,8 +75,6 @@ pub(crate) fn split_target(target: &str) -> (Path, Vec<(String, String)>) {
     (path, parse_query(query))
 }
 
-/// The decoded path of a request target, and its raw query: what routing
-/// needs, without decoding the query.
 /// The path part of a request target (origin-form, or absolute-form
 /// `http://host/path?q` reduced to its path), still percent-encoded, and
 /// its query (without `?`), if any; a fragment is dropped. Subslices of
@@ -96,6 +97,8 @@ pub(crate) fn raw_path(target: &str) -> (&str, Option<&str>) {
     }
 }
 
+/// The decoded path of a request target, and its raw query: what routing
+/// needs, without decoding the query.
 pub(crate) fn split_path(target: &str) -> (Path, &str) {
     let (path, query) = raw_path(target);
     let query = query.unwrap_or("");
@@ -114,7 +117,19 @@ pub(crate) fn split_path(target: &str) -> (Path, &str) {
     (path, query)
 }
 
-/// Parses `a=1&b=2&a=3` into decoded pairs, keeping duplicates.
+/// Parses `a=1&b=2&a=3` into decoded pairs (as
+/// [`percent_decode`] with `plus_is_space`), keeping duplicates in order.
+/// A parameter without `=` has an empty value; empty pieces (`a=1&&b=2`)
+/// are skipped. This is what [`Parts::query_params`](crate::Parts::query_params)
+/// holds.
+///
+/// ```
+/// use natron::http::url::parse_query;
+///
+/// let pairs = parse_query("q=rust+http&tag=a&tag=b&debug");
+/// let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+/// assert_eq!(pairs, [("q", "rust http"), ("tag", "a"), ("tag", "b"), ("debug", "")]);
+/// ```
 pub fn parse_query(query: &str) -> Vec<(String, String)> {
     query
         .split('&')
