@@ -37,6 +37,9 @@
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
+// `# Errors` on every public fn returning a `Result`, `# Panics` on every
+// one that can panic (CI runs clippy with `-D warnings`).
+#![warn(clippy::missing_errors_doc, clippy::missing_panics_doc)]
 
 // Fault injection points (`fault.rs`): with the `fault-injection` feature,
 // `fault_scope!(peer)` names the connection the thread works on until the
