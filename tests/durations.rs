@@ -105,6 +105,9 @@ fn duration_max_everywhere_else() {
     let mut answer = String::new();
     again.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // Our FIN ends its linger; kept open, the close would wait out
+    // `shutdown_grace`.
+    drop(again);
     handle.close();
     serving.join().unwrap().unwrap();
 
