@@ -81,6 +81,7 @@ fn duration_max_everywhere_else() {
             Err(e) => panic!("{e}"),
         }
     }
+    drop(ws);
 
     // A closing answer lingers until our FIN, which we send at once.
     let mut client = TcpStream::connect(addr).unwrap();
