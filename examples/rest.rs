@@ -115,14 +115,14 @@ pub fn router(token: &str, static_dir: &str) -> Router {
         let limit = page.limit.unwrap_or(MAX_PAGE).min(MAX_PAGE);
         let store = d.lock().unwrap();
         let todos: Vec<&Todo> = store.todos.values().skip(page.offset).take(limit).collect();
-        req.respond_json(200, &todos);
+        req.respond_json(200, (), &todos);
         Ok(())
     });
     let d = db.clone();
     router.get("/api/todos/@id", move |req: Request| -> Result<(), Error> {
         let id: u64 = req.path_param_as("id")?;
         let todo = d.lock().unwrap().todos.get(&id).cloned();
-        req.respond_json(200, &todo.ok_or_else(|| not_found(id))?);
+        req.respond_json(200, (), &todo.ok_or_else(|| not_found(id))?);
         Ok(())
     });
 
@@ -143,12 +143,7 @@ pub fn router(token: &str, static_dir: &str) -> Router {
             drop(store);
             // RFC 9110 §15.3.2: a 201 names the new resource.
             let location = format!("/api/todos/{}", todo.id);
-            let body = serde_json::to_vec(&todo)?;
-            let headers = [
-                ("Location", location.as_str()),
-                ("Content-Type", "application/json"),
-            ];
-            req.respond(201, headers, body);
+            req.respond_json(201, [("Location", location.as_str())], &todo);
             Ok(())
         });
         let d = db.clone();
@@ -160,7 +155,7 @@ pub fn router(token: &str, static_dir: &str) -> Router {
             (todo.title, todo.done) = (new.title, new.done);
             let todo = todo.clone();
             drop(store);
-            req.respond_json(200, &todo);
+            req.respond_json(200, (), &todo);
             Ok(())
         });
         let d = db.clone();
@@ -177,7 +172,7 @@ pub fn router(token: &str, static_dir: &str) -> Router {
             }
             let todo = todo.clone();
             drop(store);
-            req.respond_json(200, &todo);
+            req.respond_json(200, (), &todo);
             Ok(())
         });
         let d = db;

@@ -10,7 +10,7 @@
 
 use crate::extract::{bad_value, quote};
 use crate::handler::Error;
-use crate::http::{IntoStatus, Parts, Request, Responder, Response};
+use crate::http::{Headers, IntoStatus, Parts, Request, Responder, Response};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -203,11 +203,13 @@ impl Parts {
 }
 
 impl Request {
-    /// Answers with `value` serialised as JSON: `Content-Type:
-    /// application/json` (RFC 8259 §11), the compact form, compressed like
-    /// any response when the client accepts it. `value` may be anything
-    /// that implements [`Serialize`]: a struct, a `Vec`, a map, a
-    /// `serde_json::Value`.
+    /// Answers with `value` serialised as JSON, the compact form,
+    /// compressed like any response when the client accepts it. `value` may
+    /// be anything that implements [`Serialize`]: a struct, a `Vec`, a
+    /// map, a `serde_json::Value`. `status` and `headers` are as for
+    /// [`Request::respond`]; `Content-Type: application/json` (RFC 8259
+    /// §11) is added unless `headers` has a `Content-Type` of its own
+    /// (`application/problem+json`, RFC 9457).
     ///
     /// A value that does not serialise (a map whose keys are not strings
     /// or numbers, a `Serialize` impl that fails) is a handler bug: the
@@ -226,15 +228,38 @@ impl Request {
     ///
     /// fn show(req: Request) {
     ///     let user = User { id: 7, name: "ada".into() };
-    ///     req.respond_json(200, &user);
+    ///     req.respond_json(200, (), &user);
     /// }
     ///
     /// let res = natron::test::TestClient::new(show).get("/users/7").send().unwrap();
     /// assert_eq!(res.header("content-type"), Some("application/json"));
     /// assert_eq!(res.text(), r#"{"id":7,"name":"ada"}"#);
     /// ```
-    pub fn respond_json<T: Serialize + ?Sized>(self, status: impl IntoStatus, value: &T) {
-        self.responder.respond_json(status, value);
+    ///
+    /// With fields: a `201 Created` names the new resource (RFC 9110
+    /// §15.3.2).
+    ///
+    /// ```
+    /// # use natron::Request;
+    /// fn create(req: Request) {
+    ///     let id = 8;
+    ///     let location = format!("/users/{id}");
+    ///     let user = serde_json::json!({ "id": id, "name": "grace" });
+    ///     req.respond_json(201, [("Location", location.as_str())], &user);
+    /// }
+    ///
+    /// let res = natron::test::TestClient::new(create).post("/users").send().unwrap();
+    /// assert_eq!(res.status, 201);
+    /// assert_eq!(res.header("location"), Some("/users/8"));
+    /// assert_eq!(res.header("content-type"), Some("application/json"));
+    /// ```
+    pub fn respond_json<T: Serialize + ?Sized>(
+        self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+        value: &T,
+    ) {
+        self.responder.respond_json(status, headers, value);
     }
 }
 
@@ -245,14 +270,26 @@ impl Responder {
     /// # let client = natron::test::TestClient::new(|req: natron::Request| {
     /// let (parts, responder) = req.into_parts();
     /// let echo = serde_json::json!({ "path": parts.path() });
-    /// responder.respond_json(200, &echo);
+    /// responder.respond_json(200, [("Content-Type", "application/problem+json")], &echo);
     /// # });
     /// # let res = client.get("/a%20b").send().unwrap();
     /// assert_eq!(res.text(), r#"{"path":"/a b"}"#); // GET /a%20b
+    /// assert_eq!(res.header("content-type"), Some("application/problem+json"));
     /// ```
-    pub fn respond_json<T: Serialize + ?Sized>(self, status: impl IntoStatus, value: &T) {
+    pub fn respond_json<T: Serialize + ?Sized>(
+        self,
+        status: impl IntoStatus,
+        headers: impl Into<Headers>,
+        value: &T,
+    ) {
         match serde_json::to_vec(value) {
-            Ok(body) => self.respond(status, [("Content-Type", JSON)], body),
+            Ok(body) => {
+                let mut headers = headers.into();
+                if !headers.contains("content-type") {
+                    headers.append("Content-Type", JSON);
+                }
+                self.respond(status, headers, body)
+            }
             // Through the handler-error path: `500`, logged at error level
             // with the cause, and never a panic.
             Err(e) => self.answer_unanswered(crate::http::request::Unanswered::Failed(
@@ -278,7 +315,7 @@ impl Error {
     ///     if id != 7 {
     ///         return Err(Error::json(404, &json!({ "error": "no such user", "id": id })));
     ///     }
-    ///     req.respond_json(200, &json!({ "id": 7, "name": "ada" }));
+    ///     req.respond_json(200, (), &json!({ "id": 7, "name": "ada" }));
     ///     Ok(())
     /// }
     ///

@@ -46,34 +46,49 @@ fn router() -> Router {
     let mut r = Router::new();
     r.post("/users", |req: Request| -> Result<(), natron::Error> {
         let user: NewUser = req.json()?;
-        req.respond_json(201, &user);
+        req.respond_json(201, (), &user);
         Ok(())
+    });
+    r.post("/todos", |req: Request| -> Result<(), natron::Error> {
+        let todo: Value = req.json()?;
+        let location = format!("/todos/{}", todo["id"]);
+        req.respond_json(201, [("Location", location.as_str())], &todo);
+        Ok(())
+    });
+    r.get("/problem", |req: Request| {
+        // RFC 9457: the caller's Content-Type wins over application/json.
+        let problem = json!({ "type": "about:blank", "status": 409 });
+        req.respond_json(
+            409,
+            [("Content-Type", "application/problem+json")],
+            &problem,
+        );
     });
     r.patch("/users", |req: Request| -> Result<(), natron::Error> {
         let patch: Value = req.json()?;
-        req.respond_json(200, &patch);
+        req.respond_json(200, (), &patch);
         Ok(())
     });
     r.put("/parts", |req: Request| -> Result<(), natron::Error> {
         // The split form: the responder dropped by `?` is answered too.
         let (parts, responder) = req.into_parts();
         let v: Value = parts.json()?;
-        responder.respond_json(200, &json!({ "got": v }));
+        responder.respond_json(200, (), &json!({ "got": v }));
         Ok(())
     });
     r.post("/numbers", |req: Request| -> Result<(), natron::Error> {
         let n: Numbers = req.json()?;
-        req.respond_json(200, &n);
+        req.respond_json(200, (), &n);
         Ok(())
     });
     r.post("/value", |req: Request| -> Result<(), natron::Error> {
         let v: Value = req.json()?;
-        req.respond_json(200, &v);
+        req.respond_json(200, (), &v);
         Ok(())
     });
     r.get("/users/@id", |req: Request| -> Result<(), natron::Error> {
         let id: u64 = req.path_param_as("id")?;
-        req.respond_json(200, &json!({ "id": id }));
+        req.respond_json(200, (), &json!({ "id": id }));
         Ok(())
     });
     r.get("/typo/@id", |req: Request| -> Result<(), natron::Error> {
@@ -83,7 +98,7 @@ fn router() -> Router {
     });
     r.get("/search", |req: Request| -> Result<(), natron::Error> {
         let s: Search = req.query_as()?;
-        req.respond_json(200, &s);
+        req.respond_json(200, (), &s);
         Ok(())
     });
     r.get("/page", |req: Request| -> Result<(), natron::Error> {
@@ -99,7 +114,7 @@ fn router() -> Router {
                 Err(natron::Error::json(404, &map))
             }
             id => {
-                req.respond_json(200, &json!({ "id": id }));
+                req.respond_json(200, (), &json!({ "id": id }));
                 Ok(())
             }
         }
@@ -107,7 +122,7 @@ fn router() -> Router {
     r.get("/unserialisable", |req: Request| {
         // serde_json refuses keys that are not strings.
         let map: BTreeMap<Vec<u8>, u32> = [(vec![1, 2], 3)].into();
-        req.respond_json(200, &map);
+        req.respond_json(200, (), &map);
     });
     r
 }
@@ -176,6 +191,25 @@ fn good_json_round_trips() {
     // Unicode escapes and raw UTF-8 both decode.
     let r = post(r#"{"name":"\u00e9t\u00e9 ☀","age":1}"#);
     assert_eq!(json_in(&r)["name"], "été ☀");
+}
+
+/// `respond_json` with fields, over a socket: a 201 with `Location`, and
+/// a problem document whose own `Content-Type` is kept (one field, not
+/// two).
+#[test]
+fn respond_json_takes_fields_and_keeps_a_given_content_type() {
+    let s = server();
+    let r = post_json(&s, "/todos", r#"{"id": 7, "title": "write docs"}"#);
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.header("location"), Some("/todos/7"));
+    assert_eq!(json_of(&r), json!({"id": 7, "title": "write docs"}));
+    let r = get(&s, "/problem");
+    assert_eq!(r.status, 409, "{r:?}");
+    assert_eq!(r.header_all("content-type"), ["application/problem+json"]);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&r.body).unwrap(),
+        json!({ "type": "about:blank", "status": 409 })
+    );
 }
 
 #[test]
@@ -538,7 +572,7 @@ fn json_on_a_streamed_body_is_a_server_error_not_an_empty_body() {
     let mut r = Router::new();
     r.post("/streamed", |req: Request| -> Result<(), natron::Error> {
         let user: NewUser = req.json()?;
-        req.respond_json(201, &user);
+        req.respond_json(201, (), &user);
         Ok(())
     })
     .stream_body();
