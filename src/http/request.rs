@@ -1383,6 +1383,40 @@ fn encode_failure(version: Version, head: bool) -> Vec<u8> {
     .unwrap_or_default()
 }
 
+/// Appends a response head's start: the status line (RFC 9112 §4), the
+/// fields, and `Date` unless given (RFC 9110 §6.6.1). The framing and
+/// `Connection` fields are the caller's. Shared by whole responses and
+/// streams so both write heads the same way.
+pub(crate) fn write_head_start(out: &mut Vec<u8>, status: u16, headers: &Headers) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    push_decimal(out, status as usize);
+    out.push(b' ');
+    out.extend_from_slice(status::reason(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (name, value) in headers.iter() {
+        // Header injection guard, behind `check_response`'s (which makes a
+        // bad field a logged 500): a CR or LF would split the response,
+        // so such a field is never written.
+        if name
+            .bytes()
+            .chain(value.bytes())
+            .any(|b| b == b'\r' || b == b'\n')
+            || name.is_empty()
+        {
+            continue;
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !headers.contains("date") {
+        out.extend_from_slice(b"Date: ");
+        date::write_now(out);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
 /// Appends `n` in decimal, without the allocation of `to_string`.
 fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     let mut digits = [0u8; 20];
@@ -1446,32 +1480,7 @@ fn serialize_with(
         }
     }
     let mut out = Vec::with_capacity(128 + headers.len() * 32 + body.len());
-    out.extend_from_slice(b"HTTP/1.1 ");
-    push_decimal(&mut out, status as usize);
-    out.push(b' ');
-    out.extend_from_slice(status::reason(status).as_bytes());
-    out.extend_from_slice(b"\r\n");
-    for (name, value) in headers.iter() {
-        // Header injection guard: a CR or LF in user data would split the
-        // response; drop such fields rather than send them.
-        if name
-            .bytes()
-            .chain(value.bytes())
-            .any(|b| b == b'\r' || b == b'\n')
-            || name.is_empty()
-        {
-            continue;
-        }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !headers.contains("date") {
-        out.extend_from_slice(b"Date: ");
-        date::write_now(&mut out);
-        out.extend_from_slice(b"\r\n");
-    }
+    write_head_start(&mut out, status, &headers);
     // 304 keeps the handler's fields as they are (RFC 9110 §15.4.5).
     if has_body {
         out.extend_from_slice(b"Content-Length: ");

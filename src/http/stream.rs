@@ -983,7 +983,7 @@ pub(crate) fn closed(actor: Arc<Connection>) -> ResponseStream {
 /// Posts the head of a streamed response and returns its handle, which
 /// holds the run right `done` until the stream ends.
 pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
-    use crate::http::{date, status, Version};
+    use crate::http::{status, Version};
     let conn = done.actor().clone();
     let Start {
         status,
@@ -1028,18 +1028,7 @@ pub(crate) fn start(done: Done<Connection>, s: Start) -> ResponseStream {
     headers.remove("transfer-encoding");
     headers.remove("connection");
     let mut out = Vec::with_capacity(160 + headers.len() * 32);
-    out.extend_from_slice(format!("HTTP/1.1 {} {}\r\n", status, status::reason(status)).as_bytes());
-    for (name, value) in headers.iter() {
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !headers.contains("date") {
-        out.extend_from_slice(b"Date: ");
-        date::write_now(&mut out);
-        out.extend_from_slice(b"\r\n");
-    }
+    crate::http::request::write_head_start(&mut out, status, &headers);
     if has_body {
         match (len, version) {
             (Some(n), _) => out.extend_from_slice(format!("Content-Length: {n}\r\n").as_bytes()),
