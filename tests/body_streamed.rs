@@ -26,6 +26,12 @@ fn router() -> Router {
     };
     router.post("/streamed", handler).stream_body();
     router.post("/buffered", handler);
+    router
+        .post("/form", |req: Request| match req.multipart() {
+            Ok(form) => req.respond(200, (), format!("{} parts", form.len())),
+            Err(e) => req.respond(500, (), format!("{e:?}: {e}")),
+        })
+        .stream_body();
     #[cfg(feature = "json")]
     router
         .post("/json", |mut req: Request| -> Result<(), natron::Error> {
@@ -62,5 +68,23 @@ fn json_after_body_reader_on_a_streamed_route_is_500() {
         "POST /json HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
     );
     assert_eq!(r.status, 500, "{r:?}");
+    server.stop_ok();
+}
+
+/// `multipart()` on a streamed route says the route streams, not that the
+/// (unbuffered) body is malformed.
+#[test]
+fn multipart_on_a_streamed_route_says_so() {
+    let server = start(builder().handler(router()));
+    let body = "--XyZ\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--XyZ--\r\n";
+    let r = server.request(format!(
+        "POST /form HTTP/1.1\r\nHost: t\r\nContent-Type: multipart/form-data; boundary=XyZ\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ));
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(
+        r.body_str().starts_with("BodyStreamed: the route streams"),
+        "{r:?}"
+    );
     server.stop_ok();
 }

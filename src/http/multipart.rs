@@ -445,6 +445,12 @@ pub enum MultipartError {
         /// The limit in force, in bytes.
         limit: usize,
     },
+    /// [`Parts::multipart`](crate::Parts::multipart) on a route that
+    /// streams its request body: the body is on the socket, not buffered.
+    /// A server configuration matter, not the client's: read the body with
+    /// [`Parts::body_reader`](crate::Parts::body_reader), or let the route
+    /// buffer it.
+    BodyStreamed,
 }
 
 impl fmt::Display for MultipartError {
@@ -452,6 +458,10 @@ impl fmt::Display for MultipartError {
         use MultipartError::*;
         match self {
             NotMultipart => f.write_str("Content-Type is not multipart/form-data"),
+            BodyStreamed => f.write_str(
+                "the route streams its request body; multipart() parses buffered bodies only \
+                 (read it with body_reader())",
+            ),
             MissingBoundary => {
                 f.write_str("multipart/form-data Content-Type has no boundary parameter")
             }

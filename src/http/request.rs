@@ -821,7 +821,8 @@ impl Parts {
     ///
     /// A [`MultipartError`](crate::http::multipart::MultipartError) when
     /// the `Content-Type` is not `multipart/form-data` with a valid
-    /// boundary, or the body is not well-formed multipart.
+    /// boundary, or the body is not well-formed multipart;
+    /// `MultipartError::BodyStreamed` on a route that streams its body.
     ///
     /// ```
     /// use natron::{test::TestClient, Request};
@@ -849,6 +850,9 @@ impl Parts {
     pub fn multipart(
         &self,
     ) -> Result<crate::http::multipart::Multipart, crate::http::multipart::MultipartError> {
+        if self.is_body_streamed() {
+            return Err(crate::http::multipart::MultipartError::BodyStreamed);
+        }
         crate::http::multipart::Multipart::parse(
             self.header("content-type").unwrap_or(""),
             &self.body,
