@@ -596,9 +596,10 @@ impl ServerBuilder {
     /// §10.2): without it, any web page can open a WebSocket to this
     /// server carrying its visitor's cookies.
     ///
-    /// # Errors
     /// An entry that is not an origin makes [`Server::serve`] fail with
-    /// `InvalidInput` naming it.
+    /// `InvalidInput` naming it (and [`TestClient::with_server`] panic).
+    ///
+    /// [`TestClient::with_server`]: crate::test::TestClient::with_server
     ///
     /// ```
     /// use natron::test::{TestClient, TestError};

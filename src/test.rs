@@ -92,9 +92,21 @@ impl TestClient {
     ///
     /// # Panics
     ///
-    /// If the worker threads cannot be started.
+    /// If the worker threads cannot be started, or if the builder's
+    /// settings are invalid (an entry of
+    /// [`allowed_origins`](ServerBuilder::allowed_origins) that is not an
+    /// origin): where `serve` would return `InvalidInput`, a test must not
+    /// go on with other settings than the server's.
+    ///
+    /// ```should_panic
+    /// # use natron::{test::TestClient, Server};
+    /// TestClient::with_server(Server::builder().allowed_origins(["not an origin"]));
+    /// ```
     pub fn with_server(builder: ServerBuilder) -> TestClient {
         let server = builder.build();
+        if let Some(e) = &server.app().config.invalid {
+            panic!("TestClient::with_server: invalid server settings: {e}");
+        }
         let app = server.app().clone();
         let pool = crate::pool::Pool::start(app.clone()).expect("start the worker threads");
         TestClient {

@@ -12,13 +12,47 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The HTTP version of a request.
+/// The HTTP version of a request (RFC 9112 §2.3). Displays as its
+/// protocol name, `HTTP/1.0` or `HTTP/1.1`.
+///
+/// ```
+/// use natron::Version;
+///
+/// assert_eq!(Version::Http11.as_str(), "HTTP/1.1");
+/// assert_eq!(Version::Http10.to_string(), "HTTP/1.0");
+/// assert!(Version::Http10 < Version::Http11);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Version {
     /// HTTP/1.0
     Http10,
     /// HTTP/1.1
     Http11,
+}
+
+impl Version {
+    /// The protocol name as it appears on the request line (RFC 9112
+    /// §2.3): `"HTTP/1.0"` or `"HTTP/1.1"`.
+    ///
+    /// ```
+    /// let client = natron::test::TestClient::new(|req: natron::Request| {
+    ///     let version = req.version().as_str();
+    ///     req.respond(200, (), version)
+    /// });
+    /// assert_eq!(client.get("/").send().unwrap().text(), "HTTP/1.1");
+    /// ```
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Version::Http10 => "HTTP/1.0",
+            Version::Http11 => "HTTP/1.1",
+        }
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A request as the reader actor parsed it, before the worker decodes it.
@@ -563,10 +597,11 @@ impl Parts {
     /// ```
     /// # use natron::{test::TestClient, Request, Version};
     /// let client = TestClient::new(|req: Request| {
-    ///     let v = format!("{:?}", req.version());
-    ///     req.respond(200, (), v)
+    ///     let keep_alive_by_default = req.version() >= Version::Http11;
+    ///     let answer = format!("{} {keep_alive_by_default}", req.version());
+    ///     req.respond(200, (), answer)
     /// });
-    /// assert_eq!(client.get("/").send().unwrap().text(), format!("{:?}", Version::Http11));
+    /// assert_eq!(client.get("/").send().unwrap().text(), "HTTP/1.1 true");
     /// ```
     pub fn version(&self) -> Version {
         self.version
