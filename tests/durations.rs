@@ -18,14 +18,7 @@ fn duration_max_for_wait_until_ready_and_shutdown_grace() {
     // Was: panicked with "overflow when adding duration to instant".
     let addr = handle.wait_until_ready(Duration::MAX).unwrap();
 
-    let mut client = TcpStream::connect(addr).unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    client.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    drop(client);
+    get_200_and_close(addr, "Connection: close\r\n");
 
     // Was: `serve` panicked computing the shutdown deadline.
     handle.close();
@@ -83,36 +76,28 @@ fn duration_max_everywhere_else() {
     }
     drop(ws);
 
-    // A closing answer lingers until our FIN, which we send at once.
-    let mut client = TcpStream::connect(addr).unwrap();
-    client
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    client
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    client.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    drop(client);
-    // The server still serves: the IO thread that lingered is alive.
-    let mut again = TcpStream::connect(addr).unwrap();
-    again
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    again
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    again.read_to_string(&mut answer).unwrap();
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    // Our FIN ends its linger; kept open, the close would wait out
-    // `shutdown_grace`.
-    drop(again);
+    // A closing answer lingers until our FIN (sent as each client drops:
+    // kept open, the close would wait out `shutdown_grace`); the second
+    // answer shows the IO thread that lingered is alive.
+    get_200_and_close(addr, "");
+    get_200_and_close(addr, "");
     handle.close();
     serving.join().unwrap().unwrap();
 
     let client = natron::test::TestClient::new(|req: Request| req.respond(200, (), "ok"))
         .timeout(Duration::MAX);
     assert_eq!(client.get("/").send().unwrap().text(), "ok");
+}
+
+/// One `GET /` on a new connection (with `fields`), read to the server's
+/// close; asserts a 200, then closes our side.
+fn get_200_and_close(addr: std::net::SocketAddr, fields: &str) {
+    let mut client = TcpStream::connect(addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(client, "GET / HTTP/1.1\r\nHost: x\r\n{fields}\r\n").unwrap();
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
 }

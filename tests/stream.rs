@@ -523,19 +523,10 @@ fn noise(seed: &mut u64, n: usize) -> Vec<u8> {
 /// were lost and the gzip stream the client got was corrupt.
 #[test]
 fn a_compressed_stream_refusing_a_write_stays_a_valid_gzip_stream() {
-    let (tx, rx) = mpsc::channel::<ResponseStream>();
-    let tx = Mutex::new(tx);
-    let server = start(
-        builder()
-            .max_outbound_len(64 * 1024)
-            .handler(move |req: Request| {
-                let s = req.respond_stream(200, [("Content-Type", "text/plain")]);
-                tx.lock().unwrap().send(s).unwrap();
-            }),
-    );
+    let (server, rx) = stream_server(builder().max_outbound_len(64 * 1024));
     let mut c = server.client();
-    c.send("GET /z HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
-    let stream = rx.recv_timeout(EVENT_TIMEOUT).unwrap();
+    c.send("GET /stream HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    let stream = next_stream(&rx);
     let head = c.read_response_head();
     assert_eq!(head.header("content-encoding"), Some("gzip"));
 
@@ -593,15 +584,10 @@ fn a_compressed_stream_refusing_a_write_stays_a_valid_gzip_stream() {
 /// that failed to decode.
 #[test]
 fn shutdown_ends_a_compressed_stream_with_a_complete_gzip_body() {
-    let (tx, rx) = mpsc::channel::<ResponseStream>();
-    let tx = Mutex::new(tx);
-    let server = start(builder().handler(move |req: Request| {
-        let s = req.respond_stream(200, [("Content-Type", "text/plain")]);
-        tx.lock().unwrap().send(s).unwrap();
-    }));
+    let (server, rx) = stream_server(builder());
     let mut c = server.client();
-    c.send("GET /z HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
-    let stream = rx.recv_timeout(EVENT_TIMEOUT).unwrap();
+    c.send("GET /stream HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    let stream = next_stream(&rx);
     let head = c.read_response_head();
     assert_eq!(head.header("content-encoding"), Some("gzip"));
     stream.write("before shutdown\n").unwrap();
@@ -627,19 +613,10 @@ fn shutdown_ends_a_compressed_stream_with_a_complete_gzip_body() {
 /// unread data is a reset), not after its own timeout.
 #[test]
 fn a_producer_waiting_for_room_wakes_when_the_client_leaves() {
-    let (tx, rx) = mpsc::channel::<ResponseStream>();
-    let tx = Mutex::new(tx);
-    let server = start(
-        builder()
-            .max_outbound_len(64 * 1024)
-            .handler(move |req: Request| {
-                let s = req.respond_stream(200, [("Content-Type", "application/octet-stream")]);
-                tx.lock().unwrap().send(s).unwrap();
-            }),
-    );
+    let (server, rx) = stream_server(builder().max_outbound_len(64 * 1024));
     let mut c = server.client();
-    c.send(get("/s"));
-    let stream = rx.recv_timeout(EVENT_TIMEOUT).unwrap();
+    c.send(get("/stream"));
+    let stream = next_stream(&rx);
     c.read_response_head();
     let piece = vec![b'x'; 16 * 1024];
     let mut written = 0usize;
