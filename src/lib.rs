@@ -34,6 +34,29 @@
 //!     .build();
 //! server.serve(("localhost", 8080)).unwrap();
 //! ```
+//!
+//! # Where things are
+//!
+//! * Routes, path parameters, custom 404/405: [`Router`]. A handler is a
+//!   closure or `fn` taking a [`Request`], returning `()` or
+//!   `Result<(), E>` with `E: Into<`[`Error`]`>` (so `?` answers the error).
+//! * Answers: [`Request::respond`]; streamed: [`Request::respond_stream`],
+//!   [`Request::respond_reader`]; Server-Sent Events:
+//!   [`Request::respond_event_stream`] and [`sse`]. With feature `json`:
+//!   `req.json::<T>()?`, `req.query_as::<T>()?`, `req.respond_json(..)`.
+//! * State shared by every handler: [`ServerBuilder::state`], read with
+//!   [`Request::state`]. (A [`WebSocket`] has no `state()`: take it in the
+//!   handler that upgrades and attach it with [`WebSocketUpgrade::data`].)
+//! * WebSockets: [`Router::websocket`], or [`Request::upgrade`] with a
+//!   [`WebSocketUpgrade`]; topics shared by WebSockets and event streams:
+//!   [`PubSub`].
+//! * Static files: [`Router::serve_dir`], [`fs::ServeDir`].
+//! * Middleware (access log, CORS, request ids, your own): [`middleware`].
+//! * Server settings, limits and shutdown: [`ServerBuilder`],
+//!   [`ServerHandle`].
+//! * Tests without sockets: [`test::TestClient`].
+//!
+//! `README.md` has a longer tour and the examples (`examples/`).
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -441,11 +441,10 @@ impl Request {
     ///             }
     ///         },
     ///     );
-    ///     if let Err(e) = upgrade_and_log(req, upgrade) {
+    ///     if let Err(e) = req.upgrade(upgrade) {
     ///         eprintln!("not upgraded: {e}"); // already answered 400/403/426
     ///     }
     /// }
-    /// # fn upgrade_and_log(req: Request, u: WebSocketUpgrade) -> Result<WebSocket, natron::UpgradeError> { req.upgrade(u) }
     ///
     /// let client = natron::test::TestClient::new(feed);
     /// assert_eq!(client.get("/feed").send().unwrap().status, 401);
