@@ -32,6 +32,36 @@
 //! A streamed body is collected to its end; a stream that does not end
 //! within the timeout, like a handler that never answers, is
 //! [`TestError::Timeout`] (default 10 s, [`TestClient::timeout`]).
+//!
+//! So an endless stream, such as an event stream fed by a
+//! [`PubSub`](crate::PubSub) topic, is tested with a short timeout: the
+//! `Timeout` carries what had been written, as raw HTTP (head and chunk
+//! framing included). Publish once the handler has subscribed:
+//!
+//! ```
+//! use natron::test::{TestClient, TestError};
+//! use natron::{PubSub, Request};
+//! use std::{sync::mpsc, time::Duration};
+//!
+//! let hub = PubSub::new();
+//! let feed = hub.clone();
+//! let (subscribed, on_subscribe) = mpsc::channel();
+//! let client = TestClient::new(move |req: Request| {
+//!     let events = req.respond_event_stream(());
+//!     let _ = feed.subscribe_events(&events, "news"); // held open by the hub
+//!     let _ = subscribed.send(());
+//! })
+//! .timeout(Duration::from_secs(1));
+//! let res = std::thread::scope(|s| {
+//!     let res = s.spawn(|| client.get("/events").send());
+//!     on_subscribe.recv_timeout(Duration::from_secs(10)).unwrap();
+//!     assert_eq!(hub.publish("news", "extra!"), 1);
+//!     res.join().unwrap()
+//! });
+//! let Err(TestError::Timeout { written, .. }) = res else { panic!("{res:?}") };
+//! assert!(written.starts_with("HTTP/1.1 200 OK\r\n"));
+//! assert!(written.contains("data: extra!\n\n"));
+//! ```
 
 use crate::app::App;
 use crate::handler::Handler;
