@@ -351,6 +351,25 @@ fn access_log_writes_one_line_per_response_with_the_request_id() {
     assert!(!lines[1].contains("request_id=abc-1"), "{lines:?}");
 }
 
+/// Without `RequestIds` the line has no `request_id` field at all (not an
+/// empty one).
+#[test]
+fn access_log_without_request_ids_has_no_request_id_field() {
+    let captured = Captured::default();
+    let server = start(
+        builder()
+            .logger(captured.logger())
+            .middleware(AccessLog::new())
+            .handler(|req: Request| req.respond(200, (), "hi")),
+    );
+    server
+        .request("GET /a HTTP/1.1\r\nHost: x\r\nX-Request-Id: abc-1\r\n\r\n")
+        .assert("HTTP/1.1 200 OK", "hi");
+    let lines = captured.wait_access(1);
+    assert!(lines[0].contains("path=/a"), "{lines:?}");
+    assert!(!lines[0].contains("request_id"), "{lines:?}");
+}
+
 fn cors_router(cors: Cors) -> Router {
     let mut router = Router::new();
     router

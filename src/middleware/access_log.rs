@@ -60,10 +60,7 @@ impl Middleware for AccessLog {
     fn done(&self, s: &Summary<'_>) {
         let log = self.log.as_ref().unwrap_or(s.logger());
         let info = s.info;
-        let id = info
-            .extensions()
-            .get::<RequestId>()
-            .map_or("", RequestId::as_str);
+        let id = info.extensions().get::<RequestId>().map(RequestId::as_str);
         slog::info!(log, "request";
             "method" => info.method(),
             "path" => info.path(),
@@ -71,8 +68,21 @@ impl Middleware for AccessLog {
             "bytes" => s.body_len,
             "duration_us" => s.duration.as_micros() as u64,
             "remote" => %info.remote_addr(),
-            "request_id" => id,
             "completed" => s.completed,
+            IdField(id),
         );
+    }
+}
+
+/// `request_id` only when there is one (no empty field without
+/// [`RequestIds`](super::RequestIds)).
+struct IdField<'a>(Option<&'a str>);
+
+impl slog::KV for IdField<'_> {
+    fn serialize(&self, _: &slog::Record, out: &mut dyn slog::Serializer) -> slog::Result {
+        match self.0 {
+            Some(id) => out.emit_str("request_id", id),
+            None => Ok(()),
+        }
     }
 }
