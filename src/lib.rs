@@ -45,8 +45,8 @@
 //!   [`Request::respond_event_stream`] and [`sse`]. With feature `json`:
 //!   `req.json::<T>()?`, `req.query_as::<T>()?`, `req.respond_json(..)`.
 //! * State shared by every handler: [`ServerBuilder::state`], read with
-//!   [`Request::state`]. (A [`WebSocket`] has no `state()`: take it in the
-//!   handler that upgrades and attach it with [`WebSocketUpgrade::data`].)
+//!   [`Request::state`] and [`WebSocket::state`] (and
+//!   [`test::TestClient::state`] in tests).
 //! * WebSockets: [`Router::websocket`], or [`Request::upgrade`] with a
 //!   [`WebSocketUpgrade`]; topics shared by WebSockets and event streams:
 //!   [`PubSub`].

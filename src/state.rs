@@ -9,28 +9,39 @@
 
 use crate::handler::Error;
 use crate::http::{Request, Responder};
+use crate::websocket::WebSocket;
 use crate::ServerBuilder;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-/// One value per type, shared by every handler of a server.
+/// One value per type, shared by every handler of a server. A clone is
+/// one reference count: each WebSocket keeps one, for
+/// [`WebSocket::state`].
 #[derive(Clone, Default)]
-pub(crate) struct States(HashMap<TypeId, (&'static str, Arc<dyn Any + Send + Sync>)>);
+pub(crate) struct States(Arc<HashMap<TypeId, Entry>>);
+
+/// A value and its type's name (for the error naming a missing type).
+type Entry = (&'static str, Arc<dyn Any + Send + Sync>);
 
 impl States {
+    /// Only while building: the map is shared once the server starts.
     fn insert<T: Send + Sync + 'static>(&mut self, value: T) {
-        self.0.insert(
+        Arc::make_mut(&mut self.0).insert(
             TypeId::of::<T>(),
             (std::any::type_name::<T>(), Arc::new(value)),
         );
     }
 
-    fn get<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
+    pub(crate) fn find<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
         self.0
             .get(&TypeId::of::<T>())
             .and_then(|(_, v)| v.clone().downcast::<T>().ok())
+    }
+
+    fn get<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
+        self.find()
             // A programming error, not the client's: a plain 500; the
             // cause, naming the type, goes to the log.
             .ok_or_else(|| Error::from(Missing(std::any::type_name::<T>())))
@@ -178,5 +189,44 @@ impl Responder {
     /// As [`Request::state`].
     pub fn state<T: Send + Sync + 'static>(&self) -> Result<Arc<T>, Error> {
         self.connection().app.config.states.get()
+    }
+}
+
+impl WebSocket {
+    /// As [`Request::state`], for a WebSocket's handler: the value of type
+    /// `T` registered with [`ServerBuilder::state`], or `None` if none was
+    /// (a WebSocket event has no response to answer with, so no `Error`).
+    ///
+    /// ```
+    /// use natron::{Message, Router, Server, WebSocket, WebSocketEvent};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    ///
+    /// struct Messages(AtomicU64);
+    ///
+    /// let mut router = Router::new();
+    /// router.websocket("/", |ws: WebSocket, event: WebSocketEvent| {
+    ///     if let WebSocketEvent::Message(Message::Text(_)) = event {
+    ///         let count = ws.state::<Messages>().expect("registered");
+    ///         let n = count.0.fetch_add(1, Ordering::Relaxed) + 1;
+    ///         let _ = ws.send_text(&format!("message {n} on this server"));
+    ///     }
+    /// });
+    /// let server = Server::builder()
+    ///     .state(Messages(AtomicU64::new(0)))
+    ///     .handler(router)
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5)).unwrap();
+    /// # for expected in ["message 1 on this server", "message 2 on this server"] {
+    /// #     let (mut client, _) = tungstenite::connect(format!("ws://{addr}/")).unwrap();
+    /// #     client.send(tungstenite::Message::text("hi")).unwrap();
+    /// #     assert_eq!(client.read().unwrap().into_text().unwrap().as_str(), expected);
+    /// # }
+    /// # handle.close();
+    /// # serving.join().unwrap().unwrap();
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.shared.states.find()
     }
 }

@@ -146,6 +146,32 @@ impl TestClient {
         }
     }
 
+    /// The server's shared state of type `T` (registered with
+    /// [`ServerBuilder::state`]), the very value its handlers get, so a
+    /// test can look at what they changed or act on it (publish to a
+    /// [`PubSub`](crate::PubSub) hub); `None` if none was registered.
+    ///
+    /// ```
+    /// use natron::{test::TestClient, Error, Request, Server};
+    /// use std::sync::Mutex;
+    ///
+    /// fn add(req: Request) -> Result<(), Error> {
+    ///     req.state::<Mutex<Vec<String>>>()?.lock().unwrap().push(req.path().to_owned());
+    ///     req.respond(204, (), "");
+    ///     Ok(())
+    /// }
+    /// let client = TestClient::with_server(
+    ///     Server::builder().state(Mutex::new(Vec::<String>::new())).handler(add),
+    /// );
+    /// client.post("/ada").send().unwrap();
+    /// let seen = client.state::<Mutex<Vec<String>>>().unwrap();
+    /// assert_eq!(*seen.lock().unwrap(), ["/ada"]);
+    /// assert!(client.state::<u8>().is_none());
+    /// ```
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<Arc<T>> {
+        self.app.config.states.find()
+    }
+
     /// How long `send` waits for a whole response (default 10 s).
     ///
     /// ```

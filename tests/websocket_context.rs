@@ -192,3 +192,35 @@ fn attached_data_is_seen_by_every_event_in_order_one_at_a_time() {
         "two events of one connection overlapped"
     );
 }
+
+/// `WebSocket::state` gives a WebSocket's handler the server's shared
+/// state (the same value as HTTP handlers get), and `None` for a type never
+/// registered.
+#[test]
+fn a_websocket_handler_reaches_the_servers_shared_state() {
+    struct Hits(AtomicUsize);
+    let mut router = Router::new();
+    router.get("/http", |req: Request| -> Result<(), natron::Error> {
+        let n = req.state::<Hits>()?.0.fetch_add(1, Ordering::SeqCst) + 1;
+        req.respond(200, (), n.to_string());
+        Ok(())
+    });
+    router.websocket("/ws", |ws: WebSocket, event: WebSocketEvent| {
+        if let WebSocketEvent::Message(Message::Text(_)) = event {
+            let n = ws
+                .state::<Hits>()
+                .map(|h| h.0.fetch_add(1, Ordering::SeqCst) + 1);
+            let missing = ws.state::<String>().is_none();
+            let _ = ws.send_text(&format!("{n:?} {missing}"));
+        }
+    });
+    let server = start(builder().state(Hits(AtomicUsize::new(0))).handler(router));
+    server.request(get("/http")).assert("HTTP/1.1 200 OK", "1");
+    let mut ws = Client::upgrade(server.addr, "/ws");
+    ws.send_text("hit");
+    assert_eq!(ws.read_text(), "Some(2) true");
+    ws.send_text("hit");
+    assert_eq!(ws.read_text(), "Some(3) true");
+    finish(ws);
+    server.request(get("/http")).assert("HTTP/1.1 200 OK", "4");
+}

@@ -491,6 +491,7 @@ impl Driver {
                 data: None,
                 handler: None,
                 deflate: None,
+                states: Default::default(),
             },
         ));
         a.ws = Some(WebSocket {

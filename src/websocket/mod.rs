@@ -265,6 +265,8 @@ pub(crate) struct WsShared {
     pub(crate) topics: Ledger<Subscription>,
     /// permessage-deflate, if the upgrade agreed it.
     pub(crate) deflate: Option<Agreed>,
+    /// The server's shared state (`WebSocket::state`).
+    pub(crate) states: crate::state::States,
 }
 
 /// What a WebSocket keeps of its upgrade, besides the socket.
@@ -274,6 +276,7 @@ pub(crate) struct Context {
     pub(crate) data: Option<Box<dyn Any + Send + Sync>>,
     pub(crate) handler: Option<Arc<dyn WebSocketHandler>>,
     pub(crate) deflate: Option<Agreed>,
+    pub(crate) states: crate::state::States,
 }
 
 impl WsShared {
@@ -291,6 +294,7 @@ impl WsShared {
             handler: context.handler,
             topics: Ledger::new(),
             deflate: context.deflate,
+            states: context.states,
         }
     }
 

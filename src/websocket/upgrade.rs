@@ -490,6 +490,7 @@ pub(crate) fn upgrade(req: Request, options: WebSocketUpgrade) -> Result<WebSock
             data: options.data,
             handler: options.handler,
             deflate,
+            states: conn.app.config.states.clone(),
         },
     ));
     let ws = WebSocket {
