@@ -4,7 +4,7 @@
 //! itself, so no handler runs for a stranger.
 //!
 //! ```text
-//! cargo run --example auth [-- HOST:PORT]        (default localhost:8080)
+//! cargo run --example auth [-- --addr HOST:PORT]        (default localhost:8080)
 //! curl -i localhost:8080/api/me                              -> 401
 //! curl -i -H 'Authorization: Bearer t0ken-ada' localhost:8080/api/me   -> hello ada
 //! ```
@@ -115,6 +115,7 @@ pub fn demo_tokens() -> HashMap<String, User> {
 fn main() {
     use slog::Drain;
     let addr = std::env::args()
+        .skip_while(|a| a != "--addr")
         .nth(1)
         .unwrap_or_else(|| "localhost:8080".into());
     let decorator = slog_term::PlainSyncDecorator::new(std::io::stderr());

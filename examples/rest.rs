@@ -2,7 +2,7 @@
 //! and a bearer-token guard on the writing routes.
 //!
 //! ```text
-//! cargo run --release --features json --example rest [-- HOST:PORT]   (default localhost:8080)
+//! cargo run --release --features json --example rest [-- --addr HOST:PORT]   (default localhost:8080)
 //! curl -i localhost:8080/api/todos?limit=10
 //! curl -i -H 'Authorization: Bearer s3cret' -H 'Content-Type: application/json' \
 //!      -d '{"title":"write docs"}' localhost:8080/api/todos          -> 201, Location
@@ -198,6 +198,7 @@ pub const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/rest
 fn main() {
     use slog::Drain;
     let addr = std::env::args()
+        .skip_while(|a| a != "--addr")
         .nth(1)
         .unwrap_or_else(|| "localhost:8080".into());
     let token = std::env::var("REST_TOKEN").unwrap_or_else(|_| "s3cret".into());

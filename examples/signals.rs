@@ -2,7 +2,7 @@
 //! (systemd, Kubernetes, `docker stop`) or Ctrl-C asks for it.
 //!
 //! ```text
-//! cargo run --example signals [-- HOST:PORT]      (default localhost:8080)
+//! cargo run --example signals [-- --addr HOST:PORT]      (default localhost:8080)
 //! curl 'localhost:8080/work?ms=5000' &            then Ctrl-C or `kill <pid>`
 //! ```
 //!
@@ -36,6 +36,7 @@ use std::time::Duration;
 
 fn main() {
     let addr = std::env::args()
+        .skip_while(|a| a != "--addr")
         .nth(1)
         .unwrap_or_else(|| "localhost:8080".into());
     if let Err(e) = run(&addr) {

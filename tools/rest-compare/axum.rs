@@ -198,6 +198,7 @@ async fn main() {
         .with_writer(std::io::stderr)
         .init();
     let addr = std::env::args()
+        .skip_while(|a| a != "--addr")
         .nth(1)
         .unwrap_or_else(|| "localhost:8080".into());
     let token = std::env::var("REST_TOKEN").unwrap_or_else(|_| "s3cret".into());

@@ -227,6 +227,7 @@ fn route(req: &mut Request, db: &Db, token: &str, static_dir: &str) -> Result<Re
 
 fn main() {
     let addr = std::env::args()
+        .skip_while(|a| a != "--addr")
         .nth(1)
         .unwrap_or_else(|| "localhost:8080".into());
     let token = std::env::var("REST_TOKEN").unwrap_or_else(|_| "s3cret".into());
