@@ -267,6 +267,56 @@ impl ServerBuilder {
     /// let server = Server::builder().worker_threads(8).max_worker_threads(8).build();
     /// # drop(server);
     /// ```
+    ///
+    /// Growing: one base worker, a second one while the first is blocked.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::io::{Read, Write};
+    /// use std::sync::{mpsc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let (entered, inside) = mpsc::channel();
+    /// let (release, released) = mpsc::channel::<()>();
+    /// let (entered, released) = (Mutex::new(entered), Mutex::new(released));
+    /// let server = Server::builder()
+    ///     .worker_threads(1)
+    ///     .max_worker_threads(2)
+    ///     .handler(move |req: Request| {
+    ///         entered.lock().unwrap().send(()).unwrap();
+    ///         released.lock().unwrap().recv().unwrap(); // blocked, as on a slow database
+    ///         req.respond(200, (), "ok");
+    ///     })
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    /// let clients: Vec<_> = (0..2)
+    ///     .map(|_| {
+    ///         std::thread::spawn(move || {
+    ///             let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    ///             conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    ///                 .unwrap();
+    ///             let mut res = String::new();
+    ///             conn.read_to_string(&mut res).unwrap();
+    ///             res
+    ///         })
+    ///     })
+    ///     .collect();
+    /// // Both handlers run at once: the pool grew to its maximum.
+    /// for _ in 0..2 {
+    ///     inside.recv_timeout(Duration::from_secs(5)).expect("two handlers at once");
+    /// }
+    /// assert_eq!(handle.stats().workers_busy, 2);
+    /// release.send(()).unwrap();
+    /// release.send(()).unwrap();
+    /// for client in clients {
+    ///     assert!(client.join().unwrap().ends_with("\r\n\r\nok"));
+    /// }
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
     pub fn max_worker_threads(mut self, n: usize) -> Self {
         self.config.max_worker_threads = n;
         self
