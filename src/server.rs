@@ -866,13 +866,38 @@ impl ServerBuilder {
     /// frame before dropping the connection. Default 5 s.
     ///
     /// ```
-    /// use natron::Server;
-    /// use std::time::Duration;
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    /// use std::io::{Read, Write};
+    /// use std::time::{Duration, Instant};
     ///
     /// let server = Server::builder()
-    ///     .websocket_close_timeout(Duration::from_secs(1))
+    ///     .websocket_close_timeout(Duration::from_millis(200))
+    ///     .handler(|req: Request| drop(req.upgrade_to_websocket()))
+    ///     .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+    ///         if event == WebSocketEvent::Open {
+    ///             let _ = ws.close(1001, "going away");
+    ///         }
+    ///     })
     ///     .build();
-    /// # drop(server);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    /// // A client that never answers the server's close frame.
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// let start = Instant::now();
+    /// conn.write_all(
+    ///     b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    /// )?;
+    /// let mut wire = Vec::new();
+    /// conn.read_to_end(&mut wire)?; // the 101, the close frame, then the end
+    /// assert!(wire.starts_with(b"HTTP/1.1 101 "));
+    /// // Dropped after the 200 ms, not the default 5 s.
+    /// assert!(start.elapsed() >= Duration::from_millis(200));
+    /// assert!(start.elapsed() < Duration::from_secs(4));
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn websocket_close_timeout(mut self, t: Duration) -> Self {
         self.config.ws_close_timeout = t;
