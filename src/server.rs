@@ -118,13 +118,38 @@ impl ServerBuilder {
     /// overrides it per connection.
     ///
     /// ```
-    /// use natron::{Server, WebSocketCompression};
+    /// use natron::{Request, Server, WebSocketCompression};
+    /// # use std::io::{Read, Write};
     ///
     /// let server = Server::builder()
     ///     // Messages under 256 bytes are sent uncompressed.
     ///     .websocket_compression(WebSocketCompression::new().threshold(256))
+    ///     .handler(|req: Request| drop(req.upgrade_to_websocket()))
+    ///     .websocket_handler(|_: natron::WebSocket, _: natron::WebSocketEvent| {})
     ///     .build();
-    /// # drop(server);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5))?;
+    /// # let mut conn = std::net::TcpStream::connect(addr)?;
+    /// // A client that offers permessage-deflate gets it in the 101.
+    /// conn.write_all(
+    ///     b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+    ///       Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+    /// )?;
+    /// # let mut head = Vec::new();
+    /// # let mut byte = [0u8; 1];
+    /// # while !head.ends_with(b"\r\n\r\n") {
+    /// #     conn.read_exact(&mut byte)?;
+    /// #     head.push(byte[0]);
+    /// # }
+    /// # let head = String::from_utf8(head).unwrap();
+    /// assert!(head.starts_with("HTTP/1.1 101 "));
+    /// assert!(head.contains("\r\nSec-WebSocket-Extensions: permessage-deflate"));
+    /// # drop(conn);
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn websocket_compression(mut self, compression: crate::WebSocketCompression) -> Self {
         self.config.ws_compression = Some(compression);
@@ -136,14 +161,17 @@ impl ServerBuilder {
     /// outermost: its `before` runs first, its `after` and `done` last.
     ///
     /// ```
-    /// use natron::middleware::AccessLog;
-    /// use natron::{Request, Server};
+    /// use natron::middleware::RequestIds;
+    /// use natron::{test::TestClient, Request, Server};
     ///
-    /// let server = Server::builder()
-    ///     .middleware(AccessLog::new())
-    ///     .handler(|req: Request| req.respond(200, (), "ok"))
-    ///     .build();
-    /// # drop(server);
+    /// let client = TestClient::with_server(
+    ///     Server::builder()
+    ///         .middleware(RequestIds::new())
+    ///         .handler(|req: Request| req.respond(200, (), "ok")),
+    /// );
+    /// // The middleware answered too: it echoes the client's request id.
+    /// let res = client.get("/").header("X-Request-Id", "abc-1").send().unwrap();
+    /// assert_eq!(res.header("x-request-id"), Some("abc-1"));
     /// ```
     pub fn middleware(mut self, m: impl crate::Middleware) -> Self {
         self.middleware.push(Arc::new(m));
@@ -205,10 +233,18 @@ impl ServerBuilder {
     ///
     /// ```
     /// use natron::Server;
+    /// use std::time::Duration;
     ///
     /// // Handlers that block on a database: 64 workers from the start.
     /// let server = Server::builder().worker_threads(64).build();
-    /// # drop(server);
+    /// let handle = server.handle();
+    /// let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// handle.wait_until_ready(Duration::from_secs(5))?;
+    /// let stats = handle.stats();
+    /// assert_eq!(stats.workers_idle + stats.workers_busy, 64);
+    /// handle.close();
+    /// serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.config.worker_threads = n.max(1);
@@ -230,6 +266,56 @@ impl ServerBuilder {
     /// // A fixed pool of 8 workers: never more, never fewer.
     /// let server = Server::builder().worker_threads(8).max_worker_threads(8).build();
     /// # drop(server);
+    /// ```
+    ///
+    /// Growing: one base worker, a second one while the first is blocked.
+    ///
+    /// ```
+    /// use natron::{Request, Server};
+    /// use std::io::{Read, Write};
+    /// use std::sync::{mpsc, Mutex};
+    /// use std::time::Duration;
+    ///
+    /// let (entered, inside) = mpsc::channel();
+    /// let (release, released) = mpsc::channel::<()>();
+    /// let (entered, released) = (Mutex::new(entered), Mutex::new(released));
+    /// let server = Server::builder()
+    ///     .worker_threads(1)
+    ///     .max_worker_threads(2)
+    ///     .handler(move |req: Request| {
+    ///         entered.lock().unwrap().send(()).unwrap();
+    ///         released.lock().unwrap().recv().unwrap(); // blocked, as on a slow database
+    ///         req.respond(200, (), "ok");
+    ///     })
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    /// let clients: Vec<_> = (0..2)
+    ///     .map(|_| {
+    ///         std::thread::spawn(move || {
+    ///             let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    ///             conn.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    ///                 .unwrap();
+    ///             let mut res = String::new();
+    ///             conn.read_to_string(&mut res).unwrap();
+    ///             res
+    ///         })
+    ///     })
+    ///     .collect();
+    /// // Both handlers run at once: the pool grew to its maximum.
+    /// for _ in 0..2 {
+    ///     inside.recv_timeout(Duration::from_secs(5)).expect("two handlers at once");
+    /// }
+    /// assert_eq!(handle.stats().workers_busy, 2);
+    /// release.send(()).unwrap();
+    /// release.send(()).unwrap();
+    /// for client in clients {
+    ///     assert!(client.join().unwrap().ends_with("\r\n\r\nok"));
+    /// }
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn max_worker_threads(mut self, n: usize) -> Self {
         self.config.max_worker_threads = n;
@@ -574,10 +660,33 @@ impl ServerBuilder {
     /// less a tenth of it (at least 64) kept for everything else.
     ///
     /// ```
-    /// use natron::Server;
+    /// use natron::{Request, Server};
+    /// use std::io::{Read, Write};
     ///
-    /// let server = Server::builder().max_connections(10_000).build();
-    /// # drop(server);
+    /// let server = Server::builder()
+    ///     .max_connections(1)
+    ///     .handler(|req: Request| req.respond(200, (), "ok"))
+    ///     .build();
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(std::time::Duration::from_secs(5))?;
+    /// let mut first = std::net::TcpStream::connect(addr)?;
+    /// first.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")?;
+    /// # let mut got = Vec::new();
+    /// # let mut buf = [0u8; 256];
+    /// # while !got.ends_with(b"ok") {
+    /// #     let n = first.read(&mut buf)?;
+    /// #     assert!(n > 0, "closed early");
+    /// #     got.extend_from_slice(&buf[..n]);
+    /// # }
+    /// // Answered and kept alive: the one connection allowed is open, so the
+    /// // acceptor waits for it to close.
+    /// let stats = handle.stats();
+    /// assert_eq!((stats.http_connections, stats.connection_limit_reached), (1, 1));
+    /// # drop(first);
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn max_connections(mut self, n: usize) -> Self {
         self.config.max_connections = n.max(1);
@@ -757,13 +866,38 @@ impl ServerBuilder {
     /// frame before dropping the connection. Default 5 s.
     ///
     /// ```
-    /// use natron::Server;
-    /// use std::time::Duration;
+    /// use natron::{Request, Server, WebSocket, WebSocketEvent};
+    /// use std::io::{Read, Write};
+    /// use std::time::{Duration, Instant};
     ///
     /// let server = Server::builder()
-    ///     .websocket_close_timeout(Duration::from_secs(1))
+    ///     .websocket_close_timeout(Duration::from_millis(200))
+    ///     .handler(|req: Request| drop(req.upgrade_to_websocket()))
+    ///     .websocket_handler(|ws: WebSocket, event: WebSocketEvent| {
+    ///         if event == WebSocketEvent::Open {
+    ///             let _ = ws.close(1001, "going away");
+    ///         }
+    ///     })
     ///     .build();
-    /// # drop(server);
+    /// # let handle = server.handle();
+    /// # let serving = std::thread::spawn(move || server.serve("127.0.0.1:0"));
+    /// # let addr = handle.wait_until_ready(Duration::from_secs(5))?;
+    /// // A client that never answers the server's close frame.
+    /// let mut conn = std::net::TcpStream::connect(addr)?;
+    /// let start = Instant::now();
+    /// conn.write_all(
+    ///     b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+    ///       Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+    /// )?;
+    /// let mut wire = Vec::new();
+    /// conn.read_to_end(&mut wire)?; // the 101, the close frame, then the end
+    /// assert!(wire.starts_with(b"HTTP/1.1 101 "));
+    /// // Dropped after the 200 ms, not the default 5 s.
+    /// assert!(start.elapsed() >= Duration::from_millis(200));
+    /// assert!(start.elapsed() < Duration::from_secs(4));
+    /// # handle.close();
+    /// # serving.join().unwrap()?;
+    /// # Ok::<(), std::io::Error>(())
     /// ```
     pub fn websocket_close_timeout(mut self, t: Duration) -> Self {
         self.config.ws_close_timeout = t;

@@ -462,3 +462,29 @@ fn serve_dir_at_the_root_and_prefix_spellings() {
     raw_get(&s, "/a/%62/hello.txt", "").assert("HTTP/1.1 200 OK", "hello\n");
     assert_eq!(raw_get(&s, "/a/hello.txt", "").status, 404);
 }
+
+/// A modification time in the future (a clock that was wrong, an archive's
+/// dates) is sent as the response's own date: RFC 9110 §8.8.2.1, an origin
+/// server MUST NOT generate a `Last-Modified` later than its `Date`. Past
+/// the year 9999 (which tmpfs can hold; ext4 cuts it to 2446), formatting
+/// the date panicked and the file was answered `500`.
+#[test]
+fn a_modification_time_in_the_future_is_sent_as_now() {
+    let _m = beside_others();
+    let tree = Tree::new();
+    let far = std::time::UNIX_EPOCH + Duration::from_secs(300_000_000_000); // year 11476
+    let file = std::fs::File::options()
+        .write(true)
+        .open(tree.root().join("hello.txt"))
+        .unwrap();
+    file.set_modified(far).unwrap();
+    drop(file);
+    let s = routed(&tree);
+    let r = raw_get(&s, "/static/hello.txt", "");
+    r.assert("HTTP/1.1 200 OK", "hello\n");
+    let date = |name: &str| {
+        let v = r.header(name).unwrap_or_else(|| panic!("no {name}"));
+        httpdate::parse_http_date(v).unwrap_or_else(|e| panic!("{name}: {v:?}: {e}"))
+    };
+    assert!(date("last-modified") <= date("date"));
+}

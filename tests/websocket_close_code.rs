@@ -43,3 +43,39 @@ fn close_refuses_codes_that_may_not_be_sent_and_keeps_the_connection_open() {
     drop(ws);
     server.stop_ok();
 }
+
+/// `1012` (Service Restart), `1013` (Try Again Later) and `1014` (Bad
+/// Gateway) are assigned in IANA's WebSocket Close Code Number Registry
+/// (RFC 6455 §11.7): a server may send them (a gateway's `1014`), and a
+/// client's is a normal close. `1014` was refused both ways (tungstenite's
+/// `CloseCode` has no name for it: `Bad(1014)`): `close(1014, ..)` returned
+/// `InvalidCode`, and a client's `1014` failed the connection with `1002`.
+#[test]
+fn the_registered_codes_1012_to_1014_are_sent_and_accepted() {
+    let (tx, rx) = mpsc::channel();
+    let tx = Mutex::new(tx);
+    let server = start(
+        builder()
+            .handler(|req: Request| drop(req.upgrade_to_websocket()))
+            .websocket_handler(move |ws: WebSocket, event: WebSocketEvent| {
+                if let WebSocketEvent::Message(Message::Text(code)) = event {
+                    let code: u16 = code.parse().unwrap();
+                    tx.lock().unwrap().send(ws.close(code, "bye")).unwrap();
+                }
+            }),
+    );
+    for code in [1012, 1013, 1014] {
+        let mut ws = server.websocket("/");
+        ws.send_text(&code.to_string());
+        assert_eq!(rx.recv_timeout(EVENT_TIMEOUT).unwrap(), Ok(()), "{code}");
+        assert_eq!(ws.expect_close(), (code, "bye".to_owned()));
+        ws.finish();
+
+        let mut ws = server.websocket("/");
+        ws.send_close(code, "client bye");
+        let (close, _) = ws.read_until_close();
+        assert_eq!(close.map(|c| c.0), Some(code), "the server echoes {code}");
+        ws.finish();
+    }
+    server.stop_ok();
+}

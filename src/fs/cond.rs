@@ -24,7 +24,9 @@ pub(crate) struct Validators {
     /// to the nanosecond, so a rewrite of the same length within a second
     /// still changes it.
     pub(crate) etag: String,
-    /// Seconds since the epoch, the precision of an HTTP-date.
+    /// Seconds since the epoch, the precision of an HTTP-date; never
+    /// later than now (RFC 9110 §8.8.2.1: a modification time in the
+    /// future is sent as the message's date).
     pub(crate) modified: u64,
 }
 
@@ -39,7 +41,11 @@ impl Validators {
                 since.as_secs(),
                 since.subsec_nanos()
             ),
-            modified: since.as_secs(),
+            modified: since.as_secs().min(
+                SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
         }
     }
 

@@ -23,10 +23,15 @@ pub(crate) fn write_now(out: &mut Vec<u8>) {
     });
 }
 
+/// The last second an HTTP-date can hold (its year has four digits):
+/// `Fri, 31 Dec 9999 23:59:59 GMT`. `httpdate` panics past it.
+const LAST: u64 = 253_402_300_799;
+
 /// Formats seconds since the Unix epoch as an IMF-fixdate,
-/// `Sun, 06 Nov 1994 08:49:37 GMT`.
+/// `Sun, 06 Nov 1994 08:49:37 GMT`; a time past the year 9999 as its
+/// last second.
 pub(crate) fn format(secs: u64) -> String {
-    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs))
+    httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs.min(LAST)))
 }
 
 /// An HTTP-date as seconds since the Unix epoch. RFC 9110 §5.6.7: a
@@ -47,6 +52,10 @@ mod tests {
         assert_eq!(super::format(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
         assert_eq!(super::format(0), "Thu, 01 Jan 1970 00:00:00 GMT");
         assert_eq!(super::format(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        // Past the year 9999 (a file's mtime can be): its last second, no panic.
+        for secs in [super::LAST, super::LAST + 1, u64::MAX] {
+            assert_eq!(super::format(secs), "Fri, 31 Dec 9999 23:59:59 GMT");
+        }
     }
 
     #[test]

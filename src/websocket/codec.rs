@@ -23,7 +23,7 @@
 
 use super::deflate::{Agreed, Inflater};
 use std::io::Cursor;
-use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
 
 /// A complete message or control frame from the client.
@@ -309,13 +309,23 @@ fn check_utf8(msg: &mut MessageState, complete: bool) -> Result<(), WsError> {
     Ok(())
 }
 
+/// Whether an endpoint may send `code` in a Close frame (RFC 6455 §7.4):
+/// the codes assigned in IANA's WebSocket Close Code Number Registry
+/// (§11.7) but `1004` (reserved), `1005`, `1006` and `1015` (never sent),
+/// and the ranges `3000..=3999` (registered) and `4000..=4999` (private).
+/// tungstenite's `CloseCode::is_allowed` also refuses `1014` (Bad
+/// Gateway), which it does not name.
+pub(crate) fn close_code_allowed(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
+}
+
 fn parse_close(payload: Vec<u8>) -> Result<Option<(u16, String)>, WsError> {
     match payload.len() {
         0 => Ok(None),
         1 => Err(err(1002, "close frame with a 1-byte payload")),
         _ => {
             let code = u16::from_be_bytes([payload[0], payload[1]]);
-            if !CloseCode::from(code).is_allowed() {
+            if !close_code_allowed(code) {
                 return Err(err(1002, "invalid close code"));
             }
             let reason = String::from_utf8(payload[2..].to_vec())

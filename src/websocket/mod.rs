@@ -36,7 +36,7 @@ use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tungstenite::protocol::frame::coding::{CloseCode, Control, Data, OpCode};
+use tungstenite::protocol::frame::coding::{Control, Data, OpCode};
 
 /// A WebSocket message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -575,7 +575,7 @@ impl WebSocket {
     /// the WebSocket stays open. Nothing is sent on error.
     pub fn close(&self, code: u16, reason: &str) -> Result<(), SendError> {
         // The codes natron's own decoder refuses from a client (`codec`).
-        if !CloseCode::from(code).is_allowed() {
+        if !codec::close_code_allowed(code) {
             return Err(SendError::InvalidCode);
         }
         if !self.shared.begin_close() {
