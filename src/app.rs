@@ -66,6 +66,7 @@ pub(crate) struct Config {
     /// the open-file limit at `build`).
     pub(crate) max_connections: usize,
     /// A builder setting that was refused; `serve` returns it as an error.
+    /// Only `allowed_origins` sets it: a later origin setting clears it.
     pub(crate) invalid: Option<String>,
 }
 

@@ -748,8 +748,13 @@ impl ServerBuilder {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        // The last call decides, as for every setting: a valid list (or
+        // `allow_any_origin`) replaces an earlier invalid one.
         match OriginPolicy::same_host_or(origins) {
-            Ok(policy) => self.config.origin_policy = policy,
+            Ok(policy) => {
+                self.config.origin_policy = policy;
+                self.config.invalid = None;
+            }
             Err(e) => self.config.invalid = Some(format!("allowed_origins: {e}")),
         }
         self
@@ -785,6 +790,7 @@ impl ServerBuilder {
     /// ```
     pub fn allow_any_origin(mut self) -> Self {
         self.config.origin_policy = OriginPolicy::Any;
+        self.config.invalid = None;
         self
     }
 

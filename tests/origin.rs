@@ -132,6 +132,25 @@ fn a_malformed_allowed_origin_fails_serve() {
     assert!(err.to_string().contains("app.example.com"), "{err}");
 }
 
+/// The last origin setting decides: a valid list or `allow_any_origin`
+/// after a malformed list serves (the refusal is not kept).
+#[test]
+fn a_later_origin_setting_replaces_a_malformed_one() {
+    let s = server(
+        builder()
+            .allowed_origins(["app.example.com"])
+            .allowed_origins(["https://app.example.com"]),
+    );
+    assert_eq!(
+        upgrade(&s, "api.example.com", "Origin: https://app.example.com\r\n").0,
+        101
+    );
+    s.stop().0.expect("serve returned Ok");
+    let s = server(builder().allowed_origins(["nope"]).allow_any_origin());
+    assert_eq!(upgrade(&s, "x", "Origin: http://evil.example\r\n").0, 101);
+    s.stop().0.expect("serve returned Ok");
+}
+
 #[test]
 fn forwarding_fields_count_only_from_trusted_proxies() {
     let loopback: IpAddr = "127.0.0.1".parse().unwrap();

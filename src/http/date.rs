@@ -37,7 +37,9 @@ pub(crate) fn format(secs: u64) -> String {
 /// An HTTP-date as seconds since the Unix epoch. RFC 9110 §5.6.7: a
 /// recipient reads all three forms: IMF-fixdate
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form
-/// (`Sunday, 06-Nov-94 08:49:37 GMT`, two-digit years below 70 are 20xx)
+/// (`Sunday, 06-Nov-94 08:49:37 GMT`, `httpdate` reads two-digit years
+/// below 70 as 20xx, where RFC 9110 would take 70–76 as 2070–2076 in 2026:
+/// a date no client sends)
 /// and asctime (`Sun Nov  6 08:49:37 1994`). `None` for anything else,
 /// and for dates before 1970.
 pub(crate) fn parse(v: &str) -> Option<u64> {
