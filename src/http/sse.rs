@@ -316,7 +316,9 @@ impl EventStream {
     /// timeout sweep, which runs every quarter of its shortest timeout
     /// (between 10 ms and 1 s), so a heartbeat may be that much late.
     /// Default: half the server's `idle_timeout`, at most 15 s. The
-    /// heartbeat is a comment line and an empty line, `:\n\n`.
+    /// heartbeat is a comment line and an empty line, `:\n\n`. An `every`
+    /// of zero (or below the sweep's period) sends one at every sweep
+    /// while the stream is quiet.
     ///
     /// A [`TestClient`](crate::test::TestClient) has no timeout sweep, so
     /// it sees no heartbeat; this example runs a server:
