@@ -9,8 +9,10 @@ use common::*;
 use natron::{Message, Request, SendError, WebSocket, WebSocketEvent};
 use std::sync::{mpsc, Mutex};
 
-#[test]
-fn close_refuses_codes_that_may_not_be_sent_and_keeps_the_connection_open() {
+/// A server whose WebSockets close with the code each text message names,
+/// then send `close`'s result (which goes out only if the close was
+/// refused); the test gets each code and result through the channel.
+fn closing_server() -> (TestServer, mpsc::Receiver<(u16, Result<(), SendError>)>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let server = start(
@@ -20,12 +22,17 @@ fn close_refuses_codes_that_may_not_be_sent_and_keeps_the_connection_open() {
                 if let WebSocketEvent::Message(Message::Text(code)) = event {
                     let code: u16 = code.parse().unwrap();
                     let result = ws.close(code, "bye");
-                    // Still open after a refused code: this send goes out.
                     let _ = ws.send_text(&format!("{result:?}"));
                     tx.lock().unwrap().send((code, result)).unwrap();
                 }
             }),
     );
+    (server, rx)
+}
+
+#[test]
+fn close_refuses_codes_that_may_not_be_sent_and_keeps_the_connection_open() {
+    let (server, rx) = closing_server();
     let mut ws = server.websocket("/");
     for code in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, u16::MAX] {
         ws.send_text(&code.to_string());
@@ -52,22 +59,11 @@ fn close_refuses_codes_that_may_not_be_sent_and_keeps_the_connection_open() {
 /// `InvalidCode`, and a client's `1014` failed the connection with `1002`.
 #[test]
 fn the_registered_codes_1012_to_1014_are_sent_and_accepted() {
-    let (tx, rx) = mpsc::channel();
-    let tx = Mutex::new(tx);
-    let server = start(
-        builder()
-            .handler(|req: Request| drop(req.upgrade_to_websocket()))
-            .websocket_handler(move |ws: WebSocket, event: WebSocketEvent| {
-                if let WebSocketEvent::Message(Message::Text(code)) = event {
-                    let code: u16 = code.parse().unwrap();
-                    tx.lock().unwrap().send(ws.close(code, "bye")).unwrap();
-                }
-            }),
-    );
+    let (server, rx) = closing_server();
     for code in [1012, 1013, 1014] {
         let mut ws = server.websocket("/");
         ws.send_text(&code.to_string());
-        assert_eq!(rx.recv_timeout(EVENT_TIMEOUT).unwrap(), Ok(()), "{code}");
+        assert_eq!(rx.recv_timeout(EVENT_TIMEOUT).unwrap(), (code, Ok(())));
         assert_eq!(ws.expect_close(), (code, "bye".to_owned()));
         ws.finish();
 
