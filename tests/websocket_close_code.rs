@@ -9,10 +9,13 @@ use common::*;
 use natron::{Message, Request, SendError, WebSocket, WebSocketEvent};
 use std::sync::{mpsc, Mutex};
 
+/// A code a handler closed with, and what `close` returned.
+type Closed = (u16, Result<(), SendError>);
+
 /// A server whose WebSockets close with the code each text message names,
 /// then send `close`'s result (which goes out only if the close was
 /// refused); the test gets each code and result through the channel.
-fn closing_server() -> (TestServer, mpsc::Receiver<(u16, Result<(), SendError>)>) {
+fn closing_server() -> (TestServer, mpsc::Receiver<Closed>) {
     let (tx, rx) = mpsc::channel();
     let tx = Mutex::new(tx);
     let server = start(
