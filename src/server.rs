@@ -679,11 +679,19 @@ impl ServerBuilder {
     /// #     assert!(n > 0, "closed early");
     /// #     got.extend_from_slice(&buf[..n]);
     /// # }
-    /// // Answered and kept alive: the one connection allowed is open, so the
-    /// // acceptor waits for it to close.
-    /// let stats = handle.stats();
-    /// assert_eq!((stats.http_connections, stats.connection_limit_reached), (1, 1));
-    /// # drop(first);
+    /// // Answered and kept alive: the one connection allowed is open, so a
+    /// // second waits in the listen backlog, unanswered...
+    /// let mut second = std::net::TcpStream::connect(addr)?;
+    /// second.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")?;
+    /// second.set_read_timeout(Some(std::time::Duration::from_millis(200)))?;
+    /// assert!(second.read(&mut [0u8; 1]).is_err(), "answered past the limit");
+    /// // ...until the first closes.
+    /// drop(first);
+    /// second.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    /// let mut answer = String::new();
+    /// second.read_to_string(&mut answer)?;
+    /// assert!(answer.starts_with("HTTP/1.1 200 OK") && answer.ends_with("ok"));
+    /// assert!(handle.stats().connection_limit_reached >= 1);
     /// # handle.close();
     /// # serving.join().unwrap()?;
     /// # Ok::<(), std::io::Error>(())
