@@ -25,7 +25,7 @@ pub(crate) const DEFAULT_MAX_WORKER_THREADS: usize = 512;
 /// Server settings. Defaults follow Mummy where Mummy has one.
 #[derive(Clone, Debug)]
 pub(crate) struct Config {
-    /// What handlers borrow with `Request::state` (`ServerBuilder::state`).
+    /// What handlers get with `Request::state` (`ServerBuilder::state`).
     pub(crate) states: crate::state::States,
     pub(crate) worker_threads: usize,
     pub(crate) max_worker_threads: usize,
